@@ -1,0 +1,22 @@
+import type { ChainPosition } from './pin';
+
+export type StepStatus = 'pending' | 'confirmed' | 'rejected';
+
+/** One step of an instance's history, as every participant records it. */
+export interface StepRecord {
+  envelopeHash: string;
+  instanceId: string;
+  step: string;
+  author: string;
+  status: StepStatus;
+  /** Position in the instance's decided history (0-based); absent while pending. */
+  seq?: number;
+  chain?: ChainPosition;
+  /** Present only where this party may see the step's data. */
+  input?: unknown;
+  signature: string;
+  proposedAt: string;
+  decidedAt?: string;
+  /** Why a step was rejected, e.g. the envelope hash of the step that won a conflict. */
+  rejection?: { code: string; message: string; winner?: string };
+}
