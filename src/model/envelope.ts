@@ -1,6 +1,8 @@
 /**
- * A step envelope: what a party proposes. Its hash is what gets pinned (masked) on chain;
- * its signature binds it to the author's key.
+ * A step envelope: what a party proposes. The envelope itself carries no business data, only
+ * the hash of it (`inputHash`), so that participants outside the step's visibility can still
+ * verify that the step happened and apply the process rules. Its hash is what gets pinned
+ * (masked) on chain; its signature binds it to the author's key.
  */
 export interface Envelope {
   v: 1;
@@ -8,10 +10,18 @@ export interface Envelope {
   definitionHash: string;
   step: string;
   author: string;
-  input: unknown;
   /** Unique per proposal, so that two identical proposals still differ in hash. */
   nonce: string;
   proposedAt: string;
+  /** keccak256(canonical(StepData)). */
+  inputHash: string;
+}
+
+/** The private part of a step: sent only to the roles allowed to see it. */
+export interface StepData {
+  /** Random salt, so that a guessable input cannot be confirmed from its hash. */
+  salt: string;
+  input: unknown;
 }
 
 export interface SignedEnvelope {
@@ -20,4 +30,6 @@ export interface SignedEnvelope {
   hash: string;
   /** Author's EIP-191 signature over the hash bytes. */
   signature: string;
+  /** Present only for recipients entitled to the step's data. */
+  data?: StepData;
 }

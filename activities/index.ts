@@ -1,0 +1,93 @@
+/**
+ * The instance workflow's activities: every side effect of a step (signing, private transfer,
+ * pinning, persistence). Each is idempotent, because Temporal retries it until it succeeds.
+ */
+import { keccak256 } from 'ethers';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { SignedEnvelope } from '../src/model/envelope';
+import type { StepDefinition } from '../src/model/definition';
+import { rolesOf } from '../src/model/instance';
+import type { NodeContext } from '../src/node/context';
+import { sealEnvelope, signHash } from '../src/envelope/seal';
+import { maskPin } from '../src/chain/pins';
+import { sendEnvelope, sendInvitation } from '../src/exchange/client';
+import type { Decision } from '../src/store/store';
+import type { InstanceDoc, StepDoc } from '../src/store/documents';
+
+export interface SealRequest {
+  instanceId: string;
+  step: string;
+  input: unknown;
+  /** Chosen by the workflow, so a retried seal rebuilds the very same envelope. */
+  nonce: string;
+  proposedAt: string;
+}
+
+export function createActivities(ctx: NodeContext) {
+  async function instance(instanceId: string): Promise<InstanceDoc> {
+    const doc = await ctx.store.instance(instanceId);
+    if (!doc) throw ApplicationFailure.nonRetryable(`instance ${instanceId} is not in this node's store`, 'not_found');
+    return doc;
+  }
+
+  async function storedStep(envelopeHash: string): Promise<StepDoc> {
+    const doc = await ctx.store.step(envelopeHash);
+    if (!doc) throw ApplicationFailure.nonRetryable(`step ${envelopeHash} is not in this node's store`, 'not_found');
+    return doc;
+  }
+
+  function mayRead(step: StepDefinition, roles: string[]): boolean {
+    return !step.visibility || roles.some((r) => step.visibility!.includes(r));
+  }
+
+  return {
+    async inviteParticipant(req: { instanceId: string; to: string }): Promise<void> {
+      const doc = await instance(req.instanceId);
+      await sendInvitation(ctx.network.parties[req.to]!, { header: doc.header, secret: doc.secret, signature: doc.invitationSignature }, ctx.party);
+    },
+
+    async sealStep(req: SealRequest): Promise<{ envelopeHash: string }> {
+      const doc = await instance(req.instanceId);
+      // The salt is derived from our key and the nonce: unguessable to others, stable across retries.
+      const salt = keccak256(signHash(ctx.wallet, keccak256(Buffer.from(`salt:${req.nonce}`))));
+      const signed = sealEnvelope(ctx.wallet, {
+        instanceId: req.instanceId,
+        definitionHash: doc.header.definitionHash,
+        step: req.step,
+        author: ctx.party,
+        nonce: req.nonce,
+        proposedAt: req.proposedAt,
+        salt,
+        input: req.input,
+      });
+      await ctx.store.savePendingStep(signed, maskPin(doc.secret, signed.hash), true);
+      ctx.log.info({ instanceId: req.instanceId, step: req.step, envelopeHash: signed.hash }, 'step sealed');
+      return { envelopeHash: signed.hash };
+    },
+
+    async deliverStep(req: { instanceId: string; envelopeHash: string; to: string }): Promise<void> {
+      const doc = await instance(req.instanceId);
+      const step = await storedStep(req.envelopeHash);
+      const definition = ctx.definitions.byAgreedHash(doc.header.definitionHash, `instance ${req.instanceId}`).definition;
+      const stepDef = definition.steps.find((s) => s.id === step.step)!;
+      const signed: SignedEnvelope = { envelope: step.envelope, hash: step.envelopeHash, signature: step.signature };
+      if (mayRead(stepDef, rolesOf(doc.header, req.to))) signed.data = step.data;
+      await sendEnvelope(ctx.network.parties[req.to]!, signed, ctx.party);
+      ctx.log.info({ instanceId: req.instanceId, step: step.step, to: req.to, withData: signed.data !== undefined }, 'step delivered');
+    },
+
+    async pinStep(req: { instanceId: string; envelopeHash: string }): Promise<{ transactionHash: string }> {
+      const step = await storedStep(req.envelopeHash);
+      const { transactionHash } = await ctx.sequencer.submitPins([step.pin]);
+      ctx.log.info({ instanceId: req.instanceId, step: step.step, transactionHash }, 'step pinned');
+      return { transactionHash };
+    },
+
+    async recordDecision(decision: Decision): Promise<void> {
+      await ctx.store.recordDecision(decision);
+      ctx.log.info({ instanceId: decision.instanceId, envelopeHash: decision.envelopeHash, status: decision.status, seq: decision.seq }, 'step decided');
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,23 @@
+/** The API's representations of stored documents: one view per concept, used by every route. */
+import type { InstanceDoc, StepDoc } from '../store/documents';
+
+export function instanceView(doc: InstanceDoc) {
+  return { ...doc.header, status: doc.status, outcome: doc.outcome ?? null };
+}
+
+export function stepView(doc: StepDoc, head: number) {
+  return {
+    seq: doc.seq ?? null,
+    step: doc.step,
+    author: doc.author,
+    status: doc.status,
+    envelopeHash: doc.envelopeHash,
+    signature: doc.signature,
+    proposedAt: doc.proposedAt,
+    decidedAt: doc.decidedAt ?? null,
+    chain: doc.chain ? { ...doc.chain, confirmations: Math.max(0, head - doc.chain.blockNumber + 1) } : null,
+    input: doc.input ?? null,
+    visible: doc.data !== undefined,
+    rejection: doc.rejection ?? null,
+  };
+}

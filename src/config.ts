@@ -1,0 +1,79 @@
+/**
+ * The node's configuration: one typed, validated object built from command-line options, the
+ * environment (LOCKSTEP_*) and the network file, with defaults that work on a laptop.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { NetworkFile } from './model/network';
+import { repoRoot } from './paths';
+
+export interface NodeConfig {
+  party: string;
+  networkFile: string;
+  definitionsDir: string;
+  /** Where the REST API and the data-exchange endpoint listen (taken from the network file). */
+  apiPort: number;
+  dxPort: number;
+  listenHost: string;
+  /** Blocks a pin must be buried under before its step is final. */
+  confirmations: number;
+  /** How often the chain listener polls for new blocks. */
+  chainPollMs: number;
+  /** Largest request body accepted by the API and data-exchange endpoints. */
+  bodyLimitBytes: number;
+  logLevel: string;
+}
+
+export interface NodeOptions {
+  party?: string;
+  networkFile?: string;
+  definitionsDir?: string;
+}
+
+function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+export function readNetworkFile(path: string): NetworkFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new Error(`network file ${path} not found: start the local stack (npm run stack) or pass --network`);
+  }
+  return JSON.parse(text) as NetworkFile;
+}
+
+function portOf(url: string, what: string): number {
+  const port = Number(new URL(url).port);
+  if (!port) throw new Error(`${what} ${url} has no port`);
+  return port;
+}
+
+export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = process.env): { config: NodeConfig; network: NetworkFile } {
+  const party = opts.party ?? env.LOCKSTEP_PARTY;
+  if (!party) throw new Error('no party given: pass --party NAME or set LOCKSTEP_PARTY');
+  const networkFile = resolve(opts.networkFile ?? env.LOCKSTEP_NETWORK ?? '.lockstep/network.json');
+  const network = readNetworkFile(networkFile);
+  const me = network.parties[party];
+  if (!me) throw new Error(`party "${party}" is not in ${networkFile}; parties: ${Object.keys(network.parties).join(', ')}`);
+  const config: NodeConfig = {
+    party,
+    networkFile,
+    definitionsDir: resolve(opts.definitionsDir ?? env.LOCKSTEP_DEFINITIONS ?? join(repoRoot(), 'definitions')),
+    apiPort: portOf(me.apiUrl, 'apiUrl'),
+    dxPort: portOf(me.dxUrl, 'dxUrl'),
+    listenHost: env.LOCKSTEP_LISTEN_HOST ?? '127.0.0.1',
+    confirmations: intFromEnv(env, 'LOCKSTEP_CONFIRMATIONS', network.chain.confirmations, 1, 1000),
+    chainPollMs: intFromEnv(env, 'LOCKSTEP_CHAIN_POLL_MS', 250, 10, 60_000),
+    bodyLimitBytes: intFromEnv(env, 'LOCKSTEP_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
+    logLevel: env.LOCKSTEP_LOG_LEVEL ?? 'info',
+  };
+  return { config, network };
+}

@@ -1,0 +1,48 @@
+/** Building and signing envelopes and invitations: the only place a party's key signs data. */
+import { getBytes, hexlify, randomBytes, type Wallet } from 'ethers';
+import type { Envelope, SignedEnvelope, StepData } from '../model/envelope';
+import type { InstanceHeader, Invitation } from '../model/instance';
+import { hashJson } from './canonical';
+
+export interface ProposalFields {
+  instanceId: string;
+  definitionHash: string;
+  step: string;
+  author: string;
+  nonce: string;
+  proposedAt: string;
+  salt: string;
+  input: unknown;
+}
+
+/**
+ * Signs an EIP-191 personal message over the 32 hash bytes, so any standard tool can verify it.
+ * ethers signs deterministically (RFC 6979): a retried seal yields the very same envelope.
+ */
+export function signHash(wallet: Wallet, hash: string): string {
+  return wallet.signMessageSync(getBytes(hash));
+}
+
+export function sealEnvelope(wallet: Wallet, p: ProposalFields): SignedEnvelope {
+  const data: StepData = { salt: p.salt, input: p.input };
+  const envelope: Envelope = {
+    v: 1,
+    instanceId: p.instanceId,
+    definitionHash: p.definitionHash,
+    step: p.step,
+    author: p.author,
+    nonce: p.nonce,
+    proposedAt: p.proposedAt,
+    inputHash: hashJson(data),
+  };
+  const hash = hashJson(envelope);
+  return { envelope, hash, signature: signHash(wallet, hash), data };
+}
+
+export function sealInvitation(wallet: Wallet, header: InstanceHeader, secret: string): Invitation {
+  return { header, secret, signature: signHash(wallet, hashJson(header)) };
+}
+
+export function newSecret(): string {
+  return hexlify(randomBytes(32));
+}

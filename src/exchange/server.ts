@@ -1,0 +1,80 @@
+/**
+ * Private transfer, receiving side: the endpoint peers post invitations and envelopes to.
+ * Everything is checked before anything is stored: signatures against the network file, hashes
+ * recomputed, the definition hash known, the sender a participant, the input valid against the
+ * step's schema (a node never trusts a peer's validation).
+ */
+import express, { type Express, type Request } from 'express';
+import type { SignedEnvelope } from '../model/envelope';
+import type { Invitation } from '../model/instance';
+import { participantsOf, rolesOf } from '../model/instance';
+import { LockstepError } from '../model/errors';
+import { verifyEnvelope, verifyInvitation } from '../envelope/verify';
+import { maskPin } from '../chain/pins';
+import { findStep } from '../process/rules';
+import { validateInput } from '../process/input';
+import { problemHandler } from '../http/problem';
+import type { NodeContext } from '../node/context';
+import { notifyEnvelope, startInstanceWorkflow } from '../node/workflows';
+import type { PinSignaller } from '../node/pin-signals';
+import { requireShape } from '../http/shape';
+
+function senderOf(req: Request): string | undefined {
+  const header = req.header('x-lockstep-party');
+  return header === undefined ? undefined : String(header);
+}
+
+export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.json({ limit: ctx.config.bodyLimitBytes, strict: true }));
+
+  app.post('/dx/v1/invitations', async (req, res) => {
+    const invitation = requireShape<Invitation>(req.body, 'invitation');
+    verifyInvitation(ctx.network, invitation);
+    const { header } = invitation;
+    ctx.definitions.byAgreedHash(header.definitionHash, `invitation to instance ${header.id}`);
+    if (!participantsOf(header).includes(ctx.party)) {
+      throw new LockstepError('forbidden', `${ctx.party} plays no role in instance ${header.id}`, [{ field: '/header/roles', message: 'not a participant' }]);
+    }
+    const unknown = participantsOf(header).filter((p) => !ctx.network.parties[p]);
+    if (unknown.length > 0) throw new LockstepError('bad_request', `unknown parties: ${unknown.join(', ')}`, [{ field: '/header/roles', message: 'unknown party' }]);
+    await ctx.store.saveInstance(invitation);
+    await startInstanceWorkflow(ctx, header);
+    ctx.log.info({ instanceId: header.id, from: header.createdBy }, 'invitation accepted');
+    res.status(200).json({ accepted: header.id });
+  });
+
+  app.post('/dx/v1/envelopes', async (req, res) => {
+    const signed = requireShape<SignedEnvelope>(req.body, 'envelope');
+    verifyEnvelope(ctx.network, signed);
+    const e = signed.envelope;
+    const sender = senderOf(req);
+    if (sender !== undefined && sender !== e.author) {
+      throw new LockstepError('forbidden', `${sender} may not forward an envelope authored by ${e.author}`, [{ field: '/envelope/author', message: 'not the sender' }]);
+    }
+    const instance = await ctx.store.instance(e.instanceId);
+    if (!instance) throw new LockstepError('not_found', `unknown instance ${e.instanceId} (its invitation may still be on its way)`, [{ field: '/envelope/instanceId', message: 'unknown instance' }]);
+    if (instance.header.definitionHash !== e.definitionHash) {
+      throw new LockstepError('unknown_definition', `envelope is for definition ${e.definitionHash} but instance ${e.instanceId} runs ${instance.header.definitionHash}`, [
+        { field: '/envelope/definitionHash', message: 'does not match the instance' },
+      ]);
+    }
+    if (!participantsOf(instance.header).includes(e.author)) {
+      throw new LockstepError('forbidden', `${e.author} is not a participant of instance ${e.instanceId}`, [{ field: '/envelope/author', message: 'not a participant' }]);
+    }
+    const { definition } = ctx.definitions.byAgreedHash(e.definitionHash, `envelope ${signed.hash}`);
+    const step = findStep(definition, e.step);
+    const visible = !step.visibility || rolesOf(instance.header, ctx.party).some((r) => step.visibility!.includes(r));
+    if (signed.data !== undefined) validateInput(e.definitionHash, step, signed.data.input);
+    else if (visible) throw new LockstepError('bad_request', `step "${e.step}" is visible to ${ctx.party} but came without its data`, [{ field: '/data', message: 'required' }]);
+    await ctx.store.savePendingStep(signed, maskPin(instance.secret, signed.hash), visible);
+    await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author });
+    await pins.flush();
+    ctx.log.info({ instanceId: e.instanceId, step: e.step, from: e.author, envelopeHash: signed.hash }, 'envelope accepted');
+    res.status(200).json({ accepted: signed.hash });
+  });
+
+  app.use(problemHandler(ctx.log));
+  return app;
+}

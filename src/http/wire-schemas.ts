@@ -1,0 +1,70 @@
+/** JSON Schemas of the wire formats: what peers and apps may send. */
+const hash = { type: 'string', pattern: '^0x[0-9a-f]{64}$' };
+const signature = { type: 'string', pattern: '^0x[0-9a-fA-F]{130}$' };
+const id = { type: 'string', minLength: 1, maxLength: 128 };
+const name = { type: 'string', pattern: '^[a-z][a-z0-9-]{0,62}$' };
+
+const header = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'definitionId', 'definitionHash', 'roles', 'createdBy', 'createdAt'],
+  properties: {
+    id,
+    definitionId: name,
+    definitionHash: hash,
+    roles: { type: 'object', minProperties: 1, propertyNames: name, additionalProperties: name },
+    createdBy: name,
+    createdAt: { type: 'string', format: 'date-time' },
+  },
+};
+
+export const WIRE_SCHEMAS = {
+  invitation: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['header', 'secret', 'signature'],
+    properties: { header, secret: hash, signature },
+  },
+  envelope: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['envelope', 'hash', 'signature'],
+    properties: {
+      envelope: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['v', 'instanceId', 'definitionHash', 'step', 'author', 'nonce', 'proposedAt', 'inputHash'],
+        properties: {
+          v: { const: 1 },
+          instanceId: id,
+          definitionHash: hash,
+          step: name,
+          author: name,
+          nonce: id,
+          proposedAt: { type: 'string', minLength: 1, maxLength: 64 },
+          inputHash: hash,
+        },
+      },
+      hash,
+      signature,
+      data: { type: 'object', additionalProperties: false, required: ['salt', 'input'], properties: { salt: hash, input: {} } },
+    },
+  },
+  startInstance: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['definition', 'roles'],
+    properties: {
+      definition: name,
+      roles: { type: 'object', minProperties: 1, propertyNames: name, additionalProperties: name },
+    },
+  },
+  proposeStep: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['step'],
+    properties: { step: name, input: {} },
+  },
+} as const;
+
+export type WireFormat = keyof typeof WIRE_SCHEMAS;

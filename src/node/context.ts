@@ -1,0 +1,21 @@
+/** Everything a party node's activities, API and data-exchange endpoint share. One per process. */
+import type { Wallet } from 'ethers';
+import type { Client } from '@temporalio/client';
+import type { Logger } from 'pino';
+import type { NetworkFile } from '../model/network';
+import type { DefinitionRegistry } from '../definitions/registry';
+import type { Store } from '../store/store';
+import type { SequencerClient } from '../chain/sequencer';
+import type { NodeConfig } from '../config';
+
+export interface NodeContext {
+  party: string;
+  config: NodeConfig;
+  network: NetworkFile;
+  wallet: Wallet;
+  store: Store;
+  definitions: DefinitionRegistry;
+  sequencer: SequencerClient;
+  temporal: Client;
+  log: Logger;
+}

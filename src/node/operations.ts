@@ -1,0 +1,72 @@
+/**
+ * What a party's app can ask its node to do, independent of transport (REST today, CLI too).
+ * Each operation validates fully before it changes anything.
+ */
+import { randomUUID } from 'node:crypto';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { InstanceHeader } from '../model/instance';
+import { LockstepError, type ErrorCode, type FieldError } from '../model/errors';
+import { newSecret, sealInvitation } from '../envelope/seal';
+import type { NodeContext } from './context';
+import { startInstanceWorkflow } from './workflows';
+import { instanceWorkflowId, proposeUpdate, type ProposeResult } from '../../workflows/messages';
+
+export interface StartRequest {
+  definition: string;
+  roles: Record<string, string>;
+}
+
+export async function startInstance(ctx: NodeContext, request: StartRequest): Promise<InstanceHeader> {
+  const loaded = ctx.definitions.get(request.definition);
+  const declared = Object.keys(loaded.definition.roles);
+  const errors: FieldError[] = [];
+  for (const role of declared) if (!request.roles[role]) errors.push({ field: `/roles/${role}`, message: 'role not bound to a party' });
+  for (const [role, party] of Object.entries(request.roles)) {
+    if (!declared.includes(role)) errors.push({ field: `/roles/${role}`, message: `definition ${loaded.definition.id} has no role "${role}"` });
+    else if (!ctx.network.parties[party]) errors.push({ field: `/roles/${role}`, message: `unknown party "${party}"` });
+  }
+  if (errors.length > 0) {
+    throw new LockstepError('validation_failed', `roles do not fit definition ${loaded.definition.id}: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}`, errors);
+  }
+  if (!Object.values(request.roles).includes(ctx.party)) {
+    throw new LockstepError('forbidden', `${ctx.party} may only start instances it takes part in`, [{ field: '/roles', message: `no role is bound to ${ctx.party}` }]);
+  }
+  const header: InstanceHeader = {
+    id: randomUUID(),
+    definitionId: loaded.definition.id,
+    definitionHash: loaded.hash,
+    roles: request.roles,
+    createdBy: ctx.party,
+    createdAt: new Date().toISOString(),
+  };
+  await ctx.store.saveInstance(sealInvitation(ctx.wallet, header, newSecret()));
+  await startInstanceWorkflow(ctx, header);
+  ctx.log.info({ instanceId: header.id, definition: header.definitionId }, 'instance started');
+  return header;
+}
+
+export async function proposeStep(ctx: NodeContext, instanceId: string, step: string, input: unknown): Promise<ProposeResult> {
+  if (!(await ctx.store.instance(instanceId))) {
+    throw new LockstepError('not_found', `unknown instance ${instanceId}`, [{ field: '/instanceId', message: 'unknown' }]);
+  }
+  const handle = ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId));
+  try {
+    return await handle.executeUpdate(proposeUpdate, { args: [{ step, input }] });
+  } catch (error) {
+    throw asLockstepError(error, instanceId);
+  }
+}
+
+/** Maps the workflow's refusal (an ApplicationFailure typed with our error code) back to a value. */
+function asLockstepError(error: unknown, instanceId: string): unknown {
+  if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure) {
+    const failure = error.cause;
+    const details = (failure.details?.[0] as FieldError[] | undefined) ?? [];
+    return new LockstepError((failure.type as ErrorCode | undefined) ?? 'bad_request', failure.message, details);
+  }
+  if (error instanceof WorkflowNotFoundError || /already completed/i.test((error as Error).message)) {
+    return new LockstepError('conflict', `instance ${instanceId} has ended; it takes no more steps`, [{ field: '/instanceId', message: 'ended' }]);
+  }
+  return error;
+}

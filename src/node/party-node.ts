@@ -1,0 +1,99 @@
+/**
+ * A party node: one process per party, with its Temporal worker (in the party's namespace), its
+ * REST API, its data-exchange endpoint for peers and its chain listener. It reads only its own
+ * database and namespace; it meets other parties only through data exchange and the chain.
+ */
+import type { Server } from 'node:http';
+import { Wallet } from 'ethers';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { NetworkFile } from '../model/network';
+import type { NodeConfig } from '../config';
+import { createActivities } from '../../activities';
+import { SequencerClient } from '../chain/sequencer';
+import { ChainListener } from '../chain/listener';
+import { DefinitionRegistry } from '../definitions/registry';
+import { loadDefinitions } from '../definitions/load';
+import { Store } from '../store/store';
+import { createApiApp } from '../api/app';
+import { createExchangeApp } from '../exchange/server';
+import { createLogger } from '../log';
+import type { NodeContext } from './context';
+import { PinSignaller } from './pin-signals';
+import { TASK_QUEUE } from '../../workflows/messages';
+import { workflowSource } from './workflow-source';
+
+export interface RunningNode {
+  ctx: NodeContext;
+  stop(): Promise<void>;
+}
+
+function listen(app: { listen: (port: number, host: string, cb: () => void) => Server }, port: number, host: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, host, () => resolve(server));
+    server.once('error', reject);
+  });
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+export async function startPartyNode(config: NodeConfig, network: NetworkFile, privateKey: string): Promise<RunningNode> {
+  const log = createLogger(config.party, config.logLevel);
+  const me = network.parties[config.party]!;
+  const wallet = new Wallet(privateKey);
+  if (wallet.address.toLowerCase() !== me.address.toLowerCase()) {
+    throw new Error(`the key given for ${config.party} is for ${wallet.address}, but the network file says ${me.address}`);
+  }
+  const definitions = new DefinitionRegistry(loadDefinitions(config.definitionsDir));
+  const store = await Store.connect(network.mongodb.uri, me.database);
+  const sequencer = new SequencerClient({ rpcUrl: network.chain.rpcUrl, address: network.chain.sequencer, privateKey, chainId: network.chain.chainId });
+  const clientConnection = await Connection.connect({ address: network.temporal.address });
+  const temporal = new Client({ connection: clientConnection, namespace: me.namespace });
+  const ctx: NodeContext = { party: config.party, config, network, wallet, store, definitions, sequencer, temporal, log };
+
+  const workerConnection = await NativeConnection.connect({ address: network.temporal.address });
+  const worker = await Worker.create({
+    connection: workerConnection,
+    namespace: me.namespace,
+    taskQueue: TASK_QUEUE,
+    ...workflowSource(),
+    activities: createActivities(ctx),
+  });
+  const workerRun = worker.run();
+
+  const pins = new PinSignaller(ctx);
+  const listener = new ChainListener({
+    sequencer,
+    store,
+    confirmations: config.confirmations,
+    startBlock: network.chain.deployBlock,
+    pollMs: config.chainPollMs,
+    log,
+    onProgress: () => pins.flush(),
+  });
+  listener.start();
+
+  const api = await listen(createApiApp(ctx, listener), config.apiPort, config.listenHost);
+  const dx = await listen(createExchangeApp(ctx, pins), config.dxPort, config.listenHost);
+  log.info({ api: me.apiUrl, dx: me.dxUrl, namespace: me.namespace, definitions: definitions.all().map((d) => d.definition.id) }, 'node ready');
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await Promise.all([close(api), close(dx)]);
+      await listener.stop();
+      worker.shutdown();
+      await workerRun.catch((err: unknown) => log.warn({ err }, 'worker stopped with an error'));
+      await workerConnection.close();
+      await clientConnection.close();
+      sequencer.destroy();
+      await store.close();
+      log.info('node stopped');
+    })());
+  return { ctx, stop };
+}

@@ -1,0 +1,49 @@
+/**
+ * How the node talks to its own instance workflows: start one, tell it about an envelope or a
+ * final pin. Every call is safe to repeat; the workflow ignores what it already knows.
+ */
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import type { InstanceHeader } from '../model/instance';
+import type { NodeContext } from './context';
+import {
+  envelopeSignal,
+  instanceWorkflowId,
+  pinConfirmedSignal,
+  TASK_QUEUE,
+  type PendingStep,
+  type PinConfirmation,
+} from '../../workflows/messages';
+import { instanceWorkflow } from '../../workflows/instance';
+
+export async function startInstanceWorkflow(ctx: NodeContext, header: InstanceHeader): Promise<void> {
+  const { definition } = ctx.definitions.byAgreedHash(header.definitionHash, `instance ${header.id}`);
+  try {
+    await ctx.temporal.workflow.start(instanceWorkflow, {
+      taskQueue: TASK_QUEUE,
+      workflowId: instanceWorkflowId(header.id),
+      args: [{ header, definition, party: ctx.party }],
+      searchAttributes: {
+        LockstepDefinition: [definition.id],
+        LockstepParties: [...new Set(Object.values(header.roles))],
+      },
+      staticSummary: `${definition.title} (${definition.id}) — ${Object.entries(header.roles).map(([r, p]) => `${r}: ${p}`).join(', ')}`,
+    });
+  } catch (error) {
+    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+  }
+}
+
+export async function notifyEnvelope(ctx: NodeContext, instanceId: string, notice: PendingStep): Promise<void> {
+  await ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId)).signal(envelopeSignal, notice);
+}
+
+/** Returns false when the instance's workflow no longer runs (it has ended). */
+export async function notifyConfirmed(ctx: NodeContext, instanceId: string, confirmation: PinConfirmation): Promise<boolean> {
+  try {
+    await ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId)).signal(pinConfirmedSignal, confirmation);
+    return true;
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return false;
+    throw error;
+  }
+}

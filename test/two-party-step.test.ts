@@ -1,0 +1,117 @@
+/**
+ * The spine, end to end on the real stack: two parties, each with its own node, take the steps of
+ * one purchase order together. A step is pending on both nodes until its pin is N blocks deep, then
+ * confirmed on both; a party cannot take another role's step; bad input names the failing field;
+ * both nodes end with identical histories.
+ */
+import { startTestNetwork, type TestNetwork } from './support/network';
+import { eventually } from './support/eventually';
+
+const CONFIRMATIONS = 2;
+let net: TestNetwork;
+
+beforeAll(async () => {
+  net = await startTestNetwork(['acme', 'globex'], CONFIRMATIONS);
+}, 180_000);
+
+afterAll(async () => {
+  await net?.stop();
+});
+
+interface StepView {
+  seq: number | null;
+  step: string;
+  author: string;
+  status: string;
+  envelopeHash: string;
+  chain: { blockNumber: number; logIndex: number; index: number; transactionHash: string; confirmations: number } | null;
+  input: unknown;
+}
+
+async function history(party: string, instanceId: string): Promise<StepView[]> {
+  const res = await net.api(party).get<{ steps: StepView[] }>(`/instances/${instanceId}/history`);
+  if (res.status !== 200) throw new Error(`history on ${party}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.steps;
+}
+
+async function stepOn(party: string, instanceId: string, envelopeHash: string): Promise<StepView | undefined> {
+  return (await history(party, instanceId)).find((s) => s.envelopeHash === envelopeHash);
+}
+
+/** Proposes a step and takes it through the chain: pending while shallow, confirmed on both at depth N. */
+async function takeStep(party: string, instanceId: string, step: string, input: unknown): Promise<string> {
+  const res = await net.api(party).post(`/instances/${instanceId}/steps`, { step, input });
+  expect(res.status).toBe(202);
+  const hash = res.body.envelopeHash as string;
+  await net.pendingTransactions(1);
+  for (const p of ['acme', 'globex']) {
+    await eventually(`${step} known on ${p}`, () => stepOn(p, instanceId, hash));
+  }
+  await net.mine(CONFIRMATIONS - 1);
+  for (const p of ['acme', 'globex']) {
+    const seen = await eventually(`${step} sequenced on ${p}`, async () => {
+      const s = await stepOn(p, instanceId, hash);
+      return s?.chain ? s : undefined;
+    });
+    expect(seen.status).toBe('pending');
+    expect(seen.chain!.confirmations).toBeLessThan(CONFIRMATIONS);
+  }
+  await net.mine(1);
+  for (const p of ['acme', 'globex']) {
+    const done = await eventually(`${step} confirmed on ${p}`, async () => {
+      const s = await stepOn(p, instanceId, hash);
+      return s?.status === 'confirmed' ? s : undefined;
+    });
+    expect(done.chain!.confirmations).toBeGreaterThanOrEqual(CONFIRMATIONS);
+  }
+  return hash;
+}
+
+test('two parties take a purchase order to the end, with identical histories on both nodes', async () => {
+  const started = await net.api('acme').post('/instances', { definition: 'purchase-order', roles: { buyer: 'acme', seller: 'globex' } });
+  expect(started.status).toBe(201);
+  const id = started.body.instance.id as string;
+  await eventually('instance known on globex', async () => ((await net.api('globex').get(`/instances/${id}`)).status === 200 ? true : undefined));
+
+  const order = await takeStep('acme', id, 'order', { sku: 'BOLT-M8', quantity: 500, unitPrice: 0.12 });
+
+  // globex plays the seller: it may not take the buyer's step, and nothing is recorded anywhere.
+  const forbidden = await net.api('globex').post(`/instances/${id}/steps`, { step: 'pay', input: { amount: 60, reference: 'x' } });
+  expect(forbidden.status).toBe(403);
+  expect(forbidden.contentType).toContain('application/problem+json');
+  expect(forbidden.body.detail).toContain('role buyer');
+
+  // Input that violates the step's schema is refused, naming the failing field.
+  const invalid = await net.api('globex').post(`/instances/${id}/steps`, { step: 'accept', input: { deliveryDate: 'next tuesday' } });
+  expect(invalid.status).toBe(422);
+  expect(invalid.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ field: '/input/deliveryDate' })]));
+
+  // A step whose predecessor is not final yet is refused too.
+  const early = await net.api('globex').post(`/instances/${id}/steps`, { step: 'ship', input: { carrier: 'DHL', trackingId: '1' } });
+  expect(early.status).toBe(409);
+  expect(early.body.detail).toContain('"accept"');
+
+  for (const p of ['acme', 'globex']) expect((await history(p, id)).map((s) => s.envelopeHash)).toEqual([order]);
+
+  await takeStep('globex', id, 'accept', { deliveryDate: '2026-12-01' });
+  await takeStep('globex', id, 'ship', { carrier: 'DHL', trackingId: 'JD0146' });
+  await takeStep('acme', id, 'pay', { amount: 60, reference: 'INV-7781' });
+
+  const acme = await history('acme', id);
+  const globex = await history('globex', id);
+  const comparable = (h: StepView[]) =>
+    h.map((s) => ({ seq: s.seq, step: s.step, author: s.author, status: s.status, envelopeHash: s.envelopeHash, block: s.chain!.blockNumber, logIndex: s.chain!.logIndex, index: s.chain!.index }));
+  expect(comparable(acme)).toEqual(comparable(globex));
+  expect(acme.map((s) => `${s.seq}:${s.step}:${s.author}`)).toEqual(['0:order:acme', '1:accept:globex', '2:ship:globex', '3:pay:acme']);
+  expect(globex[0]!.input).toEqual({ sku: 'BOLT-M8', quantity: 500, unitPrice: 0.12 });
+
+  for (const p of ['acme', 'globex']) {
+    const ended = await eventually(`instance ended on ${p}`, async () => {
+      const res = await net.api(p).get(`/instances/${id}`);
+      return res.body.instance.status === 'ended' ? res.body.instance : undefined;
+    });
+    expect(ended.outcome).toBe('completed');
+  }
+  const late = await net.api('acme').post(`/instances/${id}/steps`, { step: 'order', input: { sku: 'A', quantity: 1, unitPrice: 1 } });
+  expect(late.status).toBe(409);
+});

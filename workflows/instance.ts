@@ -1,0 +1,257 @@
+/**
+ * The process-instance workflow: one per instance on each participant's node.
+ *
+ * A step is proposed through the `propose` update (validated: role, order, input schema), sealed
+ * and signed by an activity, delivered privately to the other participants and pinned on chain.
+ * Every node applies a step only when it holds both the envelope and the confirmed pin, strictly
+ * in chain order, re-checking the rules at that point: the first step sequenced wins, a competing
+ * one is rejected as a conflict naming the winner, identically on every node.
+ *
+ * Deterministic: no I/O, clocks or keys here; everything with a side effect is an activity.
+ */
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { LockstepError } from '../src/model/errors';
+import { comparePositions, type ChainPosition } from '../src/model/pin';
+import { validateInput } from '../src/process/input';
+import { applyStep, checkActor, checkPreconditions, findStep, nextSteps } from '../src/process/rules';
+import { emptyState } from '../src/process/state';
+import { participantsOf } from '../src/model/instance';
+import {
+  envelopeSignal,
+  pinConfirmedSignal,
+  proposeUpdate,
+  viewQuery,
+  type InstanceResult,
+  type InstanceWorkflowInput,
+  type PendingStep,
+  type PinConfirmation,
+} from './messages';
+
+/** Retried until they succeed: a peer or the chain being down delays a step, it never loses it. */
+const durable = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+
+/** Local bookkeeping that must never block on the network. */
+const local = proxyActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
+});
+
+/** Continue-as-new well before Temporal's limits (50k events, 2000 updates per run). */
+const MAX_EVENTS_PER_RUN = 10_000;
+const MAX_MESSAGES_PER_RUN = 1_000;
+const RECENTLY_DECIDED_KEPT = 1_000;
+
+/** Turns a rule violation into a failure the caller sees, with its code and offending fields. */
+function refuse(error: unknown): never {
+  if (error instanceof LockstepError) {
+    throw ApplicationFailure.create({ type: error.code, message: error.message, details: [error.details], nonRetryable: true });
+  }
+  throw error;
+}
+
+export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<InstanceResult> {
+  const { header, definition, party } = input;
+  const carried = input.carried;
+  let state = carried?.state ?? emptyState();
+  let lastPosition: ChainPosition | undefined = carried?.lastPosition;
+  let invited = carried?.invited ?? false;
+  const pending = new Map<string, PendingStep>((carried?.pending ?? []).map((p) => [p.envelopeHash, p]));
+  const confirmations = new Map<string, ChainPosition>((carried?.confirmations ?? []).map((c) => [c.envelopeHash, c.position]));
+  let inFlight = 0;
+  let messages = 0;
+  /** Hashes of recently decided steps, so a late duplicate notice cannot revive one. Bounded. */
+  const recentlyDecided = new Set<string>(carried?.recentlyDecided ?? []);
+  const remember = (envelopeHash: string): void => {
+    recentlyDecided.add(envelopeHash);
+    if (recentlyDecided.size > RECENTLY_DECIDED_KEPT) recentlyDecided.delete(recentlyDecided.values().next().value!);
+  };
+
+  const isDuplicate = (position: ChainPosition): boolean =>
+    lastPosition !== undefined && comparePositions(position, lastPosition) <= 0;
+
+  setHandler(viewQuery, () => ({
+    header,
+    party,
+    state,
+    pending: [...pending.values()],
+    nextSteps: nextSteps(definition, header, state).map((s) => s.id),
+  }));
+
+  setHandler(envelopeSignal, (notice: PendingStep) => {
+    messages++;
+    if (!recentlyDecided.has(notice.envelopeHash)) pending.set(notice.envelopeHash, notice);
+  });
+
+  setHandler(pinConfirmedSignal, (confirmation: PinConfirmation) => {
+    messages++;
+    if (!isDuplicate(confirmation.position) && !confirmations.has(confirmation.envelopeHash)) {
+      confirmations.set(confirmation.envelopeHash, confirmation.position);
+    }
+  });
+
+  setHandler(
+    proposeUpdate,
+    async (request) => {
+      messages++;
+      const nonce = uuid4();
+      const proposedAt = new Date().toISOString(); // workflow time: deterministic on replay
+      inFlight++;
+      try {
+        const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: request.input ?? {}, nonce, proposedAt });
+        pending.set(envelopeHash, { envelopeHash, step: request.step, author: party });
+        void publish(envelopeHash);
+        return { envelopeHash, status: 'pending' as const };
+      } finally {
+        inFlight--;
+      }
+    },
+    {
+      validator: (request) => {
+        try {
+          if (typeof request !== 'object' || request === null || typeof request.step !== 'string') {
+            throw new LockstepError('bad_request', 'a proposal is an object { "step": string, "input": object }', [
+              { field: '/step', message: 'required string' },
+            ]);
+          }
+          const step = findStep(definition, request.step);
+          checkActor(header, step, party);
+          checkPreconditions(state, step);
+          const mine = [...pending.values()].find((p) => p.step === step.id && p.author === party);
+          if (mine) {
+            throw new LockstepError('conflict', `step "${step.id}" is already proposed by ${party} and pending (envelope ${mine.envelopeHash})`, [
+              { field: '/step', message: 'already pending' },
+            ]);
+          }
+          validateInput(header.definitionHash, step, request.input ?? {});
+        } catch (error) {
+          refuse(error);
+        }
+      },
+    },
+  );
+
+  /** Delivery to each peer and pinning run side by side; a slow peer delays nobody else. */
+  async function publish(envelopeHash: string): Promise<void> {
+    inFlight++;
+    try {
+      const peers = participantsOf(header).filter((p) => p !== party);
+      await Promise.all([
+        ...peers.map((to) => durable.deliverStep({ instanceId: header.id, envelopeHash, to })),
+        durable.pinStep({ instanceId: header.id, envelopeHash }),
+      ]);
+    } finally {
+      inFlight--;
+    }
+  }
+
+  async function invite(): Promise<void> {
+    if (invited || header.createdBy !== party) return;
+    inFlight++;
+    try {
+      const peers = participantsOf(header).filter((p) => p !== party);
+      await Promise.all(peers.map((to) => durable.inviteParticipant({ instanceId: header.id, to })));
+      invited = true;
+    } finally {
+      inFlight--;
+    }
+  }
+
+  /** The earliest confirmed pin, if its envelope is here; otherwise wait for it (order matters). */
+  function nextToApply(): PinConfirmation | undefined {
+    let earliest: PinConfirmation | undefined;
+    for (const [envelopeHash, position] of confirmations) {
+      if (!earliest || comparePositions(position, earliest.position) < 0) earliest = { envelopeHash, position };
+    }
+    return earliest && pending.has(earliest.envelopeHash) ? earliest : undefined;
+  }
+
+  async function decide(next: PinConfirmation): Promise<void> {
+    const proposal = pending.get(next.envelopeHash)!;
+    const seq = state.seq;
+    let rejection: { code: string; message: string; winner?: string } | undefined;
+    try {
+      const step = findStep(definition, proposal.step);
+      checkActor(header, step, proposal.author);
+      checkPreconditions(state, step);
+      state = applyStep(state, step, { envelopeHash: next.envelopeHash, author: proposal.author });
+    } catch (error) {
+      if (!(error instanceof LockstepError)) throw error;
+      rejection = { code: error.code, message: error.message, winner: state.done[proposal.step]?.envelopeHash };
+      state = { ...state, seq: seq + 1 };
+    }
+    remember(next.envelopeHash);
+    pending.delete(next.envelopeHash);
+    confirmations.delete(next.envelopeHash);
+    lastPosition = next.position;
+    await local.recordDecision({
+      instanceId: header.id,
+      envelopeHash: next.envelopeHash,
+      status: rejection ? 'rejected' : 'confirmed',
+      seq,
+      position: next.position,
+      rejection,
+      outcome: state.ended?.outcome,
+    });
+    log.info('step decided', { instanceId: header.id, step: proposal.step, seq, status: rejection ? 'rejected' : 'confirmed' });
+    publishSearchAttributes();
+  }
+
+  function publishSearchAttributes(): void {
+    upsertSearchAttributes({
+      LockstepStatus: [state.ended ? `ended:${state.ended.outcome}` : 'active'],
+      LockstepNextSteps: nextSteps(definition, header, state).map((s) => s.id),
+    });
+  }
+
+  function runTooLong(): boolean {
+    const info = workflowInfo();
+    return info.continueAsNewSuggested || info.historyLength > MAX_EVENTS_PER_RUN || messages > MAX_MESSAGES_PER_RUN;
+  }
+
+  const finished = (): boolean => state.ended !== undefined && pending.size === 0 && inFlight === 0;
+
+  if (!carried) publishSearchAttributes();
+  void invite();
+
+  for (;;) {
+    await condition(() => nextToApply() !== undefined || finished() || (runTooLong() && inFlight === 0));
+    const next = nextToApply();
+    if (next) {
+      await decide(next);
+      continue;
+    }
+    if (finished()) break;
+    await condition(allHandlersFinished);
+    if (inFlight > 0 || nextToApply()) continue;
+    return continueAsNew<typeof instanceWorkflow>({
+      header,
+      definition,
+      party,
+      carried: {
+        state,
+        pending: [...pending.values()],
+        confirmations: [...confirmations].map(([envelopeHash, position]) => ({ envelopeHash, position })),
+        lastPosition,
+        invited,
+        recentlyDecided: [...recentlyDecided],
+      },
+    });
+  }
+  await condition(allHandlersFinished);
+  return { outcome: state.ended!.outcome, steps: state.seq };
+}

@@ -1,0 +1,77 @@
+/**
+ * The instance workflow's messages, declared once and imported by the workflow, the API and the
+ * node. Every handler takes a single JSON object, as the Temporal Web UI sends one.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Definition } from '../src/model/definition';
+import type { InstanceHeader } from '../src/model/instance';
+import type { ChainPosition } from '../src/model/pin';
+import type { ProcessState } from '../src/process/state';
+
+export const TASK_QUEUE = 'lockstep';
+
+export function instanceWorkflowId(instanceId: string): string {
+  return `instance-${instanceId}`;
+}
+
+/** A step this node knows of but has not decided yet. */
+export interface PendingStep {
+  envelopeHash: string;
+  step: string;
+  author: string;
+}
+
+export interface CarriedState {
+  state: ProcessState;
+  pending: PendingStep[];
+  confirmations: PinConfirmation[];
+  /** Chain position of the last decided step: anything at or before it is a duplicate. */
+  lastPosition?: ChainPosition;
+  invited: boolean;
+  recentlyDecided: string[];
+}
+
+export interface InstanceWorkflowInput {
+  header: InstanceHeader;
+  definition: Definition;
+  /** The party whose node runs this copy of the instance. */
+  party: string;
+  /** State handed over by continue-as-new. */
+  carried?: CarriedState;
+}
+
+export interface InstanceResult {
+  outcome: string;
+  steps: number;
+}
+
+export interface ProposeRequest {
+  step: string;
+  input?: unknown;
+}
+
+export interface ProposeResult {
+  envelopeHash: string;
+  status: 'pending';
+}
+
+export interface PinConfirmation {
+  envelopeHash: string;
+  position: ChainPosition;
+}
+
+export interface InstanceView {
+  header: InstanceHeader;
+  party: string;
+  state: ProcessState;
+  pending: PendingStep[];
+  nextSteps: string[];
+}
+
+/** Propose a step for this node's party. The validator enforces role, order and input schema. */
+export const proposeUpdate = defineUpdate<ProposeResult, [ProposeRequest]>('propose');
+/** A peer's (or this node's) envelope became known: sent by the data-exchange endpoint. */
+export const envelopeSignal = defineSignal<[PendingStep]>('envelope');
+/** A pin reached the required confirmations: sent by the chain listener, in chain order. */
+export const pinConfirmedSignal = defineSignal<[PinConfirmation]>('pinConfirmed');
+export const viewQuery = defineQuery<InstanceView>('view');
