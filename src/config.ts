@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { NetworkFile } from './model/network';
 import { repoRoot } from './paths';
+import { DEFAULT_RUN_LIMITS, type RunLimits } from '../workflows/messages';
 
 export interface NodeConfig {
   party: string;
@@ -22,6 +23,8 @@ export interface NodeConfig {
   /** Largest request body accepted by the API and data-exchange endpoints. */
   bodyLimitBytes: number;
   logLevel: string;
+  /** When instance workflows continue-as-new (see workflows/messages.ts). */
+  runLimits: RunLimits;
 }
 
 export interface NodeOptions {
@@ -74,6 +77,10 @@ export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = proce
     chainPollMs: intFromEnv(env, 'LOCKSTEP_CHAIN_POLL_MS', 250, 10, 60_000),
     bodyLimitBytes: intFromEnv(env, 'LOCKSTEP_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     logLevel: env.LOCKSTEP_LOG_LEVEL ?? 'info',
+    runLimits: {
+      maxEvents: intFromEnv(env, 'LOCKSTEP_MAX_EVENTS_PER_RUN', DEFAULT_RUN_LIMITS.maxEvents, 100, 40_000),
+      maxMessages: intFromEnv(env, 'LOCKSTEP_MAX_MESSAGES_PER_RUN', DEFAULT_RUN_LIMITS.maxMessages, 1, 1_500),
+    },
   };
   return { config, network };
 }

@@ -4,14 +4,25 @@
  * confirmed on both; a party cannot take another role's step; bad input names the failing field;
  * both nodes end with identical histories.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
 import { startTestNetwork, type TestNetwork } from './support/network';
 import { eventually } from './support/eventually';
+import { workflowBundlePath } from '../src/node/workflow-source';
+import { instanceWorkflowId } from '../workflows/messages';
+import { repoRoot } from '../src/paths';
+import { quietTemporalRuntime } from './support/quiet-runtime';
 
 const CONFIRMATIONS = 2;
 let net: TestNetwork;
 
 beforeAll(async () => {
-  net = await startTestNetwork(['acme', 'globex'], CONFIRMATIONS);
+  quietTemporalRuntime();
+  // A tiny per-run message budget makes every instance continue-as-new several times mid-process.
+  net = await startTestNetwork(['acme', 'globex'], CONFIRMATIONS, { LOCKSTEP_MAX_MESSAGES_PER_RUN: '3' });
 }, 180_000);
 
 afterAll(async () => {
@@ -114,4 +125,40 @@ test('two parties take a purchase order to the end, with identical histories on 
   }
   const late = await net.api('acme').post(`/instances/${id}/steps`, { step: 'order', input: { sku: 'A', quantity: 1, unitPrice: 1 } });
   expect(late.status).toBe(409);
+
+  await replayEveryRun(id);
 });
+
+/**
+ * Each node's workflow continued as new mid-process, and every run of it replays against the
+ * workflow code as built: the determinism guard. The histories are kept under test-output/.
+ */
+async function replayEveryRun(instanceId: string): Promise<void> {
+  const connection = await Connection.connect({ address: net.stack.network.temporal.address });
+  try {
+    for (const party of ['acme', 'globex']) {
+      const client = new Client({ connection, namespace: net.stack.network.parties[party]!.namespace });
+      const runs = await eventually(`all runs of ${instanceId} listed on ${party}`, async () => {
+        const found = [];
+        for await (const run of client.workflow.list({ query: `WorkflowId = '${instanceWorkflowId(instanceId)}'` })) found.push(run);
+        return found.some((r) => r.status.name === 'COMPLETED') ? found : undefined;
+      });
+      expect(runs.length).toBeGreaterThan(1);
+      expect(runs.filter((r) => r.status.name === 'CONTINUED_AS_NEW').length).toBe(runs.length - 1);
+      const histories = [];
+      for (const run of runs) {
+        const history = await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+        histories.push({ workflowId: `${run.workflowId}/${run.runId}`, history });
+      }
+      const dir = join(repoRoot(), 'test-output', 'histories', party);
+      mkdirSync(dir, { recursive: true });
+      // Binary protobuf: the SDK's JSON history converter trips over two copies of protobufjs here.
+      histories.forEach((h, i) => writeFileSync(join(dir, `run-${i}.pb`), temporal.api.history.v1.History.encode(h.history).finish()));
+      for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: workflowBundlePath() } }, histories)) {
+        expect(result.error).toBeUndefined();
+      }
+    }
+  } finally {
+    await connection.close();
+  }
+}

@@ -33,6 +33,7 @@ import {
   pinConfirmedSignal,
   proposeUpdate,
   viewQuery,
+  DEFAULT_RUN_LIMITS,
   type InstanceResult,
   type InstanceWorkflowInput,
   type PendingStep,
@@ -51,9 +52,6 @@ const local = proxyActivities<Activities>({
   retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
 });
 
-/** Continue-as-new well before Temporal's limits (50k events, 2000 updates per run). */
-const MAX_EVENTS_PER_RUN = 10_000;
-const MAX_MESSAGES_PER_RUN = 1_000;
 const RECENTLY_DECIDED_KEPT = 1_000;
 
 /** Turns a rule violation into a failure the caller sees, with its code and offending fields. */
@@ -66,6 +64,7 @@ function refuse(error: unknown): never {
 
 export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<InstanceResult> {
   const { header, definition, party } = input;
+  const limits = input.limits ?? DEFAULT_RUN_LIMITS;
   const carried = input.carried;
   let state = carried?.state ?? emptyState();
   let lastPosition: ChainPosition | undefined = carried?.lastPosition;
@@ -220,7 +219,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
 
   function runTooLong(): boolean {
     const info = workflowInfo();
-    return info.continueAsNewSuggested || info.historyLength > MAX_EVENTS_PER_RUN || messages > MAX_MESSAGES_PER_RUN;
+    return info.continueAsNewSuggested || info.historyLength > limits.maxEvents || messages > limits.maxMessages;
   }
 
   const finished = (): boolean => state.ended !== undefined && pending.size === 0 && inFlight === 0;
@@ -238,10 +237,12 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     if (finished()) break;
     await condition(allHandlersFinished);
     if (inFlight > 0 || nextToApply()) continue;
+    log.info('continuing as new', { instanceId: header.id, seq: state.seq, messages });
     return continueAsNew<typeof instanceWorkflow>({
       header,
       definition,
       party,
+      limits,
       carried: {
         state,
         pending: [...pending.values()],

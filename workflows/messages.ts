@@ -36,9 +36,20 @@ export interface InstanceWorkflowInput {
   definition: Definition;
   /** The party whose node runs this copy of the instance. */
   party: string;
+  /** When to continue-as-new; defaults stay well inside Temporal's per-run limits. */
+  limits?: RunLimits;
   /** State handed over by continue-as-new. */
   carried?: CarriedState;
 }
+
+export interface RunLimits {
+  /** History events per run (Temporal's hard limit is 51,200). */
+  maxEvents: number;
+  /** Updates and signals per run (Temporal allows 2,000 updates and 10,000 signals). */
+  maxMessages: number;
+}
+
+export const DEFAULT_RUN_LIMITS: RunLimits = { maxEvents: 10_000, maxMessages: 1_000 };
 
 export interface InstanceResult {
   outcome: string;

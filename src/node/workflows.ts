@@ -21,7 +21,7 @@ export async function startInstanceWorkflow(ctx: NodeContext, header: InstanceHe
     await ctx.temporal.workflow.start(instanceWorkflow, {
       taskQueue: TASK_QUEUE,
       workflowId: instanceWorkflowId(header.id),
-      args: [{ header, definition, party: ctx.party }],
+      args: [{ header, definition, party: ctx.party, limits: ctx.config.runLimits }],
       searchAttributes: {
         LockstepDefinition: [definition.id],
         LockstepParties: [...new Set(Object.values(header.roles))],

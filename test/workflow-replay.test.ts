@@ -1,0 +1,27 @@
+/**
+ * The determinism guard: recorded histories of real instance workflows (two parties, with
+ * continue-as-new mid-process) must replay against the current workflow code. A change that
+ * would break running instances fails here; make it with Temporal's patching API, then record
+ * new fixtures (the end-to-end test writes fresh ones to test-output/histories/).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
+import { quietTemporalRuntime } from './support/quiet-runtime';
+
+const dir = join(__dirname, 'fixtures', 'histories');
+const files = readdirSync(dir).filter((f) => f.endsWith('.pb')).sort();
+
+beforeAll(() => quietTemporalRuntime());
+
+test('recorded instance histories replay without nondeterminism', async () => {
+  expect(files.length).toBeGreaterThanOrEqual(4);
+  const histories = files.map((f) => ({ workflowId: f, history: temporal.api.history.v1.History.decode(readFileSync(join(dir, f))) }));
+  const results: { file: string; error?: unknown }[] = [];
+  for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows') }, histories)) {
+    results.push({ file: r.workflowId, error: r.error });
+  }
+  expect(results.map((r) => r.file).sort()).toEqual(files);
+  expect(results.filter((r) => r.error !== undefined)).toEqual([]);
+});
