@@ -170,7 +170,7 @@ describe('Sequencer contract and client', () => {
       })),
     );
     // EIP-55 checksum, not lower case.
-    expect(observed[0].author).toBe(ethers.getAddress(author.address.toLowerCase()));
+    expect(observed[0]!.author).toBe(ethers.getAddress(author.address.toLowerCase()));
     expect(await client.blockHash(receipt.blockNumber)).toBe(receipt.blockHash);
     expect(await client.blockHash(head + 1000)).toBeNull();
     expect(await client.pinsBetween(head + 1, head)).toEqual([]);
@@ -210,16 +210,16 @@ describe('Sequencer contract and client', () => {
     const raw = new ethers.Contract(address, loadSequencerArtifact().abi, account(2).connect(provider));
 
     // estimateGas (what a plain send does first): ethers leaves the custom error undecoded.
-    const empty = await raw.pinBatch.estimateGas([]).then(
+    const empty = await raw.getFunction('pinBatch').estimateGas([]).then(
       () => undefined,
       (err: unknown) => err,
     );
     expect(ethers.isError(empty, 'CALL_EXCEPTION')).toBe(true);
     expect(decodeSequencerRevert(empty)).toEqual({ name: 'EmptyBatch', args: [] });
-    await expect(raw.pinBatch([])).rejects.toMatchObject({ code: 'CALL_EXCEPTION', data: raw.interface.getError('EmptyBatch')?.selector });
+    await expect(raw.getFunction('pinBatch')([])).rejects.toMatchObject({ code: 'CALL_EXCEPTION', data: raw.interface.getError('EmptyBatch')?.selector });
 
     // staticCall: ethers decodes it itself.
-    const big = await raw.pinBatch.staticCall(randomPins(1001)).then(
+    const big = await raw.getFunction('pinBatch').staticCall(randomPins(1001)).then(
       () => undefined,
       (err: unknown) => err,
     );
@@ -227,7 +227,7 @@ describe('Sequencer contract and client', () => {
     expect(decodeSequencerRevert(big)).toEqual({ name: 'BatchTooLarge', args: [1001n, 1000n] });
 
     // Forced on chain past estimation, the transaction is mined and reverts.
-    const forced = await raw.pinBatch([], { gasLimit: 100_000 });
+    const forced = await raw.getFunction('pinBatch')([], { gasLimit: 100_000 });
     await expect(forced.wait()).rejects.toMatchObject({ code: 'CALL_EXCEPTION', receipt: { status: 0 } });
 
     // The client refuses both before spending anything.
@@ -236,7 +236,7 @@ describe('Sequencer contract and client', () => {
   });
 
   test('refuses malformed pins client-side, naming the value and its index', async () => {
-    const good = randomPins(1)[0];
+    const good = randomPins(1)[0]!;
     await expect(client.submitPins([good, '0x1234', good])).rejects.toThrow(/index 1 .*"0x1234"/);
     const noPrefix = 'ab'.repeat(32);
     await expect(client.submitPins([noPrefix])).rejects.toThrow(new RegExp(`index 0 .*"${noPrefix}"`));

@@ -38,6 +38,7 @@ import {
   type InstanceWorkflowInput,
   type PendingStep,
   type PinConfirmation,
+  type ProposeRequest,
 } from './messages';
 
 /** Retried until they succeed: a peer or the chain being down delays a step, it never loses it. */
@@ -105,7 +106,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
 
   setHandler(
     proposeUpdate,
-    async (request) => {
+    async (request: ProposeRequest) => {
       messages++;
       const nonce = uuid4();
       const proposedAt = new Date().toISOString(); // workflow time: deterministic on replay
@@ -120,7 +121,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       }
     },
     {
-      validator: (request) => {
+      validator: (request: ProposeRequest) => {
         try {
           if (typeof request !== 'object' || request === null || typeof request.step !== 'string') {
             throw new LockstepError('bad_request', 'a proposal is an object { "step": string, "input": object }', [

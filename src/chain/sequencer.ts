@@ -58,7 +58,7 @@ export function validatePins(pins: readonly unknown[]): asserts pins is string[]
  */
 export function decodeSequencerRevert(err: unknown): { name: string; args: unknown[] } | null {
   if (!ethers.isError(err, 'CALL_EXCEPTION')) return null;
-  if (err.revert) return { name: err.revert.name, args: [...err.revert.args] };
+  if (err.revert) return { name: err.revert.name, args: Array.from(err.revert.args as unknown as unknown[]) };
   if (!err.data) return null;
   try {
     const parsed = sequencerInterface().parseError(err.data);
@@ -148,7 +148,7 @@ export class SequencerClient {
     // that blocks every later transaction.
     let estimate: bigint;
     try {
-      estimate = await this.contract.pinBatch.estimateGas(pins);
+      estimate = await this.contract.getFunction('pinBatch').estimateGas(pins);
     } catch (err) {
       const revert = decodeSequencerRevert(err);
       if (!revert) throw err;
@@ -168,7 +168,7 @@ export class SequencerClient {
 
   private async send(pins: string[], gasLimit: bigint): Promise<{ transactionHash: string; nonce: number }> {
     try {
-      const tx = (await this.contract.pinBatch(pins, { gasLimit })) as ethers.ContractTransactionResponse;
+      const tx = (await this.contract.getFunction('pinBatch')(pins, { gasLimit })) as ethers.ContractTransactionResponse;
       return { transactionHash: tx.hash, nonce: tx.nonce };
     } catch (err) {
       // The reserved nonce may not have reached the node; re-read it rather than leave a gap.
