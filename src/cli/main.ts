@@ -18,8 +18,7 @@ program
   .option('--definitions <dir>', 'folder of process definitions (default: the bundled definitions/)')
   .action(async (opts: { party: string; network?: string; definitions?: string }) => {
     const { config, network } = loadNodeConfig({ party: opts.party, networkFile: opts.network, definitionsDir: opts.definitions });
-    const key = process.env.LOCKSTEP_PRIVATE_KEY ?? network.devKeys?.[config.party];
-    if (!key) throw new Error(`no key for ${config.party}: set LOCKSTEP_PRIVATE_KEY`);
+    const key = partyKey(config.party, network.devKeys);
     const node = await startPartyNode(config, network, key);
     const shutdown = () => {
       node.stop().then(
@@ -33,6 +32,15 @@ program
     process.once('SIGINT', shutdown);
     process.once('SIGTERM', shutdown);
   });
+
+/** The party's signing key: from a file (production secrets), the environment, or the dev stack. */
+function partyKey(party: string, devKeys: Record<string, string> | undefined): string {
+  const file = process.env.LOCKSTEP_PRIVATE_KEY_FILE;
+  if (file) return readFileSync(file, 'utf8').trim();
+  const key = process.env.LOCKSTEP_PRIVATE_KEY ?? devKeys?.[party];
+  if (!key) throw new Error(`no key for ${party}: set LOCKSTEP_PRIVATE_KEY_FILE or LOCKSTEP_PRIVATE_KEY`);
+  return key;
+}
 
 const definitions = program.command('definitions').description('check and identify process definitions');
 

@@ -47,7 +47,7 @@ export function parseDefinition(text: string, file: string): { value: unknown; p
       return { value: undefined, problems: [{ file, path: '', message: `malformed JSON: ${(error as Error).message}` }] };
     }
   }
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text);
   if (doc.errors.length > 0) {
     return {
       value: undefined,

@@ -1,5 +1,5 @@
 /** Building and signing envelopes and invitations: the only place a party's key signs data. */
-import { getBytes, hexlify, randomBytes, type Wallet } from 'ethers';
+import { getBytes, hexlify, randomBytes, type BaseWallet } from 'ethers';
 import type { Envelope, SignedEnvelope, StepData } from '../model/envelope';
 import type { InstanceHeader, Invitation } from '../model/instance';
 import { hashJson } from './canonical';
@@ -19,11 +19,11 @@ export interface ProposalFields {
  * Signs an EIP-191 personal message over the 32 hash bytes, so any standard tool can verify it.
  * ethers signs deterministically (RFC 6979): a retried seal yields the very same envelope.
  */
-export function signHash(wallet: Wallet, hash: string): string {
+export function signHash(wallet: BaseWallet, hash: string): string {
   return wallet.signMessageSync(getBytes(hash));
 }
 
-export function sealEnvelope(wallet: Wallet, p: ProposalFields): SignedEnvelope {
+export function sealEnvelope(wallet: BaseWallet, p: ProposalFields): SignedEnvelope {
   const data: StepData = { salt: p.salt, input: p.input };
   const envelope: Envelope = {
     v: 1,
@@ -39,7 +39,7 @@ export function sealEnvelope(wallet: Wallet, p: ProposalFields): SignedEnvelope 
   return { envelope, hash, signature: signHash(wallet, hash), data };
 }
 
-export function sealInvitation(wallet: Wallet, header: InstanceHeader, secret: string): Invitation {
+export function sealInvitation(wallet: BaseWallet, header: InstanceHeader, secret: string): Invitation {
   return { header, secret, signature: signHash(wallet, hashJson(header)) };
 }
 

@@ -11,8 +11,9 @@ import type { ProcessState } from './state';
 export function findStep(definition: Definition, stepId: string): StepDefinition {
   const step = definition.steps.find((s) => s.id === stepId);
   if (!step) {
-    throw new LockstepError('not_found', `definition ${definition.id} has no step "${stepId}"`, [
-      { field: '/step', message: `unknown step; known steps: ${definition.steps.map((s) => s.id).join(', ')}` },
+    const known = definition.steps.map((s) => s.id).join(', ');
+    throw new LockstepError('not_found', `definition ${definition.id} has no step "${stepId}"; its steps: ${known}`, [
+      { field: '/step', message: 'unknown step' },
     ]);
   }
   return step;

@@ -9,7 +9,7 @@ import { JsonRpcProvider } from 'ethers';
 import { startStack, type Stack } from '../../src/stack/local-stack';
 import { LOCKSTEP_SEARCH_ATTRIBUTES } from '../../src/stack/search-attributes';
 import { startPartyProcesses, type PartyProcesses } from '../../src/stack/party-processes';
-import { ApiClient } from './api';
+import { ApiClient } from '../../src/api/client';
 import { eventually } from './eventually';
 
 export interface TestNetwork {
