@@ -1,0 +1,10 @@
+import type { SearchAttributeKind } from './temporal-server';
+
+/** The search attributes the engine's workflows upsert; the stack registers them in every party namespace. */
+export const LOCKSTEP_SEARCH_ATTRIBUTES: Readonly<Record<string, SearchAttributeKind>> = Object.freeze({
+  LockstepDefinition: 'Keyword',
+  LockstepStatus: 'Keyword',
+  LockstepParties: 'KeywordList',
+  LockstepNextSteps: 'KeywordList',
+  LockstepTaskRoles: 'KeywordList',
+});
