@@ -12,8 +12,8 @@ class ResultsFileReporter {
   onRunComplete(_contexts, results) {
     const dir = join(this.rootDir, 'test-output');
     mkdirSync(dir, { recursive: true });
-    const { numPassedTests, numFailedTests, numPendingTests, numTotalTests, success } = results;
-    writeFileSync(join(dir, 'jest-results.json'), JSON.stringify({ numPassedTests, numFailedTests, numPendingTests, numTotalTests, success }, null, 2));
+    const { numPassedTests, numFailedTests, numPendingTests, numTotalTests, numFailedTestSuites, numRuntimeErrorTestSuites } = results;
+    writeFileSync(join(dir, 'jest-results.json'), JSON.stringify({ numPassedTests, numFailedTests, numPendingTests, numTotalTests, numFailedTestSuites, numRuntimeErrorTestSuites }, null, 2));
   }
 }
 
