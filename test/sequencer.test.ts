@@ -157,6 +157,7 @@ describe('Sequencer contract and client', () => {
     const head = await client.head();
     expect(head).toBeGreaterThanOrEqual(receipt.blockNumber);
     const observed = await client.pinsBetween(deployBlock, head);
+    const block = (await provider.getBlock(receipt.blockNumber))!;
     expect(observed).toEqual<ObservedPin[]>(
       pins.map((pin, index) => ({
         pin,
@@ -164,6 +165,7 @@ describe('Sequencer contract and client', () => {
         batchHash: ethers.keccak256(ethers.concat(pins)),
         blockNumber: receipt.blockNumber,
         blockHash: receipt.blockHash,
+        timestamp: block.timestamp,
         transactionHash: sent.transactionHash,
         logIndex: 0,
         index,

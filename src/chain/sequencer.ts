@@ -212,9 +212,10 @@ export class SequencerClient {
         fromBlock: start,
         toBlock: end,
       });
+      const timestamps = await this.blockTimestamps(logs.filter((l) => !l.removed).map((l) => l.blockHash));
       for (const log of logs) {
         if (log.removed) continue;
-        pins.push(...this.parseLog(log));
+        pins.push(...this.parseLog(log, timestamps.get(log.blockHash)!));
       }
     }
     return pins.sort(comparePositions);
@@ -224,7 +225,18 @@ export class SequencerClient {
     this.provider.destroy();
   }
 
-  private parseLog(log: ethers.Log): ObservedPin[] {
+  /** Chain time of each block: deadlines are measured against it, never a node's clock. */
+  private async blockTimestamps(blockHashes: string[]): Promise<Map<string, number>> {
+    const times = new Map<string, number>();
+    for (const hash of new Set(blockHashes)) {
+      const block = await this.provider.getBlock(hash);
+      if (!block) throw new LockstepError('unavailable', `block ${hash} vanished while reading pins (reorganisation?)`);
+      times.set(hash, block.timestamp);
+    }
+    return times;
+  }
+
+  private parseLog(log: ethers.Log, timestamp: number): ObservedPin[] {
     const parsed = this.iface.parseLog({ topics: [...log.topics], data: log.data });
     if (!parsed || parsed.name !== 'BatchPinned') {
       throw new Error(`unexpected log in tx ${log.transactionHash} at index ${log.index}`);
@@ -238,6 +250,7 @@ export class SequencerClient {
       batchHash,
       blockNumber: log.blockNumber,
       blockHash: log.blockHash,
+      timestamp,
       transactionHash: log.transactionHash,
       logIndex: log.index,
       index,

@@ -2,6 +2,8 @@
 export interface ChainPosition {
   blockNumber: number;
   blockHash: string;
+  /** Block timestamp (seconds): the chain time that deadlines are measured in. */
+  timestamp: number;
   transactionHash: string;
   logIndex: number;
   /** Index of the pin inside its batch. */

@@ -188,7 +188,7 @@ export class Store {
 }
 
 export function positionOf(o: ObservedPin): ChainPosition {
-  return { blockNumber: o.blockNumber, blockHash: o.blockHash, transactionHash: o.transactionHash, logIndex: o.logIndex, index: o.index };
+  return { blockNumber: o.blockNumber, blockHash: o.blockHash, timestamp: o.timestamp, transactionHash: o.transactionHash, logIndex: o.logIndex, index: o.index };
 }
 
 async function ignoreDuplicate(p: Promise<unknown>): Promise<void> {
