@@ -9,7 +9,9 @@ import type { StepDefinition } from '../src/model/definition';
 import { rolesOf } from '../src/model/instance';
 import type { NodeContext } from '../src/node/context';
 import { sealEnvelope, signHash } from '../src/envelope/seal';
-import { maskPin } from '../src/chain/pins';
+import { contextOf, tagOf } from '../src/chain/pins';
+import { leafOf } from '../src/chain/merkle';
+import type { PinReceipt } from '../src/model/pin';
 import { sendEnvelope, sendInvitation } from '../src/exchange/client';
 import type { Decision } from '../src/store/store';
 import type { InstanceDoc, StepDoc } from '../src/store/documents';
@@ -18,8 +20,8 @@ export interface SealRequest {
   instanceId: string;
   step: string;
   input: unknown;
-  /** Chosen by the workflow, so a retried seal rebuilds the very same envelope. */
-  nonce: string;
+  /** The author's step number, counted by the workflow, so a retried seal rebuilds the same envelope. */
+  nonce: number;
   proposedAt: string;
 }
 
@@ -49,7 +51,7 @@ export function createActivities(ctx: NodeContext) {
     async sealStep(req: SealRequest): Promise<{ envelopeHash: string }> {
       const doc = await instance(req.instanceId);
       // The salt is derived from our key and the nonce: unguessable to others, stable across retries.
-      const salt = keccak256(signHash(ctx.wallet, keccak256(Buffer.from(`salt:${req.nonce}`))));
+      const salt = keccak256(signHash(ctx.wallet, keccak256(Buffer.from(`salt:${req.instanceId}:${req.nonce}`))));
       const signed = sealEnvelope(ctx.wallet, {
         instanceId: req.instanceId,
         definitionHash: doc.header.definitionHash,
@@ -60,7 +62,7 @@ export function createActivities(ctx: NodeContext) {
         salt,
         input: req.input,
       });
-      await ctx.store.savePendingStep(signed, maskPin(doc.secret, signed.hash), true);
+      await ctx.store.savePendingStep(doc, signed, true);
       ctx.log.info({ instanceId: req.instanceId, step: req.step, envelopeHash: signed.hash }, 'step sealed');
       return { envelopeHash: signed.hash };
     },
@@ -70,17 +72,21 @@ export function createActivities(ctx: NodeContext) {
       const step = await storedStep(req.envelopeHash);
       const definition = ctx.definitions.byAgreedHash(doc.header.definitionHash, `instance ${req.instanceId}`).definition;
       const stepDef = definition.steps.find((s) => s.id === step.step)!;
-      const signed: SignedEnvelope = { envelope: step.envelope, hash: step.envelopeHash, signature: step.signature };
+      const signed: SignedEnvelope = { envelope: step.envelope, hash: step.envelopeHash, signature: step.signature, receipt: step.receipt };
       if (mayRead(stepDef, rolesOf(doc.header, req.to))) signed.data = step.data;
       await sendEnvelope(ctx.network.parties[req.to]!, signed, ctx.party);
       ctx.log.info({ instanceId: req.instanceId, step: step.step, to: req.to, withData: signed.data !== undefined }, 'step delivered');
     },
 
-    async pinStep(req: { instanceId: string; envelopeHash: string }): Promise<{ transactionHash: string }> {
+    /** Hands the step to the durable batcher; returns once its batch is on its way to the chain. */
+    async pinStep(req: { instanceId: string; envelopeHash: string }): Promise<PinReceipt & { transactionHash: string }> {
+      const doc = await instance(req.instanceId);
       const step = await storedStep(req.envelopeHash);
-      const { transactionHash } = await ctx.sequencer.submitPins([step.pin]);
-      ctx.log.info({ instanceId: req.instanceId, step: step.step, transactionHash }, 'step pinned');
-      return { transactionHash };
+      const context = contextOf(doc.secret, step.author, step.nonce);
+      const receipt = await ctx.batcher.pin({ envelopeHash: step.envelopeHash, instanceId: req.instanceId, tag: tagOf(context), leaf: leafOf(context, step.envelopeHash) }, 25_000);
+      await ctx.store.saveReceipt(doc, step.envelopeHash, { root: receipt.root, index: receipt.index, count: receipt.count, proof: receipt.proof });
+      ctx.log.info({ instanceId: req.instanceId, step: step.step, transactionHash: receipt.transactionHash, index: receipt.index }, 'step pinned');
+      return receipt;
     },
 
     async recordDecision(decision: Decision): Promise<void> {

@@ -20,6 +20,12 @@ export interface NodeConfig {
   confirmations: number;
   /** How often the chain listener polls for new blocks. */
   chainPollMs: number;
+  /** Most steps pinned in one transaction. */
+  batchSize: number;
+  /** Longest a step waits for others to share its transaction. */
+  batchWaitMs: number;
+  /** An unmined pin transaction is broadcast again (re-priced if refused) after this long. */
+  resubmitAfterMs: number;
   /** Largest request body accepted by the API and data-exchange endpoints. */
   bodyLimitBytes: number;
   logLevel: string;
@@ -75,6 +81,9 @@ export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = proce
     listenHost: env.LOCKSTEP_LISTEN_HOST ?? '127.0.0.1',
     confirmations: intFromEnv(env, 'LOCKSTEP_CONFIRMATIONS', network.chain.confirmations, 1, 1000),
     chainPollMs: intFromEnv(env, 'LOCKSTEP_CHAIN_POLL_MS', 250, 10, 60_000),
+    batchSize: intFromEnv(env, 'LOCKSTEP_BATCH_SIZE', 100, 1, 1000),
+    batchWaitMs: intFromEnv(env, 'LOCKSTEP_BATCH_WAIT_MS', 200, 0, 60_000),
+    resubmitAfterMs: intFromEnv(env, 'LOCKSTEP_RESUBMIT_AFTER_MS', 15_000, 500, 3_600_000),
     bodyLimitBytes: intFromEnv(env, 'LOCKSTEP_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     logLevel: env.LOCKSTEP_LOG_LEVEL ?? 'info',
     runLimits: {

@@ -3,7 +3,7 @@ import { Wallet } from 'ethers';
 import { sealEnvelope, sealInvitation, newSecret } from '../src/envelope/seal';
 import { verifyEnvelope, verifyInvitation } from '../src/envelope/verify';
 import { hashJson } from '../src/envelope/canonical';
-import { maskPin } from '../src/chain/pins';
+import { contextOf, tagOf, stepLeaf } from '../src/chain/pins';
 import type { NetworkFile } from '../src/model/network';
 import type { InstanceHeader } from '../src/model/instance';
 
@@ -24,7 +24,7 @@ const fields = {
   definitionHash: hashJson({ id: 'd' }),
   step: 'order',
   author: 'acme',
-  nonce: 'n-1',
+  nonce: 1,
   proposedAt: '2026-01-01T00:00:00.000Z',
   salt: hashJson('salt'),
   input: { sku: 'A', quantity: 2 },
@@ -68,12 +68,19 @@ test('invitations verify against the creator; a forged one is refused', () => {
   expect(() => verifyInvitation(network, { ...sealInvitation(acme, header, secret), header: { ...header, roles: { buyer: 'globex', seller: 'acme' } } })).toThrow(/not acme's/);
 });
 
-test('pins of one envelope differ per instance secret and cannot be linked without it', () => {
-  const hash = sealEnvelope(acme, fields).hash;
+test('tags of one instance are unlinkable without the secret; participants recompute them', () => {
   const s1 = newSecret();
   const s2 = newSecret();
-  expect(maskPin(s1, hash)).toMatch(/^0x[0-9a-f]{64}$/);
-  expect(maskPin(s1, hash)).toBe(maskPin(s1, hash));
-  expect(maskPin(s1, hash)).not.toBe(maskPin(s2, hash));
-  expect(maskPin(s1, hash)).not.toContain(hash.slice(2, 18));
+  const tags = [1, 2, 3].map((n) => tagOf(contextOf(s1, 'acme', n)));
+  expect(tags.every((t) => /^0x[0-9a-f]{16}$/.test(t))).toBe(true);
+  expect(new Set(tags).size).toBe(3);
+  // A participant, holding the secret, derives exactly the same tags.
+  expect([1, 2, 3].map((n) => tagOf(contextOf(s1, 'acme', n)))).toEqual(tags);
+  // Another instance, another author: unrelated tags.
+  expect(tagOf(contextOf(s2, 'acme', 1))).not.toBe(tags[0]);
+  expect(tagOf(contextOf(s1, 'globex', 1))).not.toBe(tags[0]);
+  // The leaf binds the envelope hash and hides it.
+  const hash = sealEnvelope(acme, fields).hash;
+  expect(stepLeaf(s1, 'acme', 1, hash)).not.toBe(stepLeaf(s1, 'acme', 1, hashJson('other')));
+  expect(stepLeaf(s1, 'acme', 1, hash)).not.toContain(hash.slice(2, 18));
 });

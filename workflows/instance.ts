@@ -18,7 +18,6 @@ import {
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
-  uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
@@ -71,7 +70,9 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   let lastPosition: ChainPosition | undefined = carried?.lastPosition;
   let invited = carried?.invited ?? false;
   const pending = new Map<string, PendingStep>((carried?.pending ?? []).map((p) => [p.envelopeHash, p]));
-  const confirmations = new Map<string, ChainPosition>((carried?.confirmations ?? []).map((c) => [c.envelopeHash, c.position]));
+  /** Final tags by slot (`author/nonce`), with their envelope once it is here and proven. */
+  const confirmations = new Map<string, PinConfirmation>((carried?.confirmations ?? []).map((c) => [c.slot, c]));
+  let ownNonce = carried?.ownNonce ?? 0;
   let inFlight = 0;
   let messages = 0;
   /** Hashes of recently decided steps, so a late duplicate notice cannot revive one. Bounded. */
@@ -84,13 +85,18 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   const isDuplicate = (position: ChainPosition): boolean =>
     lastPosition !== undefined && comparePositions(position, lastPosition) <= 0;
 
-  setHandler(viewQuery, () => ({
-    header,
-    party,
-    state,
-    pending: [...pending.values()],
-    nextSteps: nextSteps(definition, header, state).map((s) => s.id),
-  }));
+  setHandler(viewQuery, () => {
+    const next = earliestConfirmation();
+    const [author, nonce] = next && !next.envelopeHash ? next.slot.split('/') : [];
+    return {
+      header,
+      party,
+      state,
+      pending: [...pending.values()],
+      nextSteps: nextSteps(definition, header, state).map((s) => s.id),
+      ...(author && nonce ? { waitingFor: { author, nonce: Number(nonce), position: next!.position } } : {}),
+    };
+  });
 
   setHandler(envelopeSignal, (notice: PendingStep) => {
     messages++;
@@ -99,8 +105,11 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
 
   setHandler(pinConfirmedSignal, (confirmation: PinConfirmation) => {
     messages++;
-    if (!isDuplicate(confirmation.position) && !confirmations.has(confirmation.envelopeHash)) {
-      confirmations.set(confirmation.envelopeHash, confirmation.position);
+    if (isDuplicate(confirmation.position)) return;
+    const known = confirmations.get(confirmation.slot);
+    // A slot's first final sequencing stands; a later signal may only add its envelope.
+    if (!known || (!known.envelopeHash && comparePositions(known.position, confirmation.position) === 0)) {
+      confirmations.set(confirmation.slot, confirmation);
     }
   });
 
@@ -108,7 +117,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     proposeUpdate,
     async (request: ProposeRequest) => {
       messages++;
-      const nonce = uuid4();
+      const nonce = ++ownNonce;
       const proposedAt = new Date().toISOString(); // workflow time: deterministic on replay
       inFlight++;
       try {
@@ -145,15 +154,16 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     },
   );
 
-  /** Delivery to each peer and pinning run side by side; a slow peer delays nobody else. */
+  /**
+   * Pin first (the receipt of the step's place in its batch travels with the envelope), then
+   * deliver to each peer in parallel: a slow peer delays nobody else.
+   */
   async function publish(envelopeHash: string): Promise<void> {
     inFlight++;
     try {
+      await durable.pinStep({ instanceId: header.id, envelopeHash });
       const peers = participantsOf(header).filter((p) => p !== party);
-      await Promise.all([
-        ...peers.map((to) => durable.deliverStep({ instanceId: header.id, envelopeHash, to })),
-        durable.pinStep({ instanceId: header.id, envelopeHash }),
-      ]);
+      await Promise.all(peers.map((to) => durable.deliverStep({ instanceId: header.id, envelopeHash, to })));
     } finally {
       inFlight--;
     }
@@ -171,16 +181,23 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     }
   }
 
-  /** The earliest confirmed pin, if its envelope is here; otherwise wait for it (order matters). */
-  function nextToApply(): PinConfirmation | undefined {
+  function earliestConfirmation(): PinConfirmation | undefined {
     let earliest: PinConfirmation | undefined;
-    for (const [envelopeHash, position] of confirmations) {
-      if (!earliest || comparePositions(position, earliest.position) < 0) earliest = { envelopeHash, position };
-    }
-    return earliest && pending.has(earliest.envelopeHash) ? earliest : undefined;
+    for (const c of confirmations.values()) if (!earliest || comparePositions(c.position, earliest.position) < 0) earliest = c;
+    return earliest;
   }
 
-  async function decide(next: PinConfirmation): Promise<void> {
+  /**
+   * The earliest final step, if its envelope is here; otherwise nothing: a later step, from any
+   * author, never overtakes an earlier one whose data is still missing.
+   */
+  function nextToApply(): (PinConfirmation & { envelopeHash: string }) | undefined {
+    const earliest = earliestConfirmation();
+    if (!earliest?.envelopeHash || !pending.has(earliest.envelopeHash)) return undefined;
+    return { ...earliest, envelopeHash: earliest.envelopeHash };
+  }
+
+  async function decide(next: PinConfirmation & { envelopeHash: string }): Promise<void> {
     const proposal = pending.get(next.envelopeHash)!;
     const seq = state.seq;
     let rejection: { code: string; message: string; winner?: string } | undefined;
@@ -196,7 +213,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     }
     remember(next.envelopeHash);
     pending.delete(next.envelopeHash);
-    confirmations.delete(next.envelopeHash);
+    confirmations.delete(next.slot);
     lastPosition = next.position;
     await local.recordDecision({
       instanceId: header.id,
@@ -247,7 +264,8 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       carried: {
         state,
         pending: [...pending.values()],
-        confirmations: [...confirmations].map(([envelopeHash, position]) => ({ envelopeHash, position })),
+        confirmations: [...confirmations.values()],
+        ownNonce,
         lastPosition,
         invited,
         recentlyDecided: [...recentlyDecided],

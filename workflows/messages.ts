@@ -29,6 +29,8 @@ export interface CarriedState {
   lastPosition?: ChainPosition;
   invited: boolean;
   recentlyDecided: string[];
+  /** Steps this party has proposed in the instance (the last nonce used). */
+  ownNonce: number;
 }
 
 export interface InstanceWorkflowInput {
@@ -66,9 +68,12 @@ export interface ProposeResult {
   status: 'pending';
 }
 
+/** A step's tag is final on chain. Without `envelopeHash` the node is still waiting for its data. */
 export interface PinConfirmation {
-  envelopeHash: string;
+  /** `${author}/${nonce}`: the author's n-th step in the instance. */
+  slot: string;
   position: ChainPosition;
+  envelopeHash?: string;
 }
 
 export interface InstanceView {
@@ -77,6 +82,8 @@ export interface InstanceView {
   state: ProcessState;
   pending: PendingStep[];
   nextSteps: string[];
+  /** The earliest final step whose data has not arrived: every later step waits for it. */
+  waitingFor?: { author: string; nonce: number; position: ChainPosition };
 }
 
 /** Propose a step for this node's party. The validator enforces role, order and input schema. */

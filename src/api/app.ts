@@ -20,11 +20,28 @@ export function createApiApp(ctx: NodeContext, listener: ChainListener): Express
   app.use(express.json({ limit: ctx.config.bodyLimitBytes, strict: true }));
   const api = express.Router();
 
+  // After a reorganisation deeper than the confirmation depth, final steps may no longer be on
+  // chain: refuse to build on them until an operator has looked (reads stay available).
+  api.use((req, _res, next) => {
+    if (req.method !== 'GET' && listener.deepReorg) {
+      const r = listener.deepReorg;
+      next(new LockstepError('unavailable', `the chain reorganised below the confirmation depth at block ${r.block} (expected ${r.expectedHash}, found ${r.actualHash ?? 'nothing'}); this node takes no new steps until an operator intervenes`));
+      return;
+    }
+    next();
+  });
+
   api.get('/status', async (_req, res) => {
     res.json({
       party: ctx.party,
       address: ctx.wallet.address,
-      chain: { head: listener.head, confirmations: ctx.config.confirmations, sequencer: ctx.network.chain.sequencer, error: listener.lastError ?? null },
+      chain: {
+        head: listener.head,
+        confirmations: ctx.config.confirmations,
+        sequencer: ctx.network.chain.sequencer,
+        error: listener.lastError ?? null,
+        deepReorg: listener.deepReorg ?? null,
+      },
       checkpoint: await ctx.store.checkpoint(),
     });
   });
@@ -54,7 +71,12 @@ export function createApiApp(ctx: NodeContext, listener: ChainListener): Express
   api.get('/instances/:id', async (req, res) => {
     const doc = await ctx.store.instance(req.params.id);
     if (!doc) throw new LockstepError('not_found', `unknown instance ${req.params.id}`);
-    res.json({ instance: instanceView(doc) });
+    const waiting = await ctx.store.waitingForData(doc._id);
+    res.json({
+      instance: instanceView(doc),
+      // Steps sequenced on chain whose data (or proof) has not arrived from their author yet.
+      waitingForData: waiting.map((w) => ({ author: w.author, nonce: w.nonce, blockNumber: w.position!.blockNumber, final: w.confirmed, hasEnvelope: w.envelopeHash !== undefined })),
+    });
   });
 
   api.post('/instances/:id/steps', async (req, res) => {

@@ -10,6 +10,7 @@ export function stepView(doc: StepDoc, head: number) {
     seq: doc.seq ?? null,
     step: doc.step,
     author: doc.author,
+    nonce: doc.nonce,
     status: doc.status,
     envelopeHash: doc.envelopeHash,
     signature: doc.signature,

@@ -1,8 +1,13 @@
 /**
- * The chain listener: follows the Sequencer's events, records where every pin was sequenced,
- * and marks pins final once they are `confirmations` blocks deep. Its checkpoint lives in the
- * party's MongoDB, so after a restart it resumes without missing an event; re-reading a block
- * is harmless (only a pin's first sequencing counts).
+ * The chain listener: follows the Sequencer's events, records where this node's expected tags
+ * were sequenced, and marks them final once `confirmations` blocks deep. Its checkpoint lives in
+ * the party's MongoDB, so after a restart it resumes without missing an event (re-reading a
+ * block is harmless: only a tag's first sequencing counts).
+ *
+ * Reorganisations: before each pass it checks that every block holding a not-yet-final tag is
+ * still canonical; if not, those tags go back to pending (their authors' batchers send them
+ * again) and the scan resumes below the fork. A change below the confirmation depth cannot be
+ * undone: it is reported loudly and the listener stops finalising until an operator looks.
  */
 import type { Logger } from 'pino';
 import type { SequencerClient } from './sequencer';
@@ -12,12 +17,22 @@ export interface ListenerOptions {
   sequencer: SequencerClient;
   store: Store;
   confirmations: number;
-  /** Block the Sequencer was deployed in: nothing before it can hold a pin. */
+  /** Block the Sequencer was deployed in: nothing before it can hold a tag. */
   startBlock: number;
   pollMs: number;
   log: Logger;
-  /** Called after every tick that may have made pins final. */
+  /** Chain address of each party, to check that a tag was sent by its own author. */
+  addressOf: (party: string) => string | undefined;
+  /** Called after every pass that may have made steps final. */
   onProgress: () => Promise<void>;
+  /** Called once when a reorganisation deeper than the confirmation depth is detected. */
+  onDeepReorg: (detail: DeepReorg) => void;
+}
+
+export interface DeepReorg {
+  block: number;
+  expectedHash: string;
+  actualHash: string | null;
 }
 
 export class ChainListener {
@@ -27,6 +42,7 @@ export class ChainListener {
   /** Latest head seen, for status reporting. */
   head = 0;
   lastError?: string;
+  deepReorg?: DeepReorg;
 
   constructor(private readonly opts: ListenerOptions) {}
 
@@ -50,27 +66,46 @@ export class ChainListener {
         })
         .catch((err: unknown) => {
           this.lastError = (err as Error).message;
-          this.opts.log.warn({ err }, 'chain listener tick failed; retrying');
+          this.opts.log.warn({ err }, 'chain listener pass failed; retrying');
         })
         .finally(() => this.schedule(this.opts.pollMs));
     }, delay);
   }
 
-  /** One pass: read new logs up to the head, then finalise what is deep enough. */
+  /** One pass: undo what a reorganisation removed, read new logs, finalise what is deep enough. */
   async tick(): Promise<void> {
     const { sequencer, store, confirmations, startBlock } = this.opts;
+    if (this.deepReorg) return;
+    const checkpoint = await store.checkpoint();
+    if (checkpoint?.confirmedBlockHash && checkpoint.confirmedBlock >= startBlock) {
+      const actual = await sequencer.blockHash(checkpoint.confirmedBlock);
+      if (actual !== checkpoint.confirmedBlockHash) {
+        this.deepReorg = { block: checkpoint.confirmedBlock, expectedHash: checkpoint.confirmedBlockHash, actualHash: actual };
+        this.opts.log.error(this.deepReorg, 'chain reorganised deeper than the confirmation depth: final steps may be affected; finalisation stopped');
+        this.opts.onDeepReorg(this.deepReorg);
+        return;
+      }
+    }
+    let from = checkpoint ? checkpoint.scannedBlock + 1 : startBlock;
+    const forked: number[] = [];
+    for (const { blockNumber, blockHash } of await store.unconfirmedBlocks()) {
+      if ((await sequencer.blockHash(blockNumber)) !== blockHash) forked.push(blockNumber);
+    }
+    if (forked.length > 0) {
+      const undone = await store.forgetBlocks(forked);
+      from = Math.min(from, ...forked);
+      this.opts.log.warn({ blocks: forked, steps: undone }, 'chain reorganised: steps in dropped blocks are pending again');
+    }
     const head = await sequencer.head();
     this.head = head;
-    const checkpoint = await store.checkpoint();
-    const from = checkpoint ? checkpoint.scannedBlock + 1 : startBlock;
     if (from <= head) {
-      const observed = await sequencer.pinsBetween(from, head);
-      await store.observePins(observed);
-      if (observed.length > 0) this.opts.log.debug({ from, to: head, pins: observed.length }, 'pins observed');
+      const ours = await store.observeTags(await sequencer.tagsBetween(from, head), this.opts.addressOf);
+      if (ours.length > 0) this.opts.log.debug({ from, to: head, steps: ours.length }, 'steps sequenced');
     }
     const finalBlock = head - confirmations + 1;
-    await store.confirmPinsUpTo(finalBlock);
-    await store.saveCheckpoint(Math.max(head, from - 1), finalBlock);
+    await store.confirmSlotsUpTo(finalBlock);
+    const finalHash = finalBlock >= startBlock ? ((await sequencer.blockHash(finalBlock)) ?? undefined) : undefined;
+    await store.saveCheckpoint(Math.max(head, from - 1), finalBlock, finalHash);
     await this.opts.onProgress();
   }
 }

@@ -1,14 +1,12 @@
 import { ethers } from 'ethers';
 import { LockstepError } from '../model/errors';
-import { comparePositions, type ObservedPin } from '../model/pin';
+import { comparePositions, type ObservedTag } from '../model/pin';
 import { loadSequencerArtifact } from './artifact';
 
 export interface SequencerClientOptions {
   rpcUrl: string;
   /** Address of a deployed Sequencer contract. */
   address: string;
-  /** Needed only to submit pins; a reader can omit it. */
-  privateKey?: string;
   /** How often ethers polls for receipts and new blocks. Default 250 ms. */
   pollingIntervalMs?: number;
   /** When known, skips chain-id detection entirely. */
@@ -18,35 +16,28 @@ export interface SequencerClientOptions {
 }
 
 /** Must match `MAX_BATCH` in contracts/Sequencer.sol; checked here to fail before spending gas. */
-export const MAX_PINS_PER_BATCH = 1000;
+export const MAX_TAGS_PER_BATCH = 1000;
 
 const DEFAULT_POLLING_MS = 250;
 const DEFAULT_MAX_BLOCK_RANGE = 2000;
-// estimateGas is exact for this deterministic function, but a margin is free (unused gas
-// is refunded) and protects against estimators that under-count the calldata floor.
-const GAS_MARGIN_PERCENT = 10n;
-const PIN_PATTERN = /^0x[0-9a-fA-F]{64}$/;
+const TAG_PATTERN = /^0x[0-9a-fA-F]{16}$/;
+const ROOT_PATTERN = /^0x[0-9a-fA-F]{64}$/;
 
-/** Throws naming the first bad pin, so a caller can find it in a batch of hundreds. */
-export function validatePins(pins: readonly unknown[]): asserts pins is string[] {
-  if (!Array.isArray(pins)) throw new LockstepError('validation_failed', 'pins must be an array');
-  if (pins.length === 0) {
-    throw new LockstepError('validation_failed', 'a pin batch must not be empty', [
-      { field: '/pins', message: 'empty' },
-    ]);
+/** Throws naming the first bad tag, so a caller can find it in a batch of hundreds. */
+export function validateBatch(root: unknown, tags: readonly unknown[]): asserts tags is string[] {
+  if (typeof root !== 'string' || !ROOT_PATTERN.test(root)) {
+    throw new LockstepError('validation_failed', `batch root is not a 0x-prefixed 32-byte hex string: ${String(root)}`, [{ field: '/root', message: 'malformed' }]);
   }
-  if (pins.length > MAX_PINS_PER_BATCH) {
-    throw new LockstepError(
-      'validation_failed',
-      `a pin batch holds at most ${MAX_PINS_PER_BATCH} pins, got ${pins.length}`,
-      [{ field: '/pins', message: 'too many pins' }],
-    );
+  if (!Array.isArray(tags) || tags.length === 0) {
+    throw new LockstepError('validation_failed', 'a batch must hold at least one tag', [{ field: '/tags', message: 'empty' }]);
   }
-  pins.forEach((pin, index) => {
-    if (typeof pin !== 'string' || !PIN_PATTERN.test(pin)) {
-      const shown = typeof pin === 'string' ? JSON.stringify(pin.length > 80 ? `${pin.slice(0, 80)}…` : pin) : String(pin);
-      const message = `pin at index ${index} is not a 0x-prefixed 32-byte hex string: ${shown}`;
-      throw new LockstepError('validation_failed', message, [{ field: `/pins/${index}`, message }]);
+  if (tags.length > MAX_TAGS_PER_BATCH) {
+    throw new LockstepError('validation_failed', `a batch holds at most ${MAX_TAGS_PER_BATCH} tags, got ${tags.length}`, [{ field: '/tags', message: 'too many tags' }]);
+  }
+  tags.forEach((tag, index) => {
+    if (typeof tag !== 'string' || !TAG_PATTERN.test(tag)) {
+      const message = `tag at index ${index} is not a 0x-prefixed 8-byte hex string: ${JSON.stringify(tag)}`;
+      throw new LockstepError('validation_failed', message, [{ field: `/tags/${index}`, message }]);
     }
   });
 }
@@ -81,18 +72,16 @@ function assertBlockNumber(name: string, value: number): void {
 }
 
 /**
- * Thin client for the Sequencer contract: submit pin batches, read them back in chain order.
- * It holds no state beyond the provider and the nonce counter; readers track their own
- * position and verify block hashes to detect reorgs.
+ * Thin client for the Sequencer contract: encode batches, read them back in chain order.
+ * Sending (nonces, fees, resubmission) is the batcher's business; readers track their own
+ * position and verify block hashes to detect reorganisations.
  */
 export class SequencerClient {
   readonly provider: ethers.JsonRpcProvider;
   private readonly rpcUrl: string;
   private readonly address: string;
-  private readonly contract: ethers.Contract;
   private readonly iface: ethers.Interface;
   private readonly topic: string;
-  private readonly signer?: ethers.NonceManager;
   private readonly maxBlockRange: number;
   private reachable?: Promise<void>;
   private networkKnown: boolean;
@@ -125,55 +114,28 @@ export class SequencerClient {
     const event = this.iface.getEvent('BatchPinned');
     if (!event) throw new Error('Sequencer ABI has no BatchPinned event: rebuild the contracts (npm run build)');
     this.topic = event.topicHash;
-
-    if (opts.privateKey !== undefined) {
-      // NonceManager hands out nonces locally, so concurrent submitPins calls don't all
-      // read the same pending nonce from the node and replace each other.
-      this.signer = new ethers.NonceManager(new ethers.Wallet(opts.privateKey, this.provider));
-    }
-    this.contract = new ethers.Contract(this.address, this.iface, this.signer ?? this.provider);
   }
 
-  /**
-   * Sends one pinBatch transaction and resolves once the node accepted it (not once mined).
-   * Pins reach the chain in nonce order, which for concurrent calls is call order.
-   */
-  async submitPins(pins: string[]): Promise<{ transactionHash: string; nonce: number }> {
-    validatePins(pins);
-    if (!this.signer) throw new LockstepError('precondition_failed', 'SequencerClient needs a privateKey to submit pins');
-    await this.ensureContract();
+  /** The contract's address (EIP-55). */
+  get contractAddress(): string {
+    return this.address;
+  }
 
-    // Estimate before touching the NonceManager: it reserves a nonce as soon as
-    // sendTransaction is called, and a revert during its own estimation would leave a gap
-    // that blocks every later transaction.
-    let estimate: bigint;
+  /** Calldata of a pinBatch(root, tags) call; the batcher signs and sends it. */
+  encodeBatch(root: string, tags: string[]): string {
+    validateBatch(root, tags);
+    return this.iface.encodeFunctionData('pinBatch', [root, ethers.concat(tags)]);
+  }
+
+  /** Gas for a batch, with the contract's own refusal decoded if it would revert. */
+  async estimateBatchGas(from: string, data: string): Promise<bigint> {
+    await this.ensureContract();
     try {
-      estimate = await this.contract.getFunction('pinBatch').estimateGas(pins);
+      return await this.provider.estimateGas({ from, to: this.address, data });
     } catch (err) {
       const revert = decodeSequencerRevert(err);
       if (!revert) throw err;
       throw new LockstepError('precondition_failed', `Sequencer.pinBatch would revert with ${revert.name}(${revert.args.join(', ')})`);
-    }
-    const gasLimit = estimate + (estimate * GAS_MARGIN_PERCENT) / 100n;
-    try {
-      return await this.send(pins, gasLimit);
-    } catch (err) {
-      // The node refused the nonce because the key was used elsewhere (another process,
-      // a manual transaction): our transaction was not accepted, so one retry with a fresh
-      // nonce cannot duplicate the batch.
-      if (!ethers.isError(err, 'NONCE_EXPIRED') && !ethers.isError(err, 'REPLACEMENT_UNDERPRICED')) throw err;
-      return this.send(pins, gasLimit);
-    }
-  }
-
-  private async send(pins: string[], gasLimit: bigint): Promise<{ transactionHash: string; nonce: number }> {
-    try {
-      const tx = (await this.contract.getFunction('pinBatch')(pins, { gasLimit })) as ethers.ContractTransactionResponse;
-      return { transactionHash: tx.hash, nonce: tx.nonce };
-    } catch (err) {
-      // The reserved nonce may not have reached the node; re-read it rather than leave a gap.
-      this.signer?.reset();
-      throw err;
     }
   }
 
@@ -197,13 +159,13 @@ export class SequencerClient {
    * Chunks are fetched one after the other; each pin carries its block hash so a caller can
    * check that all of them still belong to the canonical chain.
    */
-  async pinsBetween(fromBlock: number, toBlock: number): Promise<ObservedPin[]> {
+  async tagsBetween(fromBlock: number, toBlock: number): Promise<ObservedTag[]> {
     assertBlockNumber('fromBlock', fromBlock);
     assertBlockNumber('toBlock', toBlock);
     if (fromBlock > toBlock) return [];
     await this.ensureContract();
 
-    const pins: ObservedPin[] = [];
+    const tags: ObservedTag[] = [];
     for (let start = fromBlock; start <= toBlock; start += this.maxBlockRange) {
       const end = Math.min(toBlock, start + this.maxBlockRange - 1);
       const logs = await this.provider.getLogs({
@@ -215,10 +177,10 @@ export class SequencerClient {
       const timestamps = await this.blockTimestamps(logs.filter((l) => !l.removed).map((l) => l.blockHash));
       for (const log of logs) {
         if (log.removed) continue;
-        pins.push(...this.parseLog(log, timestamps.get(log.blockHash)!));
+        tags.push(...this.parseLog(log, timestamps.get(log.blockHash)!));
       }
     }
-    return pins.sort(comparePositions);
+    return tags.sort(comparePositions);
   }
 
   destroy(): void {
@@ -236,18 +198,20 @@ export class SequencerClient {
     return times;
   }
 
-  private parseLog(log: ethers.Log, timestamp: number): ObservedPin[] {
+  private parseLog(log: ethers.Log, timestamp: number): ObservedTag[] {
     const parsed = this.iface.parseLog({ topics: [...log.topics], data: log.data });
     if (!parsed || parsed.name !== 'BatchPinned') {
       throw new Error(`unexpected log in tx ${log.transactionHash} at index ${log.index}`);
     }
     const author = ethers.getAddress(parsed.args.author as string);
-    const batchHash = ethers.hexlify(parsed.args.batchHash as string);
-    const batch = parsed.args.pins as ethers.Result;
-    return batch.toArray().map((pin, index) => ({
-      pin: ethers.hexlify(pin as string),
+    const root = ethers.hexlify(parsed.args.root as string);
+    const packed = ethers.getBytes(parsed.args.tags as string);
+    const count = Math.floor(packed.length / 8);
+    return Array.from({ length: count }, (_, index) => ({
+      tag: ethers.hexlify(packed.slice(index * 8, index * 8 + 8)),
       author,
-      batchHash,
+      root,
+      count,
       blockNumber: log.blockNumber,
       blockHash: log.blockHash,
       timestamp,

@@ -9,7 +9,7 @@ export interface ProposalFields {
   definitionHash: string;
   step: string;
   author: string;
-  nonce: string;
+  nonce: number;
   proposedAt: string;
   salt: string;
   input: unknown;

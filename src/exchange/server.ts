@@ -10,7 +10,6 @@ import type { Invitation } from '../model/instance';
 import { participantsOf, rolesOf } from '../model/instance';
 import { LockstepError } from '../model/errors';
 import { verifyEnvelope, verifyInvitation } from '../envelope/verify';
-import { maskPin } from '../chain/pins';
 import { findStep } from '../process/rules';
 import { validateInput } from '../process/input';
 import { problemHandler } from '../http/problem';
@@ -68,7 +67,7 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     const visible = !step.visibility || rolesOf(instance.header, ctx.party).some((r) => step.visibility!.includes(r));
     if (signed.data !== undefined) validateInput(e.definitionHash, step, signed.data.input);
     else if (visible) throw new LockstepError('bad_request', `step "${e.step}" is visible to ${ctx.party} but came without its data`, [{ field: '/data', message: 'required' }]);
-    await ctx.store.savePendingStep(signed, maskPin(instance.secret, signed.hash), visible);
+    await ctx.store.savePendingStep(instance, signed, visible);
     await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author });
     await pins.flush();
     ctx.log.info({ instanceId: e.instanceId, step: e.step, from: e.author, envelopeHash: signed.hash }, 'envelope accepted');

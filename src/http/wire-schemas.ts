@@ -40,7 +40,7 @@ export const WIRE_SCHEMAS = {
           definitionHash: hash,
           step: name,
           author: name,
-          nonce: id,
+          nonce: { type: 'integer', minimum: 1, maximum: 1_000_000_000 },
           proposedAt: { type: 'string', minLength: 1, maxLength: 64 },
           inputHash: hash,
         },
@@ -48,6 +48,17 @@ export const WIRE_SCHEMAS = {
       hash,
       signature,
       data: { type: 'object', additionalProperties: false, required: ['salt', 'input'], properties: { salt: hash, input: {} } },
+      receipt: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['root', 'index', 'count', 'proof'],
+        properties: {
+          root: hash,
+          index: { type: 'integer', minimum: 0, maximum: 999 },
+          count: { type: 'integer', minimum: 1, maximum: 1000 },
+          proof: { type: 'array', maxItems: 16, items: hash },
+        },
+      },
     },
   },
   startInstance: {

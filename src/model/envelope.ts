@@ -1,3 +1,5 @@
+import type { PinReceipt } from './pin';
+
 /**
  * A step envelope: what a party proposes. The envelope itself carries no business data, only
  * the hash of it (`inputHash`), so that participants outside the step's visibility can still
@@ -10,8 +12,8 @@ export interface Envelope {
   definitionHash: string;
   step: string;
   author: string;
-  /** Unique per proposal, so that two identical proposals still differ in hash. */
-  nonce: string;
+  /** The author's step number in this instance (1, 2, …): locates the step's tag on chain. */
+  nonce: number;
   proposedAt: string;
   /** keccak256(canonical(StepData)). */
   inputHash: string;
@@ -32,4 +34,6 @@ export interface SignedEnvelope {
   signature: string;
   /** Present only for recipients entitled to the step's data. */
   data?: StepData;
+  /** Where the step sits in its batch: lets the recipient prove the envelope against the chain. */
+  receipt?: PinReceipt;
 }

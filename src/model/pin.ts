@@ -10,11 +10,27 @@ export interface ChainPosition {
   index: number;
 }
 
-/** A pin as observed in a `BatchPinned` event. */
-export interface ObservedPin extends ChainPosition {
-  pin: string;
+/** A step's tag as observed in a `BatchPinned` event. */
+export interface ObservedTag extends ChainPosition {
+  /** 0x-prefixed 8-byte tag. */
+  tag: string;
+  /** Address that sent the batch. */
   author: string;
-  batchHash: string;
+  /** Merkle root of the batch. */
+  root: string;
+  /** Number of tags in the batch. */
+  count: number;
+}
+
+/**
+ * What an author tells the participants about where its step sits in a batch: enough to check
+ * the step's leaf against the root on chain, without seeing any other step of the batch.
+ */
+export interface PinReceipt {
+  root: string;
+  index: number;
+  count: number;
+  proof: string[];
 }
 
 export function comparePositions(a: ChainPosition, b: ChainPosition): number {

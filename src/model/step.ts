@@ -8,6 +8,8 @@ export interface StepRecord {
   instanceId: string;
   step: string;
   author: string;
+  /** The author's step number in the instance. */
+  nonce: number;
   status: StepStatus;
   /** Position in the instance's decided history (0-based); absent while pending. */
   seq?: number;

@@ -6,6 +6,7 @@ import type { NetworkFile } from '../model/network';
 import type { DefinitionRegistry } from '../definitions/registry';
 import type { Store } from '../store/store';
 import type { SequencerClient } from '../chain/sequencer';
+import type { Batcher } from '../chain/batcher';
 import type { NodeConfig } from '../config';
 
 export interface NodeContext {
@@ -16,6 +17,7 @@ export interface NodeContext {
   store: Store;
   definitions: DefinitionRegistry;
   sequencer: SequencerClient;
+  batcher: Batcher;
   temporal: Client;
   log: Logger;
 }

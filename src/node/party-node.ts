@@ -12,6 +12,7 @@ import type { NodeConfig } from '../config';
 import { createActivities } from '../../activities';
 import { SequencerClient } from '../chain/sequencer';
 import { ChainListener } from '../chain/listener';
+import { Batcher } from '../chain/batcher';
 import { DefinitionRegistry } from '../definitions/registry';
 import { loadDefinitions } from '../definitions/load';
 import { Store } from '../store/store';
@@ -51,10 +52,22 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   }
   const definitions = new DefinitionRegistry(loadDefinitions(config.definitionsDir));
   const store = await Store.connect(network.mongodb.uri, me.database);
-  const sequencer = new SequencerClient({ rpcUrl: network.chain.rpcUrl, address: network.chain.sequencer, privateKey, chainId: network.chain.chainId });
+  const sequencer = new SequencerClient({ rpcUrl: network.chain.rpcUrl, address: network.chain.sequencer, chainId: network.chain.chainId });
+  const batcher = new Batcher({
+    store,
+    sequencer,
+    provider: sequencer.provider,
+    privateKey,
+    chainId: network.chain.chainId,
+    batchSize: config.batchSize,
+    batchWaitMs: config.batchWaitMs,
+    resubmitAfterMs: config.resubmitAfterMs,
+    confirmations: config.confirmations,
+    log,
+  });
   const clientConnection = await Connection.connect({ address: network.temporal.address });
   const temporal = new Client({ connection: clientConnection, namespace: me.namespace });
-  const ctx: NodeContext = { party: config.party, config, network, wallet, store, definitions, sequencer, temporal, log };
+  const ctx: NodeContext = { party: config.party, config, network, wallet, store, definitions, sequencer, batcher, temporal, log };
 
   const workerConnection = await NativeConnection.connect({ address: network.temporal.address });
   const worker = await Worker.create({
@@ -74,9 +87,12 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
     startBlock: network.chain.deployBlock,
     pollMs: config.chainPollMs,
     log,
+    addressOf: (party) => network.parties[party]?.address,
     onProgress: () => pins.flush(),
+    onDeepReorg: () => undefined, // surfaced through the listener's state in the API's status and refusals
   });
   listener.start();
+  batcher.start();
 
   const api = await listen(createApiApp(ctx, listener), config.apiPort, config.listenHost);
   const dx = await listen(createExchangeApp(ctx, pins), config.dxPort, config.listenHost);
@@ -87,6 +103,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
     (stopping ??= (async () => {
       await Promise.all([close(api), close(dx)]);
       await listener.stop();
+      await batcher.stop();
       worker.shutdown();
       await workerRun.catch((err: unknown) => log.warn({ err }, 'worker stopped with an error'));
       await workerConnection.close();

@@ -1,7 +1,8 @@
 /**
- * Tells instance workflows about final pins whose envelopes this node holds, in chain order.
- * Runs after each listener tick and after each envelope arrives (data and pin may come in either
- * order). Serialised within the process; repeats are harmless because the workflow deduplicates.
+ * Tells instance workflows about final steps, in chain order: first as soon as the tag is final
+ * (so the workflow holds back every later step until this one's data arrives), then again once
+ * the envelope is here and proven against the batch root. Runs after each listener pass and each
+ * delivery. Serialised within the process; repeats are harmless, the workflow deduplicates.
  */
 import type { NodeContext } from './context';
 import { positionOf } from '../store/store';
@@ -21,11 +22,15 @@ export class PinSignaller {
   }
 
   private async pass(): Promise<void> {
-    for (const pin of await this.ctx.store.pinsToSignal()) {
-      const position = positionOf(pin.position!);
-      const alive = await notifyConfirmed(this.ctx, pin.instanceId!, { envelopeHash: pin.envelopeHash!, position });
-      if (!alive) this.ctx.log.warn({ instanceId: pin.instanceId, envelopeHash: pin.envelopeHash }, 'final pin for an instance that has ended');
-      await this.ctx.store.markSignaled(pin._id);
+    for (const slot of await this.ctx.store.slotsToSignal()) {
+      const level = slot.proven ? 'full' : 'bare';
+      const alive = await notifyConfirmed(this.ctx, slot.instanceId, {
+        slot: `${slot.author}/${slot.nonce}`,
+        position: positionOf(slot.position!),
+        ...(slot.proven ? { envelopeHash: slot.envelopeHash! } : {}),
+      });
+      if (!alive) this.ctx.log.warn({ instanceId: slot.instanceId, slot: slot._id }, 'final step for an instance that has ended');
+      await this.ctx.store.markSignaled(slot._id, level);
     }
   }
 }

@@ -1,7 +1,7 @@
 /** The shapes this node keeps in its own MongoDB database (never shared with other parties). */
 import type { Envelope, StepData } from '../model/envelope';
 import type { InstanceHeader } from '../model/instance';
-import type { ChainPosition, ObservedPin } from '../model/pin';
+import type { ChainPosition, ObservedTag, PinReceipt } from '../model/pin';
 import type { StepRecord } from '../model/step';
 
 export interface InstanceDoc {
@@ -21,24 +21,70 @@ export interface StepDoc extends StepRecord {
   envelope: Envelope;
   /** Only where this party may see the step's data. */
   data?: StepData;
-  /** The masked pin this step is sequenced under. */
-  pin: string;
+  /** Receipt of the step's place in its batch (author's node: from the batcher; others: from the author). */
+  receipt?: PinReceipt;
   updatedAt: Date;
 }
 
-/**
- * A pin, keyed by its value: written when this node learns the envelope (`envelopeHash`) and/or
- * when the listener sees it on chain (`position`). Data and pin may arrive in either order.
- */
-export interface PinDoc {
+/** A tag this node expects on chain: the author's n-th step in an instance (a sliding window). */
+export interface TagDoc {
   _id: string;
-  instanceId?: string;
+  instanceId: string;
+  author: string;
+  nonce: number;
+}
+
+/**
+ * One author's n-th step in an instance, as this node knows it: where its tag was first
+ * sequenced (`position`), which envelope fills it and the receipt proving the envelope is the
+ * one the batch committed to. Data and tag may arrive in either order.
+ */
+export interface SlotDoc {
+  _id: string;
+  instanceId: string;
+  author: string;
+  nonce: number;
+  tag: string;
+  position?: ObservedTag;
   envelopeHash?: string;
-  /** First sequencing of this pin; a repeat later in the chain is ignored. */
-  position?: ObservedPin;
+  receipt?: PinReceipt;
+  /** The envelope's leaf is proven to sit at `position` in the batch's Merkle root. */
+  proven: boolean;
   confirmed: boolean;
-  /** The instance workflow has been told the pin is final. */
-  signaled: boolean;
+  /** What the instance workflow has been told: nothing, that the slot is final without data, or with it. */
+  signaled: 'none' | 'bare' | 'full';
+}
+
+/** A step waiting to be pinned (the batcher's durable queue). */
+export interface PinQueueDoc {
+  _id: string;
+  instanceId: string;
+  tag: string;
+  leaf: string;
+  queuedAt: Date;
+  batch?: string;
+  index?: number;
+}
+
+export interface BatchDoc {
+  _id: string;
+  root: string;
+  leaves: string[];
+  tags: string[];
+  envelopeHashes: string[];
+  nonce: number;
+  /** Every signed version of the transaction (re-priced replacements appended). */
+  rawTxs: string[];
+  txHashes: string[];
+  maxFeePerGas: string;
+  maxPriorityFeePerGas: string;
+  gasLimit: string;
+  status: 'signed' | 'sent' | 'mined' | 'final' | 'failed';
+  minedTx?: string;
+  minedBlock?: number;
+  reason?: string;
+  createdAt: Date;
+  lastSentAt: Date;
 }
 
 export interface CheckpointDoc {
@@ -47,6 +93,8 @@ export interface CheckpointDoc {
   scannedBlock: number;
   /** Highest block treated as final (scannedHead - confirmations + 1). */
   confirmedBlock: number;
+  /** Its hash: if it ever changes, the chain reorganised deeper than the confirmation depth. */
+  confirmedBlockHash?: string;
   updatedAt: Date;
 }
 

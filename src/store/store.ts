@@ -5,10 +5,20 @@
 import { MongoClient, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
 import type { SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
-import type { ChainPosition, ObservedPin } from '../model/pin';
+import type { ChainPosition, ObservedTag, PinReceipt } from '../model/pin';
 import type { StepStatus } from '../model/step';
 import { LockstepError } from '../model/errors';
-import type { CheckpointDoc, InstanceDoc, PinDoc, StepDoc } from './documents';
+import { participantsOf } from '../model/instance';
+import { contextOf, stepLeaf, tagOf } from '../chain/pins';
+import { verifyMerkleProof } from '../chain/merkle';
+import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDoc, TagDoc } from './documents';
+
+/** How many of each author's next steps a node recognises ahead of time (detects gaps too). */
+export const TAG_WINDOW = 16;
+
+export function slotId(instanceId: string, author: string, nonce: number): string {
+  return `${instanceId}/${author}/${nonce}`;
+}
 
 const DUPLICATE_KEY = 11000;
 
@@ -25,7 +35,10 @@ export interface Decision {
 export class Store {
   readonly instances: Collection<InstanceDoc>;
   readonly steps: Collection<StepDoc>;
-  readonly pins: Collection<PinDoc>;
+  readonly tags: Collection<TagDoc>;
+  readonly slots: Collection<SlotDoc>;
+  readonly pinQueue: Collection<PinQueueDoc>;
+  readonly batches: Collection<BatchDoc>;
   readonly checkpoints: Collection<CheckpointDoc>;
 
   private constructor(
@@ -34,7 +47,10 @@ export class Store {
   ) {
     this.instances = db.collection('instances');
     this.steps = db.collection('steps');
-    this.pins = db.collection('pins');
+    this.tags = db.collection('tags');
+    this.slots = db.collection('slots');
+    this.pinQueue = db.collection('pinQueue');
+    this.batches = db.collection('batches');
     this.checkpoints = db.collection('checkpoints');
   }
 
@@ -53,7 +69,10 @@ export class Store {
   private async ensureIndexes(): Promise<void> {
     await this.steps.createIndex({ instanceId: 1, seq: 1 });
     await this.instances.createIndex({ 'header.definitionId': 1, createdAt: -1 });
-    await this.pins.createIndex({ confirmed: 1, signaled: 1 });
+    await this.slots.createIndex({ confirmed: 1, signaled: 1 });
+    await this.slots.createIndex({ 'position.blockNumber': 1 });
+    await this.pinQueue.createIndex({ batch: 1, queuedAt: 1 });
+    await this.batches.createIndex({ status: 1, nonce: 1 });
   }
 
   /** Idempotent: the same invitation twice is fine; a different one under the same id is refused. */
@@ -70,6 +89,7 @@ export class Store {
     };
     try {
       await this.instances.insertOne(doc);
+      for (const author of participantsOf(doc.header)) await this.expectTags(doc, author, 1);
       return doc;
     } catch (error) {
       if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
@@ -87,8 +107,11 @@ export class Store {
     return this.instances.find(filter).sort({ createdAt: -1 }).limit(limit).toArray();
   }
 
-  /** Records an envelope as pending; a repeat delivery changes nothing. */
-  async savePendingStep(signed: SignedEnvelope, pin: string, visible: boolean): Promise<void> {
+  /**
+   * Records an envelope as pending (a repeat delivery changes nothing) and fills its slot; with a
+   * receipt, the slot is proven against the chain as soon as its tag has been seen there.
+   */
+  async savePendingStep(instance: InstanceDoc, signed: SignedEnvelope, visible: boolean): Promise<void> {
     const e = signed.envelope;
     const doc: StepDoc = {
       _id: signed.hash,
@@ -96,16 +119,54 @@ export class Store {
       instanceId: e.instanceId,
       step: e.step,
       author: e.author,
+      nonce: e.nonce,
       status: 'pending',
       signature: signed.signature,
       proposedAt: e.proposedAt,
       envelope: e,
-      pin,
       updatedAt: new Date(),
       ...(visible && signed.data ? { data: signed.data, input: signed.data.input } : {}),
     };
     await ignoreDuplicate(this.steps.insertOne(doc));
-    await this.expectPin(pin, e.instanceId, signed.hash);
+    const id = slotId(e.instanceId, e.author, e.nonce);
+    await this.slots.updateOne(
+      { _id: id },
+      {
+        $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), confirmed: false, signaled: 'none', proven: false },
+      },
+      { upsert: true },
+    );
+    const slot = await this.slots.findOne({ _id: id });
+    if (slot?.envelopeHash && slot.envelopeHash !== signed.hash) {
+      throw new LockstepError('conflict', `${e.author} already sent a different envelope (${slot.envelopeHash}) as its step ${e.nonce} in instance ${e.instanceId}`, [
+        { field: '/envelope/nonce', message: 'already taken by another envelope' },
+      ]);
+    }
+    if (signed.receipt) await this.steps.updateOne({ _id: signed.hash }, { $set: { receipt: signed.receipt } });
+    await this.slots.updateOne({ _id: id }, { $set: { envelopeHash: signed.hash, ...(signed.receipt ? { receipt: signed.receipt } : {}) } });
+    await this.prove(id, instance.secret);
+  }
+
+  /** The author's own receipt, once the batcher has put its step in a batch. */
+  async saveReceipt(instance: InstanceDoc, envelopeHash: string, receipt: PinReceipt): Promise<void> {
+    const step = await this.steps.findOneAndUpdate({ _id: envelopeHash }, { $set: { receipt } });
+    if (!step) return;
+    const id = slotId(step.instanceId, step.author, step.nonce);
+    await this.slots.updateOne({ _id: id }, { $set: { receipt } });
+    await this.prove(id, instance.secret);
+  }
+
+  /** Checks a slot's envelope against the batch root its tag was first sequenced under. */
+  private async prove(id: string, secret: string): Promise<void> {
+    const slot = await this.slots.findOne({ _id: id });
+    if (!slot?.position || !slot.envelopeHash || !slot.receipt || slot.proven) return;
+    const p = slot.position;
+    const r = slot.receipt;
+    const leaf = stepLeaf(secret, slot.author, slot.nonce, slot.envelopeHash);
+    const proven = p.root === r.root && p.index === r.index && p.count === r.count && verifyMerkleProof(leaf, r.index, r.count, r.proof, r.root);
+    if (!proven) return;
+    await this.slots.updateOne({ _id: id }, { $set: { proven: true } });
+    await this.steps.updateOne({ _id: slot.envelopeHash, status: 'pending' }, { $set: { chain: positionOf(p), updatedAt: new Date() } });
   }
 
   async step(envelopeHash: string): Promise<StepDoc | null> {
@@ -142,52 +203,108 @@ export class Store {
     }
   }
 
-  private async expectPin(pin: string, instanceId: string, envelopeHash: string): Promise<void> {
-    await this.pins.updateOne(
-      { _id: pin },
-      { $set: { instanceId, envelopeHash }, $setOnInsert: { confirmed: false, signaled: false } },
+  /** Precomputes the tags of an author's next steps, so they are recognised before their data. */
+  private async expectTags(instance: InstanceDoc, author: string, fromNonce: number): Promise<void> {
+    for (let nonce = fromNonce; nonce < fromNonce + TAG_WINDOW; nonce++) {
+      const tag = tagOf(contextOf(instance.secret, author, nonce));
+      await ignoreDuplicate(this.tags.insertOne({ _id: tag, instanceId: instance._id, author, nonce }));
+    }
+  }
+
+  /**
+   * Records where this node's expected tags were sequenced. A tag counts only when sent by its
+   * author's own address, and only its first sequencing counts.
+   */
+  async observeTags(observed: ObservedTag[], addressOf: (party: string) => string | undefined): Promise<ObservedTag[]> {
+    const ours: ObservedTag[] = [];
+    for (const o of observed) {
+      const expected = await this.tags.findOne({ _id: o.tag });
+      if (!expected || addressOf(expected.author)?.toLowerCase() !== o.author.toLowerCase()) continue;
+      const instance = await this.instance(expected.instanceId);
+      if (!instance) continue;
+      const id = slotId(expected.instanceId, expected.author, expected.nonce);
+      await this.slots.updateOne(
+        { _id: id },
+        { $setOnInsert: { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, confirmed: false, signaled: 'none', proven: false } },
+        { upsert: true },
+      );
+      const first = await this.slots.updateOne({ _id: id, position: { $exists: false } }, { $set: { position: o } });
+      if (first.modifiedCount === 0) continue;
+      ours.push(o);
+      await this.expectTags(instance, expected.author, expected.nonce + 1);
+      await this.prove(id, instance.secret);
+    }
+    return ours;
+  }
+
+  /** Forgets sequencings in blocks that left the chain: those steps are pending again. */
+  async forgetBlocks(blockNumbers: number[]): Promise<number> {
+    const gone = await this.slots.find({ confirmed: false, 'position.blockNumber': { $in: blockNumbers } }).toArray();
+    for (const slot of gone) {
+      await this.slots.updateOne({ _id: slot._id }, { $unset: { position: '' }, $set: { proven: false } });
+      if (slot.envelopeHash) await this.steps.updateOne({ _id: slot.envelopeHash, status: 'pending' }, { $unset: { chain: '' } });
+    }
+    return gone.length;
+  }
+
+  /** Unconfirmed sequencings, for the listener to check against the canonical chain. */
+  async unconfirmedBlocks(): Promise<{ blockNumber: number; blockHash: string }[]> {
+    const slots = await this.slots.find({ confirmed: false, position: { $exists: true } }).toArray();
+    const seen = new Map<number, string>();
+    for (const s of slots) seen.set(s.position!.blockNumber, s.position!.blockHash);
+    return [...seen].map(([blockNumber, blockHash]) => ({ blockNumber, blockHash }));
+  }
+
+  async confirmSlotsUpTo(block: number): Promise<void> {
+    await this.slots.updateMany({ confirmed: false, 'position.blockNumber': { $lte: block } }, { $set: { confirmed: true } });
+  }
+
+  /** Final slots the workflow has not been told about (or only without their data), in chain order. */
+  async slotsToSignal(): Promise<SlotDoc[]> {
+    const candidates = await this.slots.find({ confirmed: true, signaled: { $ne: 'full' } }).toArray();
+    return candidates
+      .filter((s) => (s.proven ? 'full' : 'bare') !== s.signaled)
+      .sort((a, b) => a.position!.blockNumber - b.position!.blockNumber || a.position!.logIndex - b.position!.logIndex || a.position!.index - b.position!.index);
+  }
+
+  async markSignaled(id: string, level: 'bare' | 'full'): Promise<void> {
+    await this.slots.updateOne({ _id: id }, { $set: { signaled: level } });
+  }
+
+  /** Steps of an instance sequenced on chain whose data (or proof) this node is still waiting for. */
+  async waitingForData(instanceId: string): Promise<SlotDoc[]> {
+    return this.slots.find({ instanceId, position: { $exists: true }, proven: false }).toArray();
+  }
+
+  async enqueuePin(request: { envelopeHash: string; instanceId: string; tag: string; leaf: string }): Promise<void> {
+    await this.pinQueue.updateOne(
+      { _id: request.envelopeHash },
+      { $setOnInsert: { instanceId: request.instanceId, tag: request.tag, leaf: request.leaf, queuedAt: new Date() } },
       { upsert: true },
     );
   }
 
-  /** Notes where pins were sequenced. Only a pin's first sequencing counts. */
-  async observePins(observed: ObservedPin[]): Promise<void> {
-    for (const o of observed) {
-      const first = await this.pins.updateOne({ _id: o.pin, position: { $exists: false } }, { $set: { position: o } });
-      if (first.matchedCount === 0) {
-        await ignoreDuplicate(this.pins.insertOne({ _id: o.pin, position: o, confirmed: false, signaled: false }));
-      }
-      const known = await this.pins.findOne({ _id: o.pin });
-      if (known?.envelopeHash && known.position?.transactionHash === o.transactionHash && known.position.index === o.index) {
-        await this.steps.updateOne({ _id: known.envelopeHash, status: 'pending' }, { $set: { chain: positionOf(o), updatedAt: new Date() } });
-      }
+  /** Marks a batch's steps as taken by it (idempotent; used again when recovering after a crash). */
+  async assignBatch(batch: BatchDoc): Promise<void> {
+    for (const [index, envelopeHash] of batch.envelopeHashes.entries()) {
+      await this.pinQueue.updateOne({ _id: envelopeHash }, { $set: { batch: batch._id, index } });
     }
-  }
-
-  async confirmPinsUpTo(block: number): Promise<void> {
-    await this.pins.updateMany({ confirmed: false, 'position.blockNumber': { $lte: block } }, { $set: { confirmed: true } });
-  }
-
-  /** Final pins whose envelope this node holds and whose workflow has not been told yet, in chain order. */
-  async pinsToSignal(): Promise<PinDoc[]> {
-    const ready = await this.pins.find({ confirmed: true, signaled: false, envelopeHash: { $exists: true } }).toArray();
-    return ready.sort((a, b) => a.position!.blockNumber - b.position!.blockNumber || a.position!.logIndex - b.position!.logIndex || a.position!.index - b.position!.index);
-  }
-
-  async markSignaled(pin: string): Promise<void> {
-    await this.pins.updateOne({ _id: pin }, { $set: { signaled: true } });
   }
 
   async checkpoint(): Promise<CheckpointDoc | null> {
     return this.checkpoints.findOne({ _id: 'chain' });
   }
 
-  async saveCheckpoint(scannedBlock: number, confirmedBlock: number): Promise<void> {
-    await this.checkpoints.updateOne({ _id: 'chain' }, { $set: { scannedBlock, confirmedBlock, updatedAt: new Date() } }, { upsert: true });
+  async saveCheckpoint(scannedBlock: number, confirmedBlock: number, confirmedBlockHash: string | undefined): Promise<void> {
+    await this.checkpoints.updateOne(
+      { _id: 'chain' },
+      { $set: { scannedBlock, confirmedBlock, updatedAt: new Date(), ...(confirmedBlockHash ? { confirmedBlockHash } : {}) } },
+      { upsert: true },
+    );
   }
 }
 
-export function positionOf(o: ObservedPin): ChainPosition {
+export function positionOf(o: ChainPosition): ChainPosition {
   return { blockNumber: o.blockNumber, blockHash: o.blockHash, timestamp: o.timestamp, transactionHash: o.transactionHash, logIndex: o.logIndex, index: o.index };
 }
 

@@ -1,0 +1,280 @@
+/**
+ * The durable batcher: steps wait in a MongoDB queue, are cut into batches (by size or by age),
+ * and each batch goes out as one transaction. Every decision is written down before it is acted
+ * on, so a node that crashes at any point pins each queued step exactly once after restart:
+ *
+ *   queue item ──cut──► batch doc (leaves, nonce, signed tx) ──► items marked ──► broadcast
+ *
+ * The batcher owns its account's nonces. A transaction that is not mined in time is broadcast
+ * again, and re-signed with higher fees when the node refuses it as underpriced, so a nonce is
+ * never left stuck; one that reverts is retired and its steps are queued again.
+ */
+import { Transaction, Wallet, type JsonRpcProvider } from 'ethers';
+import type { Logger } from 'pino';
+import type { PinReceipt } from '../model/pin';
+import type { BatchDoc, PinQueueDoc } from '../store/documents';
+import type { Store } from '../store/store';
+import { merkleProof, merkleRoot } from './merkle';
+import type { SequencerClient } from './sequencer';
+import { MAX_TAGS_PER_BATCH } from './sequencer';
+
+export interface BatcherOptions {
+  store: Store;
+  sequencer: SequencerClient;
+  provider: JsonRpcProvider;
+  privateKey: string;
+  chainId: number;
+  /** Most steps per transaction. */
+  batchSize: number;
+  /** Longest a step waits for others to share its transaction. */
+  batchWaitMs: number;
+  /** Broadcast an unmined transaction again after this long (fees raised if it was refused). */
+  resubmitAfterMs: number;
+  /** Depth after which a mined batch is final and no longer watched. */
+  confirmations: number;
+  log: Logger;
+}
+
+export interface PinRequest {
+  envelopeHash: string;
+  instanceId: string;
+  tag: string;
+  leaf: string;
+}
+
+const TICK_MS = 50;
+const GAS_MARGIN_PERCENT = 20n;
+const FEE_BUMP_PERCENT = 25n;
+
+export class Batcher {
+  private readonly wallet: Wallet;
+  private timer?: NodeJS.Timeout;
+  private stopped = true;
+  private ticking: Promise<void> = Promise.resolve();
+  private recovered = false;
+
+  constructor(private readonly opts: BatcherOptions) {
+    if (opts.batchSize < 1 || opts.batchSize > MAX_TAGS_PER_BATCH) throw new Error(`batch size must be 1..${MAX_TAGS_PER_BATCH}, got ${opts.batchSize}`);
+    this.wallet = new Wallet(opts.privateKey, opts.provider);
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.ticking;
+  }
+
+  /** Queues a step (idempotent) and resolves with its receipt once its batch is on its way. */
+  async pin(request: PinRequest, timeoutMs: number): Promise<PinReceipt & { transactionHash: string }> {
+    await this.opts.store.enqueuePin(request);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const item = await this.opts.store.pinQueue.findOne({ _id: request.envelopeHash });
+      if (item?.batch) {
+        const batch = await this.opts.store.batches.findOne({ _id: item.batch });
+        if (batch && batch.status !== 'signed' && batch.status !== 'failed') return receiptOf(batch, item.index!);
+      }
+      await sleep(TICK_MS);
+    }
+    throw new Error(`step ${request.envelopeHash} not batched within ${timeoutMs} ms (is the chain reachable?)`);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.ticking = this.tick()
+        .catch((err: unknown) => this.opts.log.warn({ err }, 'batcher tick failed; retrying'))
+        .finally(() => this.schedule());
+    }, TICK_MS);
+  }
+
+  async tick(): Promise<void> {
+    if (!this.recovered) {
+      await this.recover();
+      this.recovered = true;
+    }
+    await this.cut();
+    await this.watch();
+  }
+
+  /** After a crash: items of batches already written down belong to them, not to a new batch. */
+  private async recover(): Promise<void> {
+    for (const batch of await this.opts.store.batches.find({ status: { $in: ['signed', 'sent'] } }).toArray()) {
+      await this.opts.store.assignBatch(batch);
+      if (batch.status === 'signed') await this.broadcast(batch, batch.rawTxs[batch.rawTxs.length - 1]!);
+    }
+  }
+
+  private async cut(): Promise<void> {
+    const { store, batchSize, batchWaitMs } = this.opts;
+    const waiting = await store.pinQueue.find({ batch: { $exists: false } }).sort({ queuedAt: 1, _id: 1 }).limit(batchSize).toArray();
+    if (waiting.length === 0) return;
+    const oldest = waiting[0]!.queuedAt.getTime();
+    if (waiting.length < batchSize && Date.now() - oldest < batchWaitMs) return;
+    await this.send(waiting);
+  }
+
+  private async send(items: PinQueueDoc[]): Promise<void> {
+    const { store, sequencer, provider, chainId } = this.opts;
+    const leaves = items.map((i) => i.leaf);
+    const root = merkleRoot(leaves);
+    const data = sequencer.encodeBatch(root, items.map((i) => i.tag));
+    const nonce = await this.nextNonce();
+    const gas = await sequencer.estimateBatchGas(this.wallet.address, data);
+    const fees = await provider.getFeeData();
+    const tx = {
+      to: sequencer.contractAddress,
+      data,
+      nonce,
+      chainId,
+      type: 2,
+      gasLimit: gas + (gas * GAS_MARGIN_PERCENT) / 100n,
+      maxFeePerGas: fees.maxFeePerGas ?? fees.gasPrice ?? 1_000_000_000n,
+      maxPriorityFeePerGas: fees.maxPriorityFeePerGas ?? 0n,
+    };
+    const raw = await this.wallet.signTransaction(tx);
+    const batch: BatchDoc = {
+      _id: `${root}:${nonce}`,
+      root,
+      leaves,
+      tags: items.map((i) => i.tag),
+      envelopeHashes: items.map((i) => i._id),
+      nonce,
+      rawTxs: [raw],
+      txHashes: [txHashOf(raw)],
+      maxFeePerGas: tx.maxFeePerGas.toString(),
+      maxPriorityFeePerGas: tx.maxPriorityFeePerGas.toString(),
+      gasLimit: tx.gasLimit.toString(),
+      status: 'signed',
+      createdAt: new Date(),
+      lastSentAt: new Date(),
+    };
+    await store.batches.insertOne(batch);
+    await store.assignBatch(batch);
+    await this.broadcast(batch, raw);
+    this.opts.log.info({ batch: batch._id, steps: items.length, nonce }, 'batch sent');
+  }
+
+  private async nextNonce(): Promise<number> {
+    const onChain = await this.opts.provider.getTransactionCount(this.wallet.address, 'pending');
+    const last = await this.opts.store.batches.find({ status: { $ne: 'failed' } }).sort({ nonce: -1 }).limit(1).toArray();
+    return Math.max(onChain, last[0] ? last[0].nonce + 1 : 0);
+  }
+
+  private async broadcast(batch: BatchDoc, raw: string): Promise<void> {
+    try {
+      await this.opts.provider.broadcastTransaction(raw);
+    } catch (err) {
+      const message = (err as Error).message;
+      // Already known: an earlier broadcast got through. Anything else is handled by watch().
+      if (!/already known|known transaction|already imported/i.test(message)) {
+        this.opts.log.warn({ batch: batch._id, err: message }, 'broadcast refused; will retry');
+      }
+    }
+    await this.opts.store.batches.updateOne({ _id: batch._id }, { $set: { status: batch.status === 'mined' ? 'mined' : 'sent', lastSentAt: new Date() } });
+  }
+
+  /** Follows sent batches to their receipts; re-sends, re-prices or retires the stragglers. */
+  private async watch(): Promise<void> {
+    const { store, provider, resubmitAfterMs } = this.opts;
+    for (const batch of await store.batches.find({ status: 'sent' }).toArray()) {
+      const receipt = await this.findReceipt(batch);
+      if (receipt) {
+        if (receipt.status === 1) {
+          await store.batches.updateOne({ _id: batch._id }, { $set: { status: 'mined', minedTx: receipt.hash, minedBlock: receipt.blockNumber } });
+        } else {
+          await this.retire(batch, `transaction ${receipt.hash} reverted`);
+        }
+        continue;
+      }
+      if (Date.now() - batch.lastSentAt.getTime() < resubmitAfterMs) continue;
+      const mined = await provider.getTransactionCount(this.wallet.address, 'latest');
+      if (mined > batch.nonce) {
+        // Our nonce was used, but by none of our transactions for this batch.
+        await this.retire(batch, `nonce ${batch.nonce} was consumed by another transaction`);
+        continue;
+      }
+      await this.reprice(batch);
+    }
+    // A mined batch whose receipt vanished was reorganised away: send it again.
+    const mined = await store.batches.find({ status: 'mined' }).toArray();
+    const head = mined.length > 0 ? await provider.getBlockNumber() : 0;
+    for (const batch of mined) {
+      const receipt = await this.findReceipt(batch);
+      if (receipt && head - receipt.blockNumber + 1 >= this.opts.confirmations) {
+        await store.batches.updateOne({ _id: batch._id }, { $set: { status: 'final' } });
+      } else if (!receipt) {
+        this.opts.log.warn({ batch: batch._id, block: batch.minedBlock }, 'batch reorganised out of the chain; sending it again');
+        await store.batches.updateOne({ _id: batch._id }, { $set: { status: 'sent' }, $unset: { minedTx: '', minedBlock: '' } });
+        await this.broadcast({ ...batch, status: 'sent' }, batch.rawTxs[batch.rawTxs.length - 1]!);
+      }
+    }
+  }
+
+  private async findReceipt(batch: BatchDoc) {
+    for (const hash of batch.txHashes) {
+      const receipt = await this.opts.provider.getTransactionReceipt(hash);
+      if (receipt) return receipt;
+    }
+    return null;
+  }
+
+  /** Same nonce, same data, higher fees: replaces a transaction the network will not mine. */
+  private async reprice(batch: BatchDoc): Promise<void> {
+    const last = batch.rawTxs[batch.rawTxs.length - 1]!;
+    const known = await this.opts.provider.getTransaction(txHashOf(last));
+    if (known) {
+      await this.broadcast(batch, last);
+      return;
+    }
+    const bump = (v: string) => (BigInt(v) * (100n + FEE_BUMP_PERCENT)) / 100n + 1n;
+    const maxFeePerGas = bump(batch.maxFeePerGas);
+    const maxPriorityFeePerGas = bump(batch.maxPriorityFeePerGas);
+    const raw = await this.wallet.signTransaction({
+      to: this.opts.sequencer.contractAddress,
+      data: this.opts.sequencer.encodeBatch(batch.root, batch.tags),
+      nonce: batch.nonce,
+      chainId: this.opts.chainId,
+      type: 2,
+      gasLimit: BigInt(batch.gasLimit),
+      maxFeePerGas,
+      maxPriorityFeePerGas,
+    });
+    await this.opts.store.batches.updateOne(
+      { _id: batch._id },
+      { $push: { rawTxs: raw, txHashes: txHashOf(raw) }, $set: { maxFeePerGas: maxFeePerGas.toString(), maxPriorityFeePerGas: maxPriorityFeePerGas.toString() } },
+    );
+    this.opts.log.warn({ batch: batch._id, nonce: batch.nonce, maxFeePerGas: maxFeePerGas.toString() }, 'batch not mined in time; re-sent with higher fees');
+    await this.broadcast(batch, raw);
+  }
+
+  /** A batch that can never be mined must not hold its steps hostage: they go back in the queue. */
+  private async retire(batch: BatchDoc, reason: string): Promise<void> {
+    this.opts.log.error({ batch: batch._id, reason }, 'batch retired; its steps are queued again');
+    await this.opts.store.batches.updateOne({ _id: batch._id }, { $set: { status: 'failed', reason } });
+    await this.opts.store.pinQueue.updateMany({ batch: batch._id }, { $unset: { batch: '', index: '' } });
+  }
+}
+
+export function receiptOf(batch: BatchDoc, index: number): PinReceipt & { transactionHash: string } {
+  return {
+    root: batch.root,
+    index,
+    count: batch.leaves.length,
+    proof: merkleProof(batch.leaves, index),
+    transactionHash: batch.minedTx ?? batch.txHashes[batch.txHashes.length - 1]!,
+  };
+}
+
+function txHashOf(raw: string): string {
+  return Transaction.from(raw).hash!;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
