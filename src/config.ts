@@ -76,8 +76,9 @@ export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = proce
     party,
     networkFile,
     definitionsDir: resolve(opts.definitionsDir ?? env.LOCKSTEP_DEFINITIONS ?? join(repoRoot(), 'definitions')),
-    apiPort: portOf(me.apiUrl, 'apiUrl'),
-    dxPort: portOf(me.dxUrl, 'dxUrl'),
+    // The advertised URLs give the ports, unless the node listens behind a proxy or load balancer.
+    apiPort: intFromEnv(env, 'LOCKSTEP_API_PORT', portOf(me.apiUrl, 'apiUrl'), 1, 65_535),
+    dxPort: intFromEnv(env, 'LOCKSTEP_DX_PORT', portOf(me.dxUrl, 'dxUrl'), 1, 65_535),
     listenHost: env.LOCKSTEP_LISTEN_HOST ?? '127.0.0.1',
     confirmations: intFromEnv(env, 'LOCKSTEP_CONFIRMATIONS', network.chain.confirmations, 1, 1000),
     chainPollMs: intFromEnv(env, 'LOCKSTEP_CHAIN_POLL_MS', 250, 10, 60_000),

@@ -22,7 +22,7 @@ let net: TestNetwork;
 beforeAll(async () => {
   quietTemporalRuntime();
   // A tiny per-run message budget makes every instance continue-as-new several times mid-process.
-  net = await startTestNetwork(['acme', 'globex'], CONFIRMATIONS, { LOCKSTEP_MAX_MESSAGES_PER_RUN: '3' });
+  net = await startTestNetwork(['acme', 'globex'], CONFIRMATIONS, { env: { LOCKSTEP_MAX_MESSAGES_PER_RUN: '3' } });
 }, 180_000);
 
 afterAll(async () => {

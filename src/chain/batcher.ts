@@ -195,7 +195,10 @@ export class Batcher {
       if (Date.now() - batch.lastSentAt.getTime() < resubmitAfterMs) continue;
       const mined = await provider.getTransactionCount(this.wallet.address, 'latest');
       if (mined > batch.nonce) {
-        // Our nonce was used, but by none of our transactions for this batch.
+        // The batch itself may have been mined since findReceipt above looked (a block can land
+        // between the two calls): look again, or retiring it would queue its steps again and
+        // pin them a second time. Only with still no receipt was the nonce used by another tx.
+        if (await this.findReceipt(batch)) continue;
         await this.retire(batch, `nonce ${batch.nonce} was consumed by another transaction`);
         continue;
       }

@@ -51,11 +51,27 @@ export async function proposeStep(ctx: NodeContext, instanceId: string, step: st
     throw new LockstepError('not_found', `unknown instance ${instanceId}`, [{ field: '/instanceId', message: 'unknown' }]);
   }
   const handle = ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId));
-  try {
-    return await handle.executeUpdate(proposeUpdate, { args: [{ step, input }] });
-  } catch (error) {
-    throw asLockstepError(error, instanceId);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await handle.executeUpdate(proposeUpdate, { args: [{ step, input }] });
+    } catch (error) {
+      // The server refuses updates while the workflow's last task is failed or timed out (it
+      // retries that task by itself); the update was not admitted, so asking again is safe.
+      if (isTransientUpdateRefusal(error) && attempt < UPDATE_ATTEMPTS) {
+        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+        continue;
+      }
+      throw asLockstepError(error, instanceId);
+    }
   }
+}
+
+const UPDATE_ATTEMPTS = 6;
+
+function isTransientUpdateRefusal(error: unknown): boolean {
+  return /FAILED_PRECONDITION: Unable to perform workflow execution update due to Workflow Task in failed state/.test(
+    `${(error as Error).message} ${String((error as { cause?: unknown }).cause ?? '')}`,
+  );
 }
 
 /** Maps the workflow's refusal (an ApplicationFailure typed with our error code) back to a value. */
@@ -64,6 +80,9 @@ function asLockstepError(error: unknown, instanceId: string): unknown {
     const failure = error.cause;
     const details = (failure.details?.[0] as FieldError[] | undefined) ?? [];
     return new LockstepError((failure.type as ErrorCode | undefined) ?? 'bad_request', failure.message, details);
+  }
+  if (isTransientUpdateRefusal(error)) {
+    return new LockstepError('unavailable', `instance ${instanceId} is busy recovering a failed workflow task; try again shortly`);
   }
   if (error instanceof WorkflowNotFoundError || /already completed/i.test((error as Error).message)) {
     return new LockstepError('conflict', `instance ${instanceId} has ended; it takes no more steps`, [{ field: '/instanceId', message: 'ended' }]);

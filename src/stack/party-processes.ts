@@ -1,9 +1,10 @@
 /**
  * Runs one `lockstep node` process per party against a network file, as a deployment would:
- * each its own process, its own namespace and database. Used by the demo and the tests.
+ * each its own process, its own namespace and database. Used by the demo and the tests, which
+ * may also kill a node (SIGKILL included) and start it again.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NetworkFile } from '../model/network';
 import { repoRoot } from '../paths';
@@ -12,6 +13,10 @@ import { pollUntil } from './wait-until';
 export interface PartyProcesses {
   /** Log file of each party's node. */
   logs: Record<string, string>;
+  /** Sends a signal to a party's node and waits for it to exit. */
+  kill(party: string, signal: NodeJS.Signals): Promise<void>;
+  /** Starts a party's node again (after kill) and waits until it answers. */
+  start(party: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -21,46 +26,61 @@ export async function startPartyProcesses(
   parties: string[],
   logDir: string,
   env: Record<string, string> = {},
+  envOf: (party: string) => Record<string, string> = () => ({}),
 ): Promise<PartyProcesses> {
-  const children: ChildProcess[] = [];
-  const logs: Record<string, string> = {};
+  const children = new Map<string, ChildProcess>();
+  const logs: Record<string, string> = Object.fromEntries(parties.map((p) => [p, join(logDir, `node-${p}.log`)]));
+
+  const spawnNode = (party: string): ChildProcess => {
+    const out = openSync(logs[party]!, 'a');
+    const child = spawn(process.execPath, [join(repoRoot(), 'dist/src/cli/main.js'), 'node', '--party', party, '--network', networkPath], {
+      stdio: ['ignore', out, out],
+      env: { ...process.env, ...env, ...envOf(party) },
+    });
+    closeSync(out);
+    children.set(party, child);
+    return child;
+  };
+
+  const waitReady = async (party: string, child: ChildProcess): Promise<void> => {
+    await pollUntil(
+      async () => {
+        const res = await fetch(`${network.parties[party]!.apiUrl}/api/v1/status`);
+        if (!res.ok) throw new Error(`status ${res.status}`);
+      },
+      {
+        what: `${party}'s node (log: ${logs[party]})`,
+        timeoutMs: 90_000,
+        abortIf: () => (child.exitCode !== null ? `exited with code ${child.exitCode}` : null),
+      },
+    );
+  };
+
+  const kill = async (party: string, signal: NodeJS.Signals) => {
+    const child = children.get(party);
+    if (child) await stopChild(child, signal);
+  };
   const stop = async () => {
-    await Promise.all(children.map(stopChild));
+    await Promise.all([...children.values()].map((c) => stopChild(c, 'SIGTERM')));
   };
   try {
-    for (const party of parties) {
-      logs[party] = join(logDir, `node-${party}.log`);
-      const out = openSync(logs[party], 'a');
-      children.push(
-        spawn(process.execPath, [join(repoRoot(), 'dist/src/cli/main.js'), 'node', '--party', party, '--network', networkPath], {
-          stdio: ['ignore', out, out],
-          env: { ...process.env, ...env },
-        }),
-      );
-      closeSync(out);
-    }
-    for (const party of parties) {
-      const child = children[parties.indexOf(party)]!;
-      await pollUntil(
-        async () => {
-          const res = await fetch(`${network.parties[party]!.apiUrl}/api/v1/status`);
-          if (!res.ok) throw new Error(`status ${res.status}`);
-        },
-        {
-          what: `${party}'s node (log: ${logs[party]})`,
-          timeoutMs: 90_000,
-          abortIf: () => (child.exitCode !== null ? `exited with code ${child.exitCode}` : null),
-        },
-      );
-    }
-    return { logs, stop };
+    const started = parties.map((p) => [p, spawnNode(p)] as const);
+    for (const [party, child] of started) await waitReady(party, child);
+    return {
+      logs,
+      kill,
+      start: async (party) => {
+        await waitReady(party, spawnNode(party));
+      },
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;
   }
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
+function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -68,6 +88,6 @@ function stopChild(child: ChildProcess): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
-    child.kill('SIGTERM');
+    child.kill(signal);
   });
 }

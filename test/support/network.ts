@@ -1,6 +1,7 @@
 /**
  * A real multi-party network for tests: the local stack (Temporal dev server, FerretDB, anvil
  * with manual mining) and one `lockstep node` process per party, run from the compiled build.
+ * Parties listed in `cuttable` receive deliveries through a proxy the test can cut.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,15 +9,25 @@ import { join } from 'node:path';
 import { JsonRpcProvider } from 'ethers';
 import { startStack, type Stack } from '../../src/stack/local-stack';
 import { LOCKSTEP_SEARCH_ATTRIBUTES } from '../../src/stack/search-attributes';
+import { freePort } from '../../src/stack/ports';
 import { startPartyProcesses, type PartyProcesses } from '../../src/stack/party-processes';
 import { ApiClient } from '../../src/api/client';
 import { eventually } from './eventually';
+import { startProxy, type CuttableProxy } from './proxy';
+
+export interface NetworkOptions {
+  env?: Record<string, string>;
+  /** Parties whose incoming deliveries pass through a proxy the test can cut. */
+  cuttable?: string[];
+}
 
 export interface TestNetwork {
   stack: Stack;
   dir: string;
   provider: JsonRpcProvider;
+  nodes: PartyProcesses;
   api(party: string): ApiClient;
+  proxy(party: string): CuttableProxy;
   /** Mines `blocks` blocks by hand. */
   mine(blocks?: number): Promise<void>;
   /** Resolves once at least `count` transactions wait in anvil's mempool. */
@@ -24,7 +35,7 @@ export interface TestNetwork {
   stop(): Promise<void>;
 }
 
-export async function startTestNetwork(parties: string[], confirmations: number, env: Record<string, string> = {}): Promise<TestNetwork> {
+export async function startTestNetwork(parties: string[], confirmations: number, opts: NetworkOptions = {}): Promise<TestNetwork> {
   const dir = mkdtempSync(join(tmpdir(), 'lockstep-test-'));
   const stack = await startStack({
     dir,
@@ -34,21 +45,43 @@ export async function startTestNetwork(parties: string[], confirmations: number,
     confirmations,
     searchAttributes: { ...LOCKSTEP_SEARCH_ATTRIBUTES },
   });
-  const provider = new JsonRpcProvider(stack.network.chain.rpcUrl, undefined, { staticNetwork: true });
+  const provider = new JsonRpcProvider(stack.network.chain.rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1 });
+  const proxies = new Map<string, CuttableProxy>();
+  const innerPorts = new Map<string, number>();
   let nodes: PartyProcesses | undefined;
   const stop = async () => {
     await nodes?.stop();
+    for (const p of proxies.values()) await p.close();
     provider.destroy();
     await stack.stop();
   };
   try {
-    nodes = await startPartyProcesses(stack.network, stack.networkPath, parties, dir, { LOCKSTEP_CHAIN_POLL_MS: '100', LOCKSTEP_LOG_LEVEL: 'debug', ...env });
+    for (const party of opts.cuttable ?? []) {
+      const inner = await freePort();
+      innerPorts.set(party, inner);
+      proxies.set(party, await startProxy(Number(new URL(stack.network.parties[party]!.dxUrl).port), inner));
+    }
+    nodes = await startPartyProcesses(
+      stack.network,
+      stack.networkPath,
+      parties,
+      dir,
+      { LOCKSTEP_CHAIN_POLL_MS: '100', LOCKSTEP_LOG_LEVEL: 'debug', LOCKSTEP_BATCH_WAIT_MS: '50', ...opts.env },
+      (party): Record<string, string> => (innerPorts.has(party) ? { LOCKSTEP_DX_PORT: String(innerPorts.get(party)) } : {}),
+    );
     const clients = Object.fromEntries(parties.map((p) => [p, new ApiClient(stack.network.parties[p]!.apiUrl)]));
+    const started = nodes;
     return {
       stack,
       dir,
       provider,
+      nodes: started,
       api: (party) => clients[party]!,
+      proxy: (party) => {
+        const p = proxies.get(party);
+        if (!p) throw new Error(`${party} was not started behind a proxy`);
+        return p;
+      },
       mine: async (blocks = 1) => {
         for (let i = 0; i < blocks; i++) await provider.send('evm_mine', []);
       },

@@ -1,0 +1,212 @@
+/**
+ * Sequencing on the real stack, three parties: competing steps settled by chain order alike on
+ * every node; data and pins in either order, with later steps held back behind missing data;
+ * a shallow reorganisation re-pins a step that then becomes final once; a node killed mid-step
+ * pins it exactly once after restart; a deep reorganisation is reported, not absorbed.
+ */
+import { join } from 'node:path';
+import { keccak256, toUtf8Bytes } from 'ethers';
+import { startTestNetwork, type TestNetwork } from './support/network';
+import { eventually } from './support/eventually';
+import { quietTemporalRuntime } from './support/quiet-runtime';
+import { SequencerClient } from '../src/chain/sequencer';
+import { comparePositions, type ChainPosition } from '../src/model/pin';
+
+const CONFIRMATIONS = 2;
+const PARTIES = ['alpha', 'beta', 'gamma'];
+const ROLES = { host: 'alpha', left: 'beta', right: 'gamma' };
+let net: TestNetwork;
+
+beforeAll(async () => {
+  quietTemporalRuntime();
+  net = await startTestNetwork(PARTIES, CONFIRMATIONS, {
+    env: { LOCKSTEP_DEFINITIONS: join(__dirname, 'fixtures', 'definitions'), LOCKSTEP_RESUBMIT_AFTER_MS: '1000' },
+    cuttable: ['beta'],
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await net?.stop();
+});
+
+interface StepView {
+  seq: number | null;
+  step: string;
+  author: string;
+  status: string;
+  envelopeHash: string;
+  chain: { blockNumber: number; logIndex: number; index: number } | null;
+  rejection: { code: string; winner?: string } | null;
+}
+
+async function history(party: string, id: string): Promise<StepView[]> {
+  const res = await net.api(party).get<{ steps: StepView[] }>(`/instances/${id}/history`);
+  if (res.status !== 200) throw new Error(`${party}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.steps;
+}
+
+const fingerprint = (h: StepView[]) =>
+  keccak256(toUtf8Bytes(JSON.stringify(h.map((s) => [s.seq, s.step, s.author, s.status, s.envelopeHash, s.chain?.blockNumber, s.chain?.logIndex, s.chain?.index, s.rejection?.winner ?? null]))));
+
+async function startInstance(): Promise<string> {
+  const res = await net.api('alpha').post('/instances', { definition: 'race', roles: ROLES });
+  expect(res.status).toBe(201);
+  const id = res.body.instance.id as string;
+  for (const p of ['beta', 'gamma']) await eventually(`${id} on ${p}`, async () => ((await net.api(p).get(`/instances/${id}`)).status === 200 ? true : undefined));
+  return id;
+}
+
+async function propose(party: string, id: string, step: string, input: unknown = {}): Promise<string> {
+  const res = await net.api(party).post(`/instances/${id}/steps`, { step, input });
+  if (res.status !== 202) throw new Error(`${party} ${step}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.envelopeHash as string;
+}
+
+/** Mines a block at a time until `done` holds (bounded). */
+async function mineUntil(what: string, done: () => Promise<boolean>, maxBlocks = 200): Promise<void> {
+  for (let i = 0; i < maxBlocks; i++) {
+    if (await done()) return;
+    await net.mine(1);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new Error(`not done after ${maxBlocks} blocks: ${what}`);
+}
+
+const decidedEverywhere = (id: string, count: number) => async () => {
+  for (const p of PARTIES) {
+    const h = await history(p, id);
+    if (h.filter((s) => s.status !== 'pending').length < count) return false;
+  }
+  return true;
+};
+
+test('50 contested races: exactly one winner each, the same on every node', async () => {
+  const ids: string[] = [];
+  for (let i = 0; i < 50; i++) ids.push(await startInstance());
+  await Promise.all(ids.map((id) => propose('alpha', id, 'open')));
+  await mineUntil('every race open everywhere', async () => (await Promise.all(ids.map((id) => decidedEverywhere(id, 1)()))).every(Boolean));
+
+  // Both claimants fire at once, for every instance.
+  await Promise.all(ids.flatMap((id) => [propose('beta', id, 'claim-left'), propose('gamma', id, 'claim-right')]));
+  await mineUntil('every race decided everywhere', async () => (await Promise.all(ids.map((id) => decidedEverywhere(id, 3)()))).every(Boolean));
+
+  for (const id of ids) {
+    const histories = await Promise.all(PARTIES.map((p) => history(p, id)));
+    expect(new Set(histories.map(fingerprint)).size).toBe(1);
+    const claims = histories[0]!.filter((s) => s.step.startsWith('claim-'));
+    expect(claims).toHaveLength(2);
+    const [first, second] = claims.sort((a, b) => a.seq! - b.seq!);
+    expect(first!.status).toBe('confirmed');
+    expect(second!.status).toBe('rejected');
+    expect(second!.rejection).toMatchObject({ code: 'conflict', winner: first!.envelopeHash });
+    // The winner is the one sequenced first.
+    expect(comparePositions(first!.chain as ChainPosition, second!.chain as ChainPosition)).toBeLessThan(0);
+  }
+  // Every instance has ended, with the winner's outcome, on every node.
+  for (const p of PARTIES) {
+    const ended = await eventually(`instances ended on ${p}`, async () => {
+      const res = await net.api(p).get('/instances?definition=race&status=ended&limit=500');
+      return res.body.instances.length >= 50 ? res.body.instances : undefined;
+    });
+    expect(ended.every((i: { outcome: string }) => i.outcome === 'left' || i.outcome === 'right')).toBe(true);
+  }
+}, 300_000);
+
+test('pin before data: later steps wait behind missing data, nothing is skipped, all catch up', async () => {
+  const id = await startInstance();
+  net.proxy('beta').cut();
+  try {
+    const hostNote = await propose('alpha', id, 'note-host', { text: 'from alpha' });
+    await net.pendingTransactions(1);
+    await net.mine(1);
+    const leftNote = await propose('beta', id, 'note-left', { text: 'from beta' });
+    await net.pendingTransactions(1);
+    await net.mine(CONFIRMATIONS + 1);
+
+    // alpha and gamma hold both steps: applied in chain order.
+    for (const p of ['alpha', 'gamma']) {
+      await eventually(`both notes final on ${p}`, async () => ((await history(p, id)).filter((s) => s.status === 'confirmed').length === 2 ? true : undefined));
+      expect((await history(p, id)).map((s) => `${s.seq}:${s.envelopeHash}`)).toEqual([`0:${hostNote}`, `1:${leftNote}`]);
+    }
+    // beta saw alpha's step on chain but has no data: it says so, and holds its own later step back.
+    const waiting = await eventually('beta to report the missing data', async () => {
+      const res = await net.api('beta').get(`/instances/${id}`);
+      const w = res.body.waitingForData as { author: string; nonce: number; final: boolean }[];
+      return w.some((x) => x.author === 'alpha' && x.final) ? w : undefined;
+    });
+    expect(waiting).toEqual([expect.objectContaining({ author: 'alpha', nonce: 1, final: true, hasEnvelope: false })]);
+    await new Promise((r) => setTimeout(r, 1000));
+    const held = await history('beta', id);
+    expect(held.map((s) => [s.envelopeHash, s.status])).toEqual([[leftNote, 'pending']]);
+  } finally {
+    net.proxy('beta').restore();
+  }
+  // The data arrives (alpha's delivery is retried): beta applies both, in chain order.
+  await eventually('beta catches up', async () => ((await history('beta', id)).filter((s) => s.status === 'confirmed').length === 2 ? true : undefined), 90_000);
+  const all = await Promise.all(PARTIES.map((p) => history(p, id)));
+  expect(new Set(all.map(fingerprint)).size).toBe(1);
+  expect((await net.api('beta').get(`/instances/${id}`)).body.waitingForData).toEqual([]);
+}, 180_000);
+
+test('a shallow reorganisation: the step goes back to pending, is pinned again and becomes final once', async () => {
+  const id = await startInstance();
+  const snapshot = (await net.provider.send('evm_snapshot', [])) as string;
+  const open = await propose('alpha', id, 'open');
+  await net.pendingTransactions(1);
+  await net.mine(1);
+  const firstBlock = await eventually('open sequenced on every node', async () => {
+    const seen = await Promise.all(PARTIES.map(async (p) => (await history(p, id)).find((s) => s.envelopeHash === open)?.chain?.blockNumber));
+    return seen.every((b) => b !== undefined) ? seen[0] : undefined;
+  });
+  await net.provider.send('evm_revert', [snapshot]);
+  // The block is gone: pending everywhere, then re-sent by alpha's batcher and mined again.
+  await eventually('open unsequenced after the reorg', async () => {
+    const seen = await Promise.all(PARTIES.map(async (p) => (await history(p, id)).find((s) => s.envelopeHash === open)));
+    return seen.every((s) => s?.status === 'pending' && s.chain === null) ? true : undefined;
+  });
+  await mineUntil('open final everywhere', decidedEverywhere(id, 1));
+  const histories = await Promise.all(PARTIES.map((p) => history(p, id)));
+  expect(new Set(histories.map(fingerprint)).size).toBe(1);
+  expect(histories[0]!.map((s) => [s.envelopeHash, s.status, s.seq])).toEqual([[open, 'confirmed', 0]]);
+  expect(histories[0]![0]!.chain!.blockNumber).toBeGreaterThanOrEqual(firstBlock);
+}, 180_000);
+
+test('a node killed (SIGKILL) after accepting a step pins it exactly once after restart', async () => {
+  const id = await startInstance();
+  const client = new SequencerClient({ rpcUrl: net.stack.network.chain.rpcUrl, address: net.stack.network.chain.sequencer, chainId: net.stack.network.chain.chainId });
+  try {
+    const from = (await client.head()) + 1;
+    const open = await propose('alpha', id, 'open');
+    await net.nodes.kill('alpha', 'SIGKILL');
+    await net.nodes.start('alpha');
+    await mineUntil('open final everywhere after the restart', decidedEverywhere(id, 1));
+    const alphaTags = (await client.tagsBetween(from, await client.head())).filter((t) => t.author === net.stack.network.parties.alpha!.address);
+    expect(alphaTags).toHaveLength(1);
+    const histories = await Promise.all(PARTIES.map((p) => history(p, id)));
+    expect(new Set(histories.map(fingerprint)).size).toBe(1);
+    expect(histories[0]!.map((s) => [s.envelopeHash, s.status])).toEqual([[open, 'confirmed']]);
+  } finally {
+    client.destroy();
+  }
+}, 180_000);
+
+test('a reorganisation deeper than the confirmation depth is reported and stops new steps', async () => {
+  const id = await startInstance();
+  const snapshot = (await net.provider.send('evm_snapshot', [])) as string;
+  await propose('alpha', id, 'open');
+  await mineUntil('open final everywhere', decidedEverywhere(id, 1));
+  await net.mine(CONFIRMATIONS + 1);
+  await new Promise((r) => setTimeout(r, 500));
+  await net.provider.send('evm_revert', [snapshot]);
+  await net.mine(CONFIRMATIONS + 5);
+  for (const p of PARTIES) {
+    const status = await eventually(`${p} to report the deep reorganisation`, async () => {
+      const res = await net.api(p).get('/status');
+      return res.body.chain.deepReorg ? res.body : undefined;
+    });
+    expect(status.chain.deepReorg.block).toBeGreaterThan(0);
+  }
+  const refused = await net.api('alpha').post('/instances', { definition: 'race', roles: ROLES });
+  expect(refused.status).toBe(503);
+  expect(refused.body.detail).toMatch(/reorganised below the confirmation depth/);
+}, 120_000);
