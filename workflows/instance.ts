@@ -208,7 +208,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       state = applyStep(state, step, { envelopeHash: next.envelopeHash, author: proposal.author });
     } catch (error) {
       if (!(error instanceof LockstepError)) throw error;
-      rejection = { code: error.code, message: error.message, winner: state.done[proposal.step]?.envelopeHash };
+      rejection = { code: error.code, message: error.message, winner: state.done[proposal.step]?.envelopeHash ?? state.ended?.envelopeHash };
       state = { ...state, seq: seq + 1 };
     }
     remember(next.envelopeHash);
