@@ -52,7 +52,9 @@ async function startInstance(): Promise<string> {
   const res = await net.api('alpha').post('/instances', { definition: 'race', roles: ROLES });
   expect(res.status).toBe(201);
   const id = res.body.instance.id as string;
-  for (const p of ['beta', 'gamma']) await eventually(`${id} on ${p}`, async () => ((await net.api(p).get(`/instances/${id}`)).status === 200 ? true : undefined));
+  await Promise.all(
+    ['beta', 'gamma'].map((p) => eventually(`${id} on ${p}`, async () => ((await net.api(p).get(`/instances/${id}`)).status === 200 ? true : undefined), 60_000)),
+  );
   return id;
 }
 
@@ -73,16 +75,12 @@ async function mineUntil(what: string, done: () => Promise<boolean>, maxBlocks =
 }
 
 const decidedEverywhere = (id: string, count: number) => async () => {
-  for (const p of PARTIES) {
-    const h = await history(p, id);
-    if (h.filter((s) => s.status !== 'pending').length < count) return false;
-  }
-  return true;
+  const histories = await Promise.all(PARTIES.map((p) => history(p, id)));
+  return histories.every((h) => h.filter((s) => s.status !== 'pending').length >= count);
 };
 
 test('50 contested races: exactly one winner each, the same on every node', async () => {
-  const ids: string[] = [];
-  for (let i = 0; i < 50; i++) ids.push(await startInstance());
+  const ids = await Promise.all(Array.from({ length: 50 }, () => startInstance()));
   await Promise.all(ids.map((id) => propose('alpha', id, 'open')));
   await mineUntil('every race open everywhere', async () => (await Promise.all(ids.map((id) => decidedEverywhere(id, 1)()))).every(Boolean));
 
@@ -110,7 +108,7 @@ test('50 contested races: exactly one winner each, the same on every node', asyn
     });
     expect(ended.every((i: { outcome: string }) => i.outcome === 'left' || i.outcome === 'right')).toBe(true);
   }
-}, 300_000);
+}, 600_000);
 
 test('pin before data: later steps wait behind missing data, nothing is skipped, all catch up', async () => {
   const id = await startInstance();

@@ -5,9 +5,11 @@
  *
  *   queue item ──cut──► batch doc (leaves, nonce, signed tx) ──► items marked ──► broadcast
  *
- * The batcher owns its account's nonces. A transaction that is not mined in time is broadcast
- * again, and re-signed with higher fees when the node refuses it as underpriced, so a nonce is
- * never left stuck; one that reverts is retired and its steps are queued again.
+ * The batcher owns its account's nonces. A transaction that is not mined in time is re-signed at
+ * the same nonce with higher fees, so a nonce is never left stuck. A batch whose transaction can
+ * never be mined (it reverted, or its nonce went to another transaction) is sent again with the
+ * very same content under a fresh nonce: the receipts already handed to peers (root, index,
+ * proof) stay valid, and its steps never wait behind it forever.
  */
 import { Transaction, Wallet, type JsonRpcProvider } from 'ethers';
 import type { Logger } from 'pino';
@@ -188,7 +190,7 @@ export class Batcher {
         if (receipt.status === 1) {
           await store.batches.updateOne({ _id: batch._id }, { $set: { status: 'mined', minedTx: receipt.hash, minedBlock: receipt.blockNumber } });
         } else {
-          await this.retire(batch, `transaction ${receipt.hash} reverted`);
+          await this.retire(batch, `transaction ${receipt.hash} reverted`, true);
         }
         continue;
       }
@@ -199,7 +201,7 @@ export class Batcher {
         // between the two calls): look again, or retiring it would queue its steps again and
         // pin them a second time. Only with still no receipt was the nonce used by another tx.
         if (await this.findReceipt(batch)) continue;
-        await this.retire(batch, `nonce ${batch.nonce} was consumed by another transaction`);
+        await this.retire(batch, `nonce ${batch.nonce} was consumed by another transaction`, false);
         continue;
       }
       await this.reprice(batch);
@@ -227,27 +229,14 @@ export class Batcher {
     return null;
   }
 
-  /** Same nonce, same data, higher fees: replaces a transaction the network will not mine. */
+  /** Same nonce, same data, higher fees: replaces a transaction the network has not mined in time. */
   private async reprice(batch: BatchDoc): Promise<void> {
-    const last = batch.rawTxs[batch.rawTxs.length - 1]!;
-    const known = await this.opts.provider.getTransaction(txHashOf(last));
-    if (known) {
-      await this.broadcast(batch, last);
-      return;
-    }
     const bump = (v: string) => (BigInt(v) * (100n + FEE_BUMP_PERCENT)) / 100n + 1n;
-    const maxFeePerGas = bump(batch.maxFeePerGas);
-    const maxPriorityFeePerGas = bump(batch.maxPriorityFeePerGas);
-    const raw = await this.wallet.signTransaction({
-      to: this.opts.sequencer.contractAddress,
-      data: this.opts.sequencer.encodeBatch(batch.root, batch.tags),
-      nonce: batch.nonce,
-      chainId: this.opts.chainId,
-      type: 2,
-      gasLimit: BigInt(batch.gasLimit),
-      maxFeePerGas,
-      maxPriorityFeePerGas,
-    });
+    const fees = await this.opts.provider.getFeeData();
+    const atLeast = (bumped: bigint, market: bigint | null) => (market !== null && market > bumped ? market : bumped);
+    const maxFeePerGas = atLeast(bump(batch.maxFeePerGas), fees.maxFeePerGas);
+    const maxPriorityFeePerGas = atLeast(bump(batch.maxPriorityFeePerGas), fees.maxPriorityFeePerGas);
+    const raw = await this.sign(batch, batch.nonce, BigInt(batch.gasLimit), maxFeePerGas, maxPriorityFeePerGas);
     await this.opts.store.batches.updateOne(
       { _id: batch._id },
       { $push: { rawTxs: raw, txHashes: txHashOf(raw) }, $set: { maxFeePerGas: maxFeePerGas.toString(), maxPriorityFeePerGas: maxPriorityFeePerGas.toString() } },
@@ -256,11 +245,34 @@ export class Batcher {
     await this.broadcast(batch, raw);
   }
 
-  /** A batch that can never be mined must not hold its steps hostage: they go back in the queue. */
-  private async retire(batch: BatchDoc, reason: string): Promise<void> {
-    this.opts.log.error({ batch: batch._id, reason }, 'batch retired; its steps are queued again');
-    await this.opts.store.batches.updateOne({ _id: batch._id }, { $set: { status: 'failed', reason } });
-    await this.opts.store.pinQueue.updateMany({ batch: batch._id }, { $unset: { batch: '', index: '' } });
+  private sign(batch: BatchDoc, nonce: number, gasLimit: bigint, maxFeePerGas: bigint, maxPriorityFeePerGas: bigint): Promise<string> {
+    return this.wallet.signTransaction({
+      to: this.opts.sequencer.contractAddress,
+      data: this.opts.sequencer.encodeBatch(batch.root, batch.tags),
+      nonce,
+      chainId: this.opts.chainId,
+      type: 2,
+      gasLimit,
+      maxFeePerGas,
+      maxPriorityFeePerGas,
+    });
+  }
+
+  /**
+   * A transaction that can never be mined must not hold its steps hostage. The batch goes out
+   * again, same content, under a fresh nonce (with twice the gas if it reverted, the only way our
+   * contract reverts on a well-formed batch being out of gas): every receipt stays valid.
+   */
+  private async retire(batch: BatchDoc, reason: string, reverted: boolean): Promise<void> {
+    const nonce = await this.nextNonce();
+    const gasLimit = reverted ? BigInt(batch.gasLimit) * 2n : BigInt(batch.gasLimit);
+    const raw = await this.sign(batch, nonce, gasLimit, BigInt(batch.maxFeePerGas), BigInt(batch.maxPriorityFeePerGas));
+    this.opts.log.error({ batch: batch._id, reason, nonce }, 'batch transaction can never be mined; sending the same batch under a new nonce');
+    await this.opts.store.batches.updateOne(
+      { _id: batch._id },
+      { $set: { nonce, gasLimit: gasLimit.toString(), rawTxs: [raw], txHashes: [txHashOf(raw)], reason, status: 'sent', lastSentAt: new Date() } },
+    );
+    await this.broadcast(batch, raw);
   }
 }
 

@@ -104,8 +104,14 @@ export class ChainListener {
     }
     const finalBlock = head - confirmations + 1;
     await store.confirmSlotsUpTo(finalBlock);
-    const finalHash = finalBlock >= startBlock ? ((await sequencer.blockHash(finalBlock)) ?? undefined) : undefined;
-    await store.saveCheckpoint(Math.max(head, from - 1), finalBlock, finalHash);
+    // Finality never moves backwards: a head below the last final block is itself a deep
+    // reorganisation (or a lagging RPC node), caught by the check at the top of the next pass.
+    if (!checkpoint || finalBlock >= checkpoint.confirmedBlock) {
+      const finalHash = finalBlock >= startBlock ? ((await sequencer.blockHash(finalBlock)) ?? undefined) : undefined;
+      await store.saveCheckpoint(Math.max(head, from - 1), finalBlock, finalHash);
+    } else {
+      await store.saveCheckpoint(Math.max(head, from - 1), checkpoint.confirmedBlock, checkpoint.confirmedBlockHash);
+    }
     await this.opts.onProgress();
   }
 }

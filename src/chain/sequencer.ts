@@ -43,7 +43,7 @@ export function validateBatch(root: unknown, tags: readonly unknown[]): asserts 
 }
 
 /**
- * The custom error (EmptyBatch, BatchTooLarge) behind a failed call, if any. ethers decodes
+ * The custom error (MalformedTags, BatchTooLarge) behind a failed call, if any. ethers decodes
  * custom errors for staticCall but not for estimateGas, which only carries the raw revert
  * data, so both forms are handled here.
  */
