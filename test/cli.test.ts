@@ -56,7 +56,7 @@ test('graph prints a Mermaid flowchart: role lanes, steps, a choice, a fork and 
   expect(graph).toContain('state_secondary_settled --> step_close_claim');
   // The loop back to "submitted", and the end states.
   expect(graph).toContain('step_provide_information --> state_submitted');
-  expect(graph).toContain('state_denied((("denied: denied")))');
+  expect(graph).toContain('state_denied((("denied")))');
   expect(graph).toBe(definitionGraph(loadDefinitionFile(join(definitions, 'healthcare-claim.yaml')).definition));
 });
 

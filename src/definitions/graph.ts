@@ -30,7 +30,9 @@ export function definitionGraph(def: Definition): string {
   }
   const states = def.states ?? {};
   for (const [id, state] of Object.entries(states)) {
-    lines.push(state.end ? `  ${nodeId('state', id)}(((${label(`${state.title ?? id}: ${state.end}`)})))` : `  ${nodeId('state', id)}([${label(state.title ?? id)}])`);
+    const name = state.title ?? id;
+    if (!state.end) lines.push(`  ${nodeId('state', id)}([${label(name)}])`);
+    else lines.push(`  ${nodeId('state', id)}(((${label(state.end === name ? name : `${name}: ${state.end}`)})))`);
   }
   const starts = def.steps.filter((s) => (s.after ?? []).length === 0 && (s.from ?? []).length === 0);
   const initial = Object.entries(states).filter(([, s]) => s.initial);
