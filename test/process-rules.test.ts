@@ -98,6 +98,7 @@ test('a loop: information may be requested and provided again and again', () => 
     const rival = refused(decide(claim, state, 'approve-primary', { coveredAmount: 1 }));
     expect([rival.code, rival.winner]).toEqual(['conflict', state.done['request-information']!.envelopeHash]);
     state = ok(decide(claim, state, 'provide-information', { answer: `a${round}` }));
+    expect(state.consumedBy?.submitted).toBeUndefined();
   }
   expect(state.done['request-information']!.count).toBe(3);
   expect(state.marked).toEqual(['submitted']);

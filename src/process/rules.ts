@@ -199,7 +199,11 @@ export function applyStep(
       marked.delete(s);
       consumedBy[s] = done.envelopeHash;
     }
-    for (const s of step.to ?? []) marked.add(s);
+    for (const s of step.to ?? []) {
+      // Marked again (a loop): whoever consumed it before is no winner over the next rival.
+      marked.add(s);
+      delete consumedBy[s];
+    }
     next.marked = [...marked].sort();
     next.consumedBy = consumedBy;
   }
