@@ -46,14 +46,14 @@ test('an unknown step is named with the known ones', () => {
 });
 
 test('input is validated against the step schema, naming each failing field', () => {
-  expect(() => validateInput(po.hash, step('order'), { sku: 'A', quantity: 1, unitPrice: 2 })).not.toThrow();
+  expect(() => validateInput(po.hash, po.definition, step('order'), { sku: 'A', quantity: 1, unitPrice: 2 })).not.toThrow();
   try {
-    validateInput(po.hash, step('order'), { sku: '', quantity: 0, colour: 'red' });
+    validateInput(po.hash, po.definition, step('order'), { sku: '', quantity: 0, colour: 'red' });
     throw new Error('expected a validation error');
   } catch (error) {
     const e = error as LockstepError;
     expect(e.code).toBe('validation_failed');
     expect(e.details.map((d) => d.field).sort()).toEqual(['/input/colour', '/input/quantity', '/input/sku', '/input/unitPrice']);
   }
-  expect(() => validateInput(po.hash, step('accept'), { deliveryDate: '2026-02-30' })).toThrow(/deliveryDate/);
+  expect(() => validateInput(po.hash, po.definition, step('accept'), { deliveryDate: '2026-02-30' })).toThrow(/deliveryDate/);
 });

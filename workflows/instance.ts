@@ -24,8 +24,9 @@ import type { Activities } from '../activities';
 import { LockstepError } from '../src/model/errors';
 import { comparePositions, type ChainPosition } from '../src/model/pin';
 import { validateInput } from '../src/process/input';
-import { applyStep, checkActor, checkPreconditions, findStep, nextSteps } from '../src/process/rules';
-import { emptyState } from '../src/process/state';
+import { applyStep, judge, nextSteps, StepRefused } from '../src/process/rules';
+import { stepsReadByGuards } from '../src/process/guard';
+import { initialState } from '../src/process/state';
 import { participantsOf } from '../src/model/instance';
 import {
   envelopeSignal,
@@ -66,7 +67,9 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   const { header, definition, party } = input;
   const limits = input.limits ?? DEFAULT_RUN_LIMITS;
   const carried = input.carried;
-  let state = carried?.state ?? emptyState();
+  let state = carried?.state ?? initialState(definition);
+  /** Steps whose inputs guards read: those inputs travel with the pending step to `decide()`. */
+  const guarded = stepsReadByGuards(definition);
   let lastPosition: ChainPosition | undefined = carried?.lastPosition;
   let invited = carried?.invited ?? false;
   const pending = new Map<string, PendingStep>((carried?.pending ?? []).map((p) => [p.envelopeHash, p]));
@@ -122,7 +125,8 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       inFlight++;
       try {
         const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: request.input ?? {}, nonce, proposedAt });
-        pending.set(envelopeHash, { envelopeHash, step: request.step, author: party });
+        const input = guarded.has(request.step) ? { input: request.input ?? {} } : {};
+        pending.set(envelopeHash, { envelopeHash, step: request.step, author: party, ...input });
         void publish(envelopeHash);
         return { envelopeHash, status: 'pending' as const };
       } finally {
@@ -137,16 +141,17 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
               { field: '/step', message: 'required string' },
             ]);
           }
-          const step = findStep(definition, request.step);
-          checkActor(header, step, party);
-          checkPreconditions(state, step);
-          const mine = [...pending.values()].find((p) => p.step === step.id && p.author === party);
-          if (mine) {
-            throw new LockstepError('conflict', `step "${step.id}" is already proposed by ${party} and pending (envelope ${mine.envelopeHash})`, [
-              { field: '/step', message: 'already pending' },
-            ]);
-          }
-          validateInput(header.definitionHash, step, request.input ?? {});
+          const input = request.input ?? {};
+          // Chain time so far (the last decided pin's) is a lower bound of this step's pin time.
+          judge(definition, header, state, { step: request.step, author: party, input }, lastPosition?.timestamp, true, (step) => {
+            const mine = [...pending.values()].find((p) => p.step === step.id && p.author === party);
+            if (mine) {
+              throw new LockstepError('conflict', `step "${step.id}" is already proposed by ${party} and pending (envelope ${mine.envelopeHash})`, [
+                { field: '/step', message: 'already pending' },
+              ]);
+            }
+            validateInput(header.definitionHash, definition, step, input);
+          });
         } catch (error) {
           refuse(error);
         }
@@ -202,13 +207,13 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     const seq = state.seq;
     let rejection: { code: string; message: string; winner?: string } | undefined;
     try {
-      const step = findStep(definition, proposal.step);
-      checkActor(header, step, proposal.author);
-      checkPreconditions(state, step);
-      state = applyStep(state, step, { envelopeHash: next.envelopeHash, author: proposal.author });
+      // The verdict depends only on the chain order and the pin's block time: the same on every node.
+      const step = judge(definition, header, state, proposal, next.position.timestamp, false);
+      state = applyStep(state, step, { envelopeHash: next.envelopeHash, author: proposal.author, timestamp: next.position.timestamp, input: proposal.input }, definition);
     } catch (error) {
       if (!(error instanceof LockstepError)) throw error;
-      rejection = { code: error.code, message: error.message, winner: state.done[proposal.step]?.envelopeHash ?? state.ended?.envelopeHash };
+      const winner = error instanceof StepRefused ? error.winner : undefined;
+      rejection = { code: error.code, message: error.message, ...(winner ? { winner } : {}) };
       state = { ...state, seq: seq + 1 };
     }
     remember(next.envelopeHash);

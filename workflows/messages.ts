@@ -19,6 +19,8 @@ export interface PendingStep {
   envelopeHash: string;
   step: string;
   author: string;
+  /** The step's input, carried only when a guard reads it (then every participant holds it). */
+  input?: unknown;
 }
 
 export interface CarriedState {

@@ -3,7 +3,8 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { loadNodeConfig } from '../config';
 import { startPartyNode } from '../node/party-node';
-import { DefinitionError, formatProblem, loadDefinitionFile } from '../definitions/load';
+import { DefinitionError, definitionFiles, formatProblem, loadDefinitionFile } from '../definitions/load';
+import { definitionGraph } from '../definitions/graph';
 import { repoRoot } from '../paths';
 import { join } from 'node:path';
 
@@ -46,11 +47,12 @@ const definitions = program.command('definitions').description('check and identi
 
 definitions
   .command('validate')
-  .argument('<files...>', 'definition files (YAML or JSON)')
-  .description('report every problem in the given definitions; exit 1 if any')
+  .argument('[files...]', 'definition files (YAML or JSON); default: every definition in the definitions folder')
+  .description('report every problem in the given definitions, with file:line:column and the path of the bad element; exit 1 if any')
   .action((files: string[]) => {
+    const targets = files.length > 0 ? files : definitionFiles(join(repoRoot(), 'definitions'));
     let failed = false;
-    for (const file of files) {
+    for (const file of targets) {
       try {
         const loaded = loadDefinitionFile(file);
         console.log(`${file}: ok (${loaded.definition.id} v${loaded.definition.version}, ${loaded.hash})`);
@@ -69,6 +71,14 @@ definitions
   .description("print the definition's agreed hash (keccak-256 of its RFC 8785 canonical JSON)")
   .action((file: string) => {
     console.log(loadDefinitionFile(file).hash);
+  });
+
+definitions
+  .command('graph')
+  .argument('<file>', 'definition file')
+  .description('print the process as a Mermaid flowchart: roles as lanes, steps, states, branches, loops, end states')
+  .action((file: string) => {
+    process.stdout.write(definitionGraph(loadDefinitionFile(file).definition));
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {

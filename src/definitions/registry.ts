@@ -27,14 +27,18 @@ export class DefinitionRegistry {
     return d;
   }
 
-  byAgreedHash(hash: string, context: string): LoadedDefinition {
+  /**
+   * The definition with this agreed hash. A miss names the received hash and the hash this node
+   * holds for the same definition id (when `definitionId` is given), so version drift is obvious.
+   */
+  byAgreedHash(hash: string, context: string, definitionId?: string): LoadedDefinition {
     const d = this.byHash.get(hash);
     if (!d) {
-      throw new LockstepError(
-        'unknown_definition',
-        `${context} uses definition hash ${hash}, which this node does not hold (it holds ${[...this.byHash.entries()].map(([h, x]) => `${x.definition.id}@${h}`).join(', ') || 'none'})`,
-        [{ field: '/definitionHash', message: 'unknown definition hash' }],
-      );
+      const same = definitionId === undefined ? undefined : this.byId.get(definitionId);
+      const message = same
+        ? `${context} uses definition ${definitionId} with hash ${hash}, but this node holds ${definitionId} with hash ${same.hash} (from ${same.source}): the parties run different versions of it`
+        : `${context} uses definition hash ${hash}, which this node does not hold (it holds ${[...this.byHash.entries()].map(([h, x]) => `${x.definition.id}@${h}`).join(', ') || 'none'})`;
+      throw new LockstepError('unknown_definition', message, [{ field: '/definitionHash', message: 'unknown definition hash' }]);
     }
     return d;
   }

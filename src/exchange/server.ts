@@ -12,6 +12,7 @@ import { LockstepError } from '../model/errors';
 import { verifyEnvelope, verifyInvitation } from '../envelope/verify';
 import { findStep } from '../process/rules';
 import { validateInput } from '../process/input';
+import { stepsReadByGuards } from '../process/guard';
 import { problemHandler } from '../http/problem';
 import type { NodeContext } from '../node/context';
 import { notifyEnvelope, startInstanceWorkflow } from '../node/workflows';
@@ -32,7 +33,7 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     const invitation = requireShape<Invitation>(req.body, 'invitation');
     verifyInvitation(ctx.network, invitation);
     const { header } = invitation;
-    ctx.definitions.byAgreedHash(header.definitionHash, `invitation to instance ${header.id}`);
+    ctx.definitions.byAgreedHash(header.definitionHash, `invitation to instance ${header.id}`, header.definitionId);
     if (!participantsOf(header).includes(ctx.party)) {
       throw new LockstepError('forbidden', `${ctx.party} plays no role in instance ${header.id}`, [{ field: '/header/roles', message: 'not a participant' }]);
     }
@@ -62,13 +63,15 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     if (!participantsOf(instance.header).includes(e.author)) {
       throw new LockstepError('forbidden', `${e.author} is not a participant of instance ${e.instanceId}`, [{ field: '/envelope/author', message: 'not a participant' }]);
     }
-    const { definition } = ctx.definitions.byAgreedHash(e.definitionHash, `envelope ${signed.hash}`);
+    const { definition } = ctx.definitions.byAgreedHash(e.definitionHash, `envelope ${signed.hash}`, instance.header.definitionId);
     const step = findStep(definition, e.step);
     const visible = !step.visibility || rolesOf(instance.header, ctx.party).some((r) => step.visibility!.includes(r));
-    if (signed.data !== undefined) validateInput(e.definitionHash, step, signed.data.input);
+    if (signed.data !== undefined) validateInput(e.definitionHash, definition, step, signed.data.input);
     else if (visible) throw new LockstepError('bad_request', `step "${e.step}" is visible to ${ctx.party} but came without its data`, [{ field: '/data', message: 'required' }]);
     await ctx.store.savePendingStep(instance, signed, visible);
-    await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author });
+    // A guard reads only steps every participant sees, so this node holds the input whenever it is needed.
+    const input = stepsReadByGuards(definition).has(e.step) && signed.data ? { input: signed.data.input } : {};
+    await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author, ...input });
     await pins.flush();
     ctx.log.info({ instanceId: e.instanceId, step: e.step, from: e.author, envelopeHash: signed.hash }, 'envelope accepted');
     res.status(200).json({ accepted: signed.hash });

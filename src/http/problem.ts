@@ -14,6 +14,8 @@ const STATUS: Record<ErrorCode, number> = {
   not_found: 404,
   conflict: 409,
   precondition_failed: 409,
+  deadline: 409,
+  guard: 422,
   payload_too_large: 413,
   unknown_definition: 409,
   bad_signature: 401,

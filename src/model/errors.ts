@@ -10,6 +10,10 @@ export type ErrorCode =
   | 'not_found'
   | 'conflict'
   | 'precondition_failed'
+  /** A step came too late (or too early) in chain time. */
+  | 'deadline'
+  /** A step's guard (rule of the road) does not hold. */
+  | 'guard'
   | 'payload_too_large'
   | 'unknown_definition'
   | 'bad_signature'

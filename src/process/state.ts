@@ -1,12 +1,22 @@
 /**
- * The decided state of an instance, as the workflow holds it: which steps are final, in which
- * order, and whether the instance has ended. Pure data, so workflows, activities and the API
- * reason about it the same way.
+ * The decided state of an instance, as the workflow holds it: which steps are final, how often
+ * and when (in chain time), which states of the state machine are marked, and whether the
+ * instance has ended. Pure data, carried across continue-as-new, so workflows, activities and
+ * the API reason about it the same way.
  */
+import type { Definition } from '../model/definition';
+
 export interface DoneStep {
+  /** The latest confirmed occurrence of the step (a step in a loop may be taken again). */
   envelopeHash: string;
   seq: number;
   author: string;
+  /** How many times the step has been confirmed. */
+  count?: number;
+  /** Block timestamp (seconds) of the latest occurrence's pin: the anchor of deadlines. */
+  timestamp?: number;
+  /** Input of the latest occurrence, kept only when a guard reads it (all participants hold it). */
+  input?: unknown;
 }
 
 export interface ProcessState {
@@ -14,9 +24,22 @@ export interface ProcessState {
   done: Record<string, DoneStep>;
   /** Number of decided (confirmed or rejected) steps so far. */
   seq: number;
+  /** Marked states of the state machine, sorted. */
+  marked?: string[];
+  /** Envelope hash of the step that last consumed each state: the winner when a rival comes too late. */
+  consumedBy?: Record<string, string>;
   ended?: { outcome: string; envelopeHash: string };
 }
 
 export function emptyState(): ProcessState {
   return { done: {}, seq: 0 };
+}
+
+/** The state an instance starts in: its definition's initial states marked. */
+export function initialState(definition: Definition): ProcessState {
+  const marked = Object.entries(definition.states ?? {})
+    .filter(([, s]) => s.initial)
+    .map(([id]) => id)
+    .sort();
+  return marked.length > 0 ? { ...emptyState(), marked } : emptyState();
 }
