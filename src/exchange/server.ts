@@ -18,6 +18,7 @@ import type { NodeContext } from '../node/context';
 import { notifyEnvelope, startInstanceWorkflow } from '../node/workflows';
 import type { PinSignaller } from '../node/pin-signals';
 import { requireShape } from '../http/shape';
+import { syncHumanTasks } from '../events/human-tasks';
 
 function senderOf(req: Request): string | undefined {
   const header = req.header('x-lockstep-party');
@@ -40,6 +41,7 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     const unknown = participantsOf(header).filter((p) => !ctx.network.parties[p]);
     if (unknown.length > 0) throw new LockstepError('bad_request', `unknown parties: ${unknown.join(', ')}`, [{ field: '/header/roles', message: 'unknown party' }]);
     await ctx.store.saveInstance(invitation);
+    await syncHumanTasks(ctx.store, ctx.definitions, ctx.party, header.id);
     await startInstanceWorkflow(ctx, header);
     ctx.log.info({ instanceId: header.id, from: header.createdBy }, 'invitation accepted');
     res.status(200).json({ accepted: header.id });

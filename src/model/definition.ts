@@ -19,6 +19,16 @@ export interface StepDefinition {
   /** Taking this step ends the instance with this outcome. */
   ends?: string;
   description?: string;
+  /** Taken by a person: shown as a human task (Temporal UI, `GET /api/v1/tasks`). */
+  human?: HumanTask;
+}
+
+export interface HumanTask {
+  /** Who should do it, e.g. a team or a person's handle at the acting party. */
+  assignee?: string;
+  /** Name of the form an app shows for it. */
+  form?: string;
+  instructions?: string;
 }
 
 export interface Definition {

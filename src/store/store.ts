@@ -9,6 +9,8 @@ import type { ChainPosition, ObservedPin } from '../model/pin';
 import type { StepStatus } from '../model/step';
 import { LockstepError } from '../model/errors';
 import type { CheckpointDoc, InstanceDoc, PinDoc, StepDoc } from './documents';
+import { EventLog } from '../events/log';
+import { participantsOf } from '../model/instance';
 
 const DUPLICATE_KEY = 11000;
 
@@ -27,6 +29,8 @@ export class Store {
   readonly steps: Collection<StepDoc>;
   readonly pins: Collection<PinDoc>;
   readonly checkpoints: Collection<CheckpointDoc>;
+  /** What happened on this node, for apps (REST, WebSocket, webhooks). */
+  readonly events: EventLog;
 
   private constructor(
     private readonly client: MongoClient,
@@ -36,6 +40,7 @@ export class Store {
     this.steps = db.collection('steps');
     this.pins = db.collection('pins');
     this.checkpoints = db.collection('checkpoints');
+    this.events = new EventLog(db);
   }
 
   static async connect(uri: string, database: string): Promise<Store> {
@@ -54,6 +59,15 @@ export class Store {
     await this.steps.createIndex({ instanceId: 1, seq: 1 });
     await this.instances.createIndex({ 'header.definitionId': 1, createdAt: -1 });
     await this.pins.createIndex({ confirmed: 1, signaled: 1 });
+    // For the API's rich queries: every listed sort order ends in _id, so pages are stable.
+    await this.instances.createIndex({ createdAt: -1, _id: -1 });
+    await this.instances.createIndex({ parties: 1, createdAt: -1 });
+    await this.instances.createIndex({ status: 1, createdAt: -1 });
+    await this.steps.createIndex({ proposedAt: 1, _id: 1 });
+    await this.steps.createIndex({ step: 1, proposedAt: 1 });
+    await this.steps.createIndex({ author: 1, proposedAt: 1 });
+    await this.steps.createIndex({ status: 1, proposedAt: 1 });
+    await this.events.ensureIndexes();
   }
 
   /** Idempotent: the same invitation twice is fine; a different one under the same id is refused. */
@@ -64,12 +78,14 @@ export class Store {
       header: invitation.header,
       secret: invitation.secret,
       invitationSignature: invitation.signature,
+      parties: participantsOf(invitation.header),
       status: 'active',
       createdAt: now,
       updatedAt: now,
     };
     try {
       await this.instances.insertOne(doc);
+      await this.events.emit({ type: 'instance.started', key: `instance.started:${doc._id}`, instanceId: doc._id, data: { header: doc.header } });
       return doc;
     } catch (error) {
       if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
@@ -106,6 +122,7 @@ export class Store {
     };
     await ignoreDuplicate(this.steps.insertOne(doc));
     await this.expectPin(pin, e.instanceId, signed.hash);
+    await this.events.emit({ type: 'step.proposed', key: `step.proposed:${signed.hash}`, instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
   }
 
   async step(envelopeHash: string): Promise<StepDoc | null> {
@@ -140,6 +157,25 @@ export class Store {
     if (d.outcome) {
       await this.instances.updateOne({ _id: d.instanceId }, { $set: { status: 'ended', outcome: d.outcome, updatedAt: new Date() } });
     }
+    const decided = await this.steps.findOne({ _id: d.envelopeHash });
+    await this.events.emit({
+      type: d.status === 'confirmed' ? 'step.confirmed' : 'step.rejected',
+      key: `step.decided:${d.envelopeHash}`,
+      instanceId: d.instanceId,
+      step: decided?.step,
+      envelopeHash: d.envelopeHash,
+      data: { seq: d.seq, author: decided?.author, chain: d.position, ...(d.rejection ? { rejection: d.rejection } : {}) },
+    });
+    if (d.outcome) await this.events.emit({ type: 'instance.ended', key: `instance.ended:${d.instanceId}`, instanceId: d.instanceId, data: { outcome: d.outcome } });
+  }
+
+  /** Ids of an instance's confirmed steps. */
+  async confirmedSteps(instanceId: string): Promise<string[]> {
+    return (await this.steps.find({ instanceId, status: 'confirmed' }, { projection: { step: 1 } }).toArray()).map((s) => s.step);
+  }
+
+  async ping(): Promise<void> {
+    await this.db.command({ ping: 1 });
   }
 
   private async expectPin(pin: string, instanceId: string, envelopeHash: string): Promise<void> {
