@@ -43,7 +43,7 @@ export async function startTestNetwork(parties: string[], confirmations: number,
   };
   try {
     nodes = await startPartyProcesses(stack.network, stack.networkPath, parties, dir, { LOCKSTEP_CHAIN_POLL_MS: '100', LOCKSTEP_LOG_LEVEL: 'debug', ...env });
-    const clients = Object.fromEntries(parties.map((p) => [p, new ApiClient(stack.network.parties[p]!.apiUrl)]));
+    const clients = Object.fromEntries(parties.map((p) => [p, new ApiClient(stack.network.parties[p]!.apiUrl, stack.network.devApiKeys?.[p])]));
     return {
       stack,
       dir,
