@@ -31,6 +31,8 @@ export interface NodeConfig {
   /** How long an Idempotency-Key is remembered. */
   idempotencyTtlSeconds: number;
   webhooks: WebhookSettings;
+  /** Events a WebSocket client may have unacknowledged before the node stops sending. */
+  eventWindow: number;
 }
 
 export interface WebhookSettings {
@@ -99,6 +101,7 @@ export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = proce
     },
     apiKeys: apiKeysFromEnv(env),
     idempotencyTtlSeconds: intFromEnv(env, 'LOCKSTEP_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 30 * 86_400),
+    eventWindow: intFromEnv(env, 'LOCKSTEP_EVENTS_WINDOW', 100, 1, 10_000),
     webhooks: {
       maxAttempts: intFromEnv(env, 'LOCKSTEP_WEBHOOK_MAX_ATTEMPTS', 10, 1, 100),
       backoffMs: intFromEnv(env, 'LOCKSTEP_WEBHOOK_BACKOFF_MS', 1_000, 10, 3_600_000),

@@ -151,6 +151,14 @@ describe('idempotency', () => {
 
   test('a refusal is replayed too, and a repeat while the first still runs is 409 "in progress"', async () => {
     const id = await startedOrder();
+    const refusedKey = `refused-${Date.now()}`;
+    const refused = await acme.post(`/instances/${id}/steps`, { step: 'accept', input: { deliveryDate: '2026-12-01' } }, { headers: { 'Idempotency-Key': refusedKey } });
+    expectProblem(refused, 403);
+    const refusedAgain = await acme.post(`/instances/${id}/steps`, { step: 'accept', input: { deliveryDate: '2026-12-01' } }, { headers: { 'Idempotency-Key': refusedKey } });
+    expect(refusedAgain.status).toBe(403);
+    expect(refusedAgain.body).toEqual(refused.body);
+    expect(refusedAgain.headers.get('idempotent-replayed')).toBe('true');
+
     const key = `step-${Date.now()}`;
     const waiting = acme.post(`/instances/${id}/steps?wait=confirmed&timeout=60`, { step: 'order', input: ORDER }, { headers: { 'Idempotency-Key': key } });
     await net.pendingTransactions(1);

@@ -14,6 +14,7 @@ import { quietTemporalRuntime } from './support/quiet-runtime';
 import type { ApiClient } from '../src/api/client';
 
 const MAX_ATTEMPTS = 5;
+const WINDOW = 3;
 let net: TestNetwork;
 let acme: ApiClient;
 let globex: ApiClient;
@@ -24,6 +25,7 @@ beforeAll(async () => {
     LOCKSTEP_WEBHOOK_BACKOFF_MS: '50',
     LOCKSTEP_WEBHOOK_MAX_BACKOFF_MS: '200',
     LOCKSTEP_WEBHOOK_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
+    LOCKSTEP_EVENTS_WINDOW: String(WINDOW),
   });
   acme = net.api('acme');
   globex = net.api('globex');
@@ -39,18 +41,21 @@ interface Received {
   instanceId?: string;
 }
 
-/** A WebSocket consumer that acknowledges every event as it processes it. */
+/** A WebSocket consumer; with `autoAck` it acknowledges every event as it processes it. */
 class Consumer {
   readonly events: Received[] = [];
   from = -1;
   private readonly ws: WebSocket;
   readonly opened: Promise<void>;
 
-  constructor(party: string, query: string, key = net.stack.network.devApiKeys![party]!) {
+  constructor(party: string, query: string, key = net.stack.network.devApiKeys![party]!, private readonly autoAck = true) {
     const url = `${net.stack.network.parties[party]!.apiUrl.replace('http', 'ws')}/api/v1/events/ws?${query}`;
     this.ws = new WebSocket(url, { headers: { authorization: `Bearer ${key}` } });
     this.opened = new Promise((resolve, reject) => {
-      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      this.ws.once('unexpected-response', (req, res) => {
+        req.destroy(); // the refused upgrade's socket is ours to close
+        reject(new Error(`HTTP ${res.statusCode}`));
+      });
       this.ws.once('error', reject);
       this.ws.on('message', (raw) => {
         const msg = JSON.parse((raw as Buffer).toString('utf8'));
@@ -59,10 +64,14 @@ class Consumer {
           resolve();
         } else if (msg.type === 'event') {
           this.events.push({ seq: msg.event.seq, type: msg.event.type, instanceId: msg.event.instanceId });
-          this.ws.send(JSON.stringify({ ack: msg.event.seq }));
+          if (this.autoAck) this.ack(msg.event.seq);
         }
       });
     });
+  }
+
+  ack(seq: number): void {
+    this.ws.send(JSON.stringify({ ack: seq }));
   }
 
   async close(): Promise<void> {
@@ -125,6 +134,28 @@ test('a WebSocket consumer that reconnects mid-run receives every event once, in
   await eventually('filtered events', () => Promise.resolve(filtered.events.length >= confirmed.length ? true : undefined));
   await filtered.close();
   expect(filtered.events).toEqual(confirmed);
+});
+
+test('a consumer that does not acknowledge gets no more than the window, and everything once it does', async () => {
+  const head = (await acme.get('/status')).body.events.head as number;
+  const lazy = new Consumer('acme', `from=${head}`, undefined, false);
+  await lazy.opened;
+  for (let i = 0; i < WINDOW + 2; i++) await startOrder();
+  const log = await eventually('events in the log', async () => {
+    const events = await allEventsAfter(acme, head);
+    return events.length >= WINDOW + 2 ? events : undefined;
+  });
+  await eventually('a full window', () => Promise.resolve(lazy.events.length >= WINDOW ? true : undefined));
+  expect(lazy.events).toEqual(log.slice(0, WINDOW));
+  for (let round = 0; round < log.length && lazy.events.length < log.length; round++) {
+    const seen = lazy.events.length;
+    lazy.ack(lazy.events.at(-1)!.seq);
+    await eventually('more after an ack', () => Promise.resolve(lazy.events.length > seen ? true : undefined));
+    expect(lazy.events.length).toBeLessThanOrEqual(seen + WINDOW);
+  }
+  await lazy.close();
+  expect(lazy.events).toEqual(log.slice(0, lazy.events.length));
+  expect(lazy.events.length).toBe(log.length);
 });
 
 test('a WebSocket without a valid key is refused with 401, a bad filter with 400', async () => {

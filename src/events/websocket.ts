@@ -5,7 +5,7 @@
  * this sequence number) or `consumer` (a name; the node remembers the last event this app's
  * consumer acknowledged and resumes after it). Without either, only new events are sent.
  * The server sends `{"type":"event","event":{…}}`; the client answers `{"ack": seq}`, meaning
- * "everything up to seq is processed". At most WINDOW events are unacknowledged at a time and
+ * "everything up to seq is processed". At most `window` events (LOCKSTEP_EVENTS_WINDOW) are unacknowledged at a time and
  * the socket's send buffer is bounded: when either is full the server stops reading the log
  * until the client catches up. Nothing is dropped; events go out once per connection, in order.
  */
@@ -20,7 +20,6 @@ import type { ApiCaller, ApiKeys } from '../api/auth';
 import type { EventFilter, EventLog } from './log';
 
 export const EVENTS_WS_PATH = '/api/v1/events/ws';
-const WINDOW = 100;
 const MAX_BUFFERED_BYTES = 1_048_576;
 const IDLE_POLL_MS = 500;
 const DUPLICATE_KEY = 11000;
@@ -61,6 +60,8 @@ export class EventSockets {
     private readonly events: EventLog,
     private readonly keys: ApiKeys,
     private readonly log: Logger,
+    /** Unacknowledged events per connection before sending pauses. */
+    private readonly window: number,
   ) {
     this.consumers = db.collection('event_consumers');
   }
@@ -127,7 +128,7 @@ export class EventSockets {
     ws.send(JSON.stringify({ type: 'ready', from: position }));
     try {
       while (open) {
-        const room = WINDOW - sent.length;
+        const room = this.window - sent.length;
         if (room > 0 && ws.bufferedAmount < MAX_BUFFERED_BYTES) {
           const { events, readTo } = await this.events.readAfter(position, room, sub.filter);
           for (const event of events) {

@@ -19,6 +19,7 @@ import { notifyEnvelope, startInstanceWorkflow } from '../node/workflows';
 import type { PinSignaller } from '../node/pin-signals';
 import { requireShape } from '../http/shape';
 import { syncHumanTasks } from '../events/human-tasks';
+import { stepInvalid } from '../events/hooks';
 
 function senderOf(req: Request): string | undefined {
   const header = req.header('x-lockstep-party');
@@ -68,7 +69,14 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     const { definition } = ctx.definitions.byAgreedHash(e.definitionHash, `envelope ${signed.hash}`);
     const step = findStep(definition, e.step);
     const visible = !step.visibility || rolesOf(instance.header, ctx.party).some((r) => step.visibility!.includes(r));
-    if (signed.data !== undefined) validateInput(e.definitionHash, step, signed.data.input);
+    if (signed.data !== undefined) {
+      try {
+        validateInput(e.definitionHash, step, signed.data.input);
+      } catch (error) {
+        if (error instanceof LockstepError) await stepInvalid(ctx.store.events, { instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, author: e.author, errors: error.details });
+        throw error;
+      }
+    }
     else if (visible) throw new LockstepError('bad_request', `step "${e.step}" is visible to ${ctx.party} but came without its data`, [{ field: '/data', message: 'required' }]);
     await ctx.store.savePendingStep(signed, maskPin(instance.secret, signed.hash), visible);
     await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author });

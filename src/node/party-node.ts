@@ -88,7 +88,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   const webhooks = new Webhooks(store.db, store.events, config.webhooks, log);
   await webhooks.ensureIndexes();
   webhooks.start();
-  const sockets = new EventSockets(store.db, store.events, keys, log);
+  const sockets = new EventSockets(store.db, store.events, keys, log, config.eventWindow);
 
   const api = await listen(createApiApp(ctx, listener, { keys, idempotency, webhooks }), config.apiPort, config.listenHost);
   sockets.attach(api);
