@@ -85,14 +85,21 @@ export class Store {
     };
     try {
       await this.instances.insertOne(doc);
-      await this.events.emit({ type: 'instance.started', key: `instance.started:${doc._id}`, instanceId: doc._id, data: { header: doc.header } });
+      await this.instanceStarted(doc);
       return doc;
     } catch (error) {
       if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
       const existing = await this.instances.findOne({ _id: doc._id });
-      if (existing && existing.invitationSignature === invitation.signature && existing.secret === invitation.secret) return existing;
+      if (existing && existing.invitationSignature === invitation.signature && existing.secret === invitation.secret) {
+        await this.instanceStarted(existing); // a no-op unless a crash came between insert and event
+        return existing;
+      }
       throw new LockstepError('conflict', `instance ${doc._id} already exists with a different header`, [{ field: '/header/id', message: 'already used' }]);
     }
+  }
+
+  private async instanceStarted(doc: InstanceDoc): Promise<void> {
+    await this.events.emit({ type: 'instance.started', key: `instance.started:${doc._id}`, instanceId: doc._id, data: { header: doc.header } });
   }
 
   async instance(id: string): Promise<InstanceDoc | null> {
