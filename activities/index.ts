@@ -15,6 +15,7 @@ import type { PinReceipt } from '../src/model/pin';
 import { sendEnvelope, sendInvitation } from '../src/exchange/client';
 import type { Decision } from '../src/store/store';
 import type { InstanceDoc, StepDoc } from '../src/store/documents';
+import { syncHumanTasks } from '../src/events/human-tasks';
 
 export interface SealRequest {
   instanceId: string;
@@ -91,6 +92,7 @@ export function createActivities(ctx: NodeContext) {
 
     async recordDecision(decision: Decision): Promise<void> {
       await ctx.store.recordDecision(decision);
+      await syncHumanTasks(ctx.store, ctx.definitions, ctx.party, decision.instanceId);
       ctx.log.info({ instanceId: decision.instanceId, envelopeHash: decision.envelopeHash, status: decision.status, seq: decision.seq }, 'step decided');
     },
   };

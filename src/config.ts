@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import type { NetworkFile } from './model/network';
 import { repoRoot } from './paths';
 import { DEFAULT_RUN_LIMITS, type RunLimits } from '../workflows/messages';
+import { apiKeysFromEnv, type ApiKeyGrant } from './api/auth';
 
 export interface NodeConfig {
   party: string;
@@ -31,6 +32,23 @@ export interface NodeConfig {
   logLevel: string;
   /** When instance workflows continue-as-new (see workflows/messages.ts). */
   runLimits: RunLimits;
+  /** Apps allowed to call the REST API; empty means: accept the network file's dev key only. */
+  apiKeys: ApiKeyGrant[];
+  /** How long an Idempotency-Key is remembered. */
+  idempotencyTtlSeconds: number;
+  webhooks: WebhookSettings;
+  /** Events a WebSocket client may have unacknowledged before the node stops sending. */
+  eventWindow: number;
+}
+
+export interface WebhookSettings {
+  /** Attempts before a delivery goes to the dead-letter list. */
+  maxAttempts: number;
+  /** First retry delay; doubles per attempt up to `maxBackoffMs`. */
+  backoffMs: number;
+  maxBackoffMs: number;
+  /** Per-attempt HTTP timeout. */
+  timeoutMs: number;
 }
 
 export interface NodeOptions {
@@ -90,6 +108,15 @@ export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = proce
     runLimits: {
       maxEvents: intFromEnv(env, 'LOCKSTEP_MAX_EVENTS_PER_RUN', DEFAULT_RUN_LIMITS.maxEvents, 100, 40_000),
       maxMessages: intFromEnv(env, 'LOCKSTEP_MAX_MESSAGES_PER_RUN', DEFAULT_RUN_LIMITS.maxMessages, 1, 1_500),
+    },
+    apiKeys: apiKeysFromEnv(env),
+    idempotencyTtlSeconds: intFromEnv(env, 'LOCKSTEP_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 30 * 86_400),
+    eventWindow: intFromEnv(env, 'LOCKSTEP_EVENTS_WINDOW', 100, 1, 10_000),
+    webhooks: {
+      maxAttempts: intFromEnv(env, 'LOCKSTEP_WEBHOOK_MAX_ATTEMPTS', 10, 1, 100),
+      backoffMs: intFromEnv(env, 'LOCKSTEP_WEBHOOK_BACKOFF_MS', 1_000, 10, 3_600_000),
+      maxBackoffMs: intFromEnv(env, 'LOCKSTEP_WEBHOOK_MAX_BACKOFF_MS', 300_000, 10, 86_400_000),
+      timeoutMs: intFromEnv(env, 'LOCKSTEP_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
     },
   };
   return { config, network };

@@ -77,7 +77,7 @@ async function main(): Promise<void> {
     say(`Sequencer contract ${stack.network.chain.sequencer} on ${stack.network.chain.rpcUrl}`);
     say('Starting one Lockstep node per party …');
     nodes = await startPartyProcesses(stack.network, stack.networkPath, PARTIES, dir);
-    const apis = Object.fromEntries(PARTIES.map((p) => [p, new ApiClient(stack!.network.parties[p]!.apiUrl)]));
+    const apis = Object.fromEntries(PARTIES.map((p) => [p, new ApiClient(stack!.network.parties[p]!.apiUrl, stack!.network.devApiKeys?.[p])]));
 
     const started = await apis.acme!.post('/instances', { definition: 'purchase-order', roles: { buyer: 'acme', seller: 'globex' } });
     if (started.status !== 201) throw new Error(`could not start an instance: ${JSON.stringify(started.body)}`);

@@ -18,6 +18,8 @@ import type { NodeContext } from '../node/context';
 import { notifyEnvelope, startInstanceWorkflow } from '../node/workflows';
 import type { PinSignaller } from '../node/pin-signals';
 import { requireShape } from '../http/shape';
+import { syncHumanTasks } from '../events/human-tasks';
+import { stepInvalid } from '../events/hooks';
 
 function senderOf(req: Request): string | undefined {
   const header = req.header('x-lockstep-party');
@@ -40,6 +42,7 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     const unknown = participantsOf(header).filter((p) => !ctx.network.parties[p]);
     if (unknown.length > 0) throw new LockstepError('bad_request', `unknown parties: ${unknown.join(', ')}`, [{ field: '/header/roles', message: 'unknown party' }]);
     await ctx.store.saveInstance(invitation);
+    await syncHumanTasks(ctx.store, ctx.definitions, ctx.party, header.id);
     await startInstanceWorkflow(ctx, header);
     ctx.log.info({ instanceId: header.id, from: header.createdBy }, 'invitation accepted');
     res.status(200).json({ accepted: header.id });
@@ -66,7 +69,14 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     const { definition } = ctx.definitions.byAgreedHash(e.definitionHash, `envelope ${signed.hash}`, instance.header.definitionId);
     const step = findStep(definition, e.step);
     const visible = !step.visibility || rolesOf(instance.header, ctx.party).some((r) => step.visibility!.includes(r));
-    if (signed.data !== undefined) validateInput(e.definitionHash, definition, step, signed.data.input);
+    if (signed.data !== undefined) {
+      try {
+        validateInput(e.definitionHash, definition, step, signed.data.input);
+      } catch (error) {
+        if (error instanceof LockstepError) await stepInvalid(ctx.store.events, { instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, author: e.author, errors: error.details });
+        throw error;
+      }
+    }
     else if (visible) throw new LockstepError('bad_request', `step "${e.step}" is visible to ${ctx.party} but came without its data`, [{ field: '/data', message: 'required' }]);
     await ctx.store.savePendingStep(instance, signed, visible);
     // A guard reads only steps every participant sees, so this node holds the input whenever it is needed.

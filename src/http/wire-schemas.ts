@@ -1,4 +1,6 @@
 /** JSON Schemas of the wire formats: what peers and apps may send. */
+import { EVENT_TYPES } from '../model/event';
+
 const hash = { type: 'string', pattern: '^0x[0-9a-f]{64}$' };
 const signature = { type: 'string', pattern: '^0x[0-9a-fA-F]{130}$' };
 const id = { type: 'string', minLength: 1, maxLength: 128 };
@@ -75,6 +77,18 @@ export const WIRE_SCHEMAS = {
     additionalProperties: false,
     required: ['step'],
     properties: { step: name, input: {} },
+  },
+  webhookSubscription: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['url'],
+    properties: {
+      url: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+      types: { type: 'array', uniqueItems: true, items: { enum: [...EVENT_TYPES] } },
+      instanceId: id,
+      secret: { type: 'string', minLength: 16, maxLength: 256 },
+      from: { type: 'integer', minimum: 0 },
+    },
   },
 } as const;
 

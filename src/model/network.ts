@@ -34,4 +34,9 @@ export interface NetworkFile {
   parties: Record<string, PartyEndpoint>;
   /** Private keys for the parties, written only by the local stack for its dev chain. */
   devKeys?: Record<string, string>;
+  /**
+   * One API key per party, written only by the local stack (random per stack): a node with no
+   * API keys configured accepts its party's key, for any role, so the demo and tests work.
+   */
+  devApiKeys?: Record<string, string>;
 }

@@ -10,6 +10,7 @@ import { LockstepError, type ErrorCode, type FieldError } from '../model/errors'
 import { newSecret, sealInvitation } from '../envelope/seal';
 import type { NodeContext } from './context';
 import { startInstanceWorkflow } from './workflows';
+import { syncHumanTasks } from '../events/human-tasks';
 import { instanceWorkflowId, proposeUpdate, type ProposeResult } from '../../workflows/messages';
 
 export interface StartRequest {
@@ -41,6 +42,7 @@ export async function startInstance(ctx: NodeContext, request: StartRequest): Pr
     createdAt: new Date().toISOString(),
   };
   await ctx.store.saveInstance(sealInvitation(ctx.wallet, header, newSecret()));
+  await syncHumanTasks(ctx.store, ctx.definitions, ctx.party, header.id);
   await startInstanceWorkflow(ctx, header);
   ctx.log.info({ instanceId: header.id, definition: header.definitionId }, 'instance started');
   return header;
@@ -70,7 +72,7 @@ const UPDATE_ATTEMPTS = 6;
 
 function isTransientUpdateRefusal(error: unknown): boolean {
   return /FAILED_PRECONDITION: Unable to perform workflow execution update due to Workflow Task in failed state/.test(
-    `${(error as Error).message} ${String((error as { cause?: unknown }).cause ?? '')}`,
+    `${(error as Error).message} ${((error as { cause?: Error }).cause)?.message ?? ''}`,
   );
 }
 

@@ -23,6 +23,10 @@ import type { NodeContext } from './context';
 import { PinSignaller } from './pin-signals';
 import { TASK_QUEUE } from '../../workflows/messages';
 import { workflowSource } from './workflow-source';
+import { ApiKeys } from '../api/auth';
+import { IdempotencyKeys } from '../api/idempotency';
+import { Webhooks } from '../events/webhooks';
+import { EventSockets } from '../events/websocket';
 
 export interface RunningNode {
   ctx: NodeContext;
@@ -94,14 +98,25 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   listener.start();
   batcher.start();
 
-  const api = await listen(createApiApp(ctx, listener), config.apiPort, config.listenHost);
+  const keys = apiKeysFor(config, network);
+  const idempotency = new IdempotencyKeys(store.db, config.idempotencyTtlSeconds);
+  await idempotency.ensureIndexes();
+  const webhooks = new Webhooks(store.db, store.events, config.webhooks, log);
+  await webhooks.ensureIndexes();
+  webhooks.start();
+  const sockets = new EventSockets(store.db, store.events, keys, log, config.eventWindow);
+
+  const api = await listen(createApiApp(ctx, listener, { keys, idempotency, webhooks }), config.apiPort, config.listenHost);
+  sockets.attach(api);
   const dx = await listen(createExchangeApp(ctx, pins), config.dxPort, config.listenHost);
   log.info({ api: me.apiUrl, dx: me.dxUrl, namespace: me.namespace, definitions: definitions.all().map((d) => d.definition.id) }, 'node ready');
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      await sockets.close();
       await Promise.all([close(api), close(dx)]);
+      await webhooks.stop();
       await listener.stop();
       await batcher.stop();
       worker.shutdown();
@@ -113,4 +128,12 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
       log.info('node stopped');
     })());
   return { ctx, stop };
+}
+
+/** The configured app keys, or else the local stack's dev key for this party (any role). */
+function apiKeysFor(config: NodeConfig, network: NetworkFile): ApiKeys {
+  if (config.apiKeys.length > 0) return new ApiKeys(config.apiKeys);
+  const dev = network.devApiKeys?.[config.party];
+  if (!dev) throw new Error(`no API keys for ${config.party}: set LOCKSTEP_API_KEYS or LOCKSTEP_API_KEYS_FILE (see docs/api.md)`);
+  return new ApiKeys([{ key: dev, app: 'dev', roles: ['*'] }]);
 }

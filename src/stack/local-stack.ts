@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { Wallet, type JsonRpcProvider, type Signer } from 'ethers';
 import type { NetworkFile, PartyEndpoint } from '../model/network';
 import { deploySequencer } from '../chain/deploy';
@@ -243,6 +244,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     const parties: Record<string, PartyEndpoint> = {};
     const devKeys: Record<string, string> = {};
+    const devApiKeys: Record<string, string> = {};
     options.parties.forEach((name, i) => {
       const wallet = devWallet(i + 1);
       parties[name] = {
@@ -254,6 +256,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         dxUrl: `http://127.0.0.1:${ports.partyDx[i]}`,
       };
       devKeys[name] = wallet.privateKey;
+      devApiKeys[name] = `dev-${name}-${randomBytes(24).toString('base64url')}`;
     });
     const network: NetworkFile = {
       chain: {
@@ -267,6 +270,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       mongodb: { uri: mongoUri },
       parties,
       devKeys,
+      devApiKeys,
     };
     const networkPath = path.join(dir, 'network.json');
     writeJsonAtomically(networkPath, network);

@@ -10,6 +10,8 @@ export interface InstanceDoc {
   /** Per-instance secret that masks pins. Never leaves the participants. */
   secret: string;
   invitationSignature: string;
+  /** The parties bound to its roles, for queries by party. */
+  parties: string[];
   status: 'active' | 'ended';
   outcome?: string;
   createdAt: Date;

@@ -9,6 +9,7 @@ import type { ChainPosition, ObservedTag, PinReceipt } from '../model/pin';
 import type { StepStatus } from '../model/step';
 import { LockstepError } from '../model/errors';
 import { participantsOf } from '../model/instance';
+import { EventLog } from '../events/log';
 import { contextOf, stepLeaf, tagOf } from '../chain/pins';
 import { verifyMerkleProof } from '../chain/merkle';
 import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDoc, TagDoc } from './documents';
@@ -40,6 +41,8 @@ export class Store {
   readonly pinQueue: Collection<PinQueueDoc>;
   readonly batches: Collection<BatchDoc>;
   readonly checkpoints: Collection<CheckpointDoc>;
+  /** What happened on this node, for apps (REST, WebSocket, webhooks). */
+  readonly events: EventLog;
 
   private constructor(
     private readonly client: MongoClient,
@@ -52,6 +55,7 @@ export class Store {
     this.pinQueue = db.collection('pinQueue');
     this.batches = db.collection('batches');
     this.checkpoints = db.collection('checkpoints');
+    this.events = new EventLog(db);
   }
 
   static async connect(uri: string, database: string): Promise<Store> {
@@ -73,6 +77,15 @@ export class Store {
     await this.slots.createIndex({ 'position.blockNumber': 1 });
     await this.pinQueue.createIndex({ batch: 1, queuedAt: 1 });
     await this.batches.createIndex({ status: 1, nonce: 1 });
+    // For the API's rich queries: every listed sort order ends in _id, so pages are stable.
+    await this.instances.createIndex({ createdAt: -1, _id: -1 });
+    await this.instances.createIndex({ parties: 1, createdAt: -1 });
+    await this.instances.createIndex({ status: 1, createdAt: -1 });
+    await this.steps.createIndex({ proposedAt: 1, _id: 1 });
+    await this.steps.createIndex({ step: 1, proposedAt: 1 });
+    await this.steps.createIndex({ author: 1, proposedAt: 1 });
+    await this.steps.createIndex({ status: 1, proposedAt: 1 });
+    await this.events.ensureIndexes();
   }
 
   /** Idempotent: the same invitation twice is fine; a different one under the same id is refused. */
@@ -83,6 +96,7 @@ export class Store {
       header: invitation.header,
       secret: invitation.secret,
       invitationSignature: invitation.signature,
+      parties: participantsOf(invitation.header),
       status: 'active',
       createdAt: now,
       updatedAt: now,
@@ -90,13 +104,23 @@ export class Store {
     try {
       await this.instances.insertOne(doc);
       for (const author of participantsOf(doc.header)) await this.expectTags(doc, author, 1);
+      await this.instanceStarted(doc);
       return doc;
     } catch (error) {
       if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
       const existing = await this.instances.findOne({ _id: doc._id });
-      if (existing && existing.invitationSignature === invitation.signature && existing.secret === invitation.secret) return existing;
+      if (existing && existing.invitationSignature === invitation.signature && existing.secret === invitation.secret) {
+        // No-ops unless a crash came between the insert and what follows it.
+        for (const author of participantsOf(existing.header)) await this.expectTags(existing, author, 1);
+        await this.instanceStarted(existing);
+        return existing;
+      }
       throw new LockstepError('conflict', `instance ${doc._id} already exists with a different header`, [{ field: '/header/id', message: 'already used' }]);
     }
+  }
+
+  private async instanceStarted(doc: InstanceDoc): Promise<void> {
+    await this.events.emit({ type: 'instance.started', key: `instance.started:${doc._id}`, instanceId: doc._id, data: { header: doc.header } });
   }
 
   async instance(id: string): Promise<InstanceDoc | null> {
@@ -145,6 +169,7 @@ export class Store {
     if (signed.receipt) await this.steps.updateOne({ _id: signed.hash }, { $set: { receipt: signed.receipt } });
     await this.slots.updateOne({ _id: id }, { $set: { envelopeHash: signed.hash, ...(signed.receipt ? { receipt: signed.receipt } : {}) } });
     await this.prove(id, instance.secret);
+    await this.events.emit({ type: 'step.proposed', key: `step.proposed:${signed.hash}`, instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
   }
 
   /** The author's own receipt, once the batcher has put its step in a batch. */
@@ -201,6 +226,25 @@ export class Store {
     if (d.outcome) {
       await this.instances.updateOne({ _id: d.instanceId }, { $set: { status: 'ended', outcome: d.outcome, updatedAt: new Date() } });
     }
+    const decided = await this.steps.findOne({ _id: d.envelopeHash });
+    await this.events.emit({
+      type: d.status === 'confirmed' ? 'step.confirmed' : 'step.rejected',
+      key: `step.decided:${d.envelopeHash}`,
+      instanceId: d.instanceId,
+      step: decided?.step,
+      envelopeHash: d.envelopeHash,
+      data: { seq: d.seq, author: decided?.author, chain: d.position, ...(d.rejection ? { rejection: d.rejection } : {}) },
+    });
+    if (d.outcome) await this.events.emit({ type: 'instance.ended', key: `instance.ended:${d.instanceId}`, instanceId: d.instanceId, data: { outcome: d.outcome } });
+  }
+
+  /** Ids of an instance's confirmed steps. */
+  async confirmedSteps(instanceId: string): Promise<string[]> {
+    return (await this.steps.find({ instanceId, status: 'confirmed' }, { projection: { step: 1 } }).toArray()).map((s) => s.step);
+  }
+
+  async ping(): Promise<void> {
+    await this.db.command({ ping: 1 });
   }
 
   /** Precomputes the tags of an author's next steps, so they are recognised before their data. */

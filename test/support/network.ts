@@ -69,7 +69,7 @@ export async function startTestNetwork(parties: string[], confirmations: number,
       { LOCKSTEP_CHAIN_POLL_MS: '100', LOCKSTEP_LOG_LEVEL: 'debug', LOCKSTEP_BATCH_WAIT_MS: '50', ...opts.env },
       (party): Record<string, string> => (innerPorts.has(party) ? { LOCKSTEP_DX_PORT: String(innerPorts.get(party)) } : {}),
     );
-    const clients = Object.fromEntries(parties.map((p) => [p, new ApiClient(stack.network.parties[p]!.apiUrl)]));
+    const clients = Object.fromEntries(parties.map((p) => [p, new ApiClient(stack.network.parties[p]!.apiUrl, stack.network.devApiKeys?.[p])]));
     const started = nodes;
     return {
       stack,

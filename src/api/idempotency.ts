@@ -1,0 +1,105 @@
+/**
+ * `Idempotency-Key` for every state-changing request. The first request with a key claims it
+ * (a plain insert under a unique _id: FerretDB-compatible, no transactions) and its response is
+ * stored; a repeat with the same body gets that response back and does nothing; the same key with
+ * another body is refused, and so is a repeat while the first is still running. Keys are scoped
+ * per app and expire after a TTL (a TTL index where the server has them, and a check on read).
+ */
+import { createHash } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import { MongoServerError, type Collection, type Db } from 'mongodb';
+import canonicalize from 'canonicalize';
+import { LockstepError } from '../model/errors';
+import { callerOf } from './auth';
+
+const DUPLICATE_KEY = 11000;
+const HEADER = 'Idempotency-Key';
+/** After this long, a claim whose request never finished (the node died) may be taken over. */
+const ABANDONED_AFTER_MS = 10 * 60_000;
+
+interface IdempotencyDoc {
+  _id: string;
+  fingerprint: string;
+  state: 'running' | 'done';
+  status?: number;
+  body?: unknown;
+  location?: string;
+  contentType?: string;
+  claimedAt: Date;
+  expiresAt: Date;
+}
+
+export class IdempotencyKeys {
+  private readonly docs: Collection<IdempotencyDoc>;
+
+  constructor(db: Db, private readonly ttlSeconds: number) {
+    this.docs = db.collection('idempotency');
+  }
+
+  async ensureIndexes(): Promise<void> {
+    try {
+      await this.docs.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0 });
+    } catch {
+      // Servers without TTL indexes: expired keys are ignored on read and replaced.
+    }
+  }
+
+  middleware(): RequestHandler {
+    return async (req, res, next) => {
+      const key = req.header(HEADER);
+      if (req.method === 'GET' || req.method === 'HEAD' || key === undefined) return next();
+      if (key.length < 1 || key.length > 255) throw new LockstepError('bad_request', `${HEADER} must be 1 to 255 characters`, [{ field: HEADER, message: 'bad length' }]);
+      const id = `${callerOf(res).app}\u0000${key}`;
+      const fingerprint = createHash('sha256')
+        .update(`${req.method} ${req.path}\n${canonicalize(req.body ?? null) ?? ''}`)
+        .digest('hex');
+      const existing = await this.claim(id, fingerprint);
+      if (existing) return replay(existing, fingerprint, res);
+      res.setHeader(HEADER, key);
+      const json = res.json.bind(res);
+      res.json = (body: unknown) => {
+        const status = res.statusCode;
+        // A server failure leaves the key free, so the app's retry runs the request again.
+        const settle = status >= 500 ? this.docs.deleteOne({ _id: id }) : this.docs.updateOne({ _id: id }, { $set: { state: 'done', status, body, location: res.getHeader('location') as string | undefined, contentType: res.getHeader('content-type') as string | undefined } });
+        settle.then(
+          () => json(body),
+          (err: unknown) => next(err),
+        );
+        return res;
+      };
+      next();
+    };
+  }
+
+  /** Claims the key; returns the earlier record when it is already taken. */
+  private async claim(id: string, fingerprint: string): Promise<IdempotencyDoc | null> {
+    const now = new Date();
+    const doc: IdempotencyDoc = { _id: id, fingerprint, state: 'running', claimedAt: now, expiresAt: new Date(now.getTime() + this.ttlSeconds * 1000) };
+    try {
+      await this.docs.insertOne(doc);
+      return null;
+    } catch (error) {
+      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+    }
+    const existing = await this.docs.findOne({ _id: id });
+    const stale = existing && (existing.expiresAt < now || (existing.state === 'running' && existing.claimedAt.getTime() < now.getTime() - ABANDONED_AFTER_MS));
+    if (existing && !stale) return existing;
+    // Expired or abandoned: take it over, unless someone else just did.
+    const taken = await this.docs.findOneAndReplace({ _id: id, claimedAt: existing?.claimedAt ?? now }, doc);
+    if (taken) return null;
+    return (await this.docs.findOne({ _id: id })) ?? doc;
+  }
+}
+
+function replay(existing: IdempotencyDoc, fingerprint: string, res: Parameters<RequestHandler>[1]): void {
+  if (existing.fingerprint !== fingerprint) {
+    throw new LockstepError('validation_failed', `this ${HEADER} was already used with a different request; use a new key for a new request`, [{ field: HEADER, message: 'reused with another body' }]);
+  }
+  if (existing.state === 'running') {
+    throw new LockstepError('conflict', `a request with this ${HEADER} is still in progress; retry later`, [{ field: HEADER, message: 'in progress' }]);
+  }
+  res.setHeader('Idempotent-Replayed', 'true');
+  if (existing.location) res.location(existing.location);
+  if (existing.contentType) res.type(existing.contentType);
+  res.status(existing.status ?? 200).send(JSON.stringify(existing.body));
+}

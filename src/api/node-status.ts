@@ -1,0 +1,52 @@
+/** `GET /status`: is this node healthy, and how far behind the chain is its listener. */
+import { Router } from 'express';
+import type { ChainListener } from '../chain/listener';
+import type { NodeContext } from '../node/context';
+
+const PROBE_TIMEOUT_MS = 2_000;
+
+async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; error: string | null }> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([check(), timeout]);
+    return { ok: true, error: null };
+  } catch (error) {
+    return { ok: false, error: (error as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function statusRoutes(ctx: NodeContext, listener: ChainListener): Router {
+  const r = Router();
+  r.get('/status', async (_req, res) => {
+    const me = ctx.network.parties[ctx.party]!;
+    const [temporal, mongodb] = await Promise.all([
+      probe(() => ctx.temporal.workflowService.describeNamespace({ namespace: me.namespace })),
+      probe(() => ctx.store.ping()),
+    ]);
+    const checkpoint = mongodb.ok ? await ctx.store.checkpoint() : null;
+    const scanned = checkpoint?.scannedBlock ?? null;
+    res.status(temporal.ok && mongodb.ok ? 200 : 503).json({
+      party: ctx.party,
+      address: ctx.wallet.address,
+      temporal: { ...temporal, namespace: me.namespace },
+      mongodb,
+      chain: {
+        ok: listener.lastError === undefined && listener.deepReorg === undefined,
+        error: listener.lastError ?? null,
+        deepReorg: listener.deepReorg ?? null,
+        head: listener.head,
+        confirmations: ctx.config.confirmations,
+        sequencer: ctx.network.chain.sequencer,
+      },
+      listener: { scannedBlock: scanned, confirmedBlock: checkpoint?.confirmedBlock ?? null, lag: scanned === null ? null : Math.max(0, listener.head - scanned) },
+      checkpoint,
+      events: { head: mongodb.ok ? await ctx.store.events.head() : null },
+    });
+  });
+  return r;
+}

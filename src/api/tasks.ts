@@ -1,0 +1,51 @@
+/**
+ * `GET /tasks`: the steps this party may take now across its active instances, derived from the
+ * decided history with the workflow's own rules, minus steps this party already proposed. Steps
+ * marked `human` are flagged, with their assignee, form and instructions. An app sees only the
+ * tasks of roles it may act in.
+ */
+import { Router } from 'express';
+import type { NodeContext } from '../node/context';
+import { stateFromConfirmed, stepsFor } from '../process/tasks';
+import { callerOf, mayActAs } from './auth';
+import { enumParam, limitParam, stringParam } from './query';
+
+const SCANNED_INSTANCES = 5_000;
+
+export function taskRoutes(ctx: NodeContext): Router {
+  const r = Router();
+  r.get('/tasks', async (req, res) => {
+    const limit = limitParam(req);
+    const only = enumParam(req, 'kind', ['human', 'all'] as const) ?? 'all';
+    const definition = stringParam(req, 'definition');
+    const caller = callerOf(res);
+    const active = await ctx.store.instances
+      .find({ status: 'active', parties: ctx.party, ...(definition ? { 'header.definitionId': definition } : {}) })
+      .sort({ createdAt: 1, _id: 1 })
+      .limit(SCANNED_INSTANCES)
+      .toArray();
+    const tasks = [];
+    for (const doc of active) {
+      if (tasks.length >= limit) break;
+      const { definition: def } = ctx.definitions.byAgreedHash(doc.header.definitionHash, `instance ${doc._id}`);
+      const history = await ctx.store.history(doc._id);
+      const confirmed = history.filter((s) => s.status === 'confirmed').map((s) => s.step);
+      const proposed = new Set(history.filter((s) => s.status === 'pending' && s.author === ctx.party).map((s) => s.step));
+      for (const step of stepsFor(def, doc.header, stateFromConfirmed(confirmed, false), ctx.party)) {
+        if (proposed.has(step.id) || !mayActAs(caller, step.actor) || (only === 'human' && !step.human)) continue;
+        tasks.push({
+          instanceId: doc._id,
+          definition: def.id,
+          step: step.id,
+          title: step.title,
+          actor: step.actor,
+          human: step.human ?? null,
+          description: step.description ?? null,
+          links: { take: `/api/v1/instances/${doc._id}/steps`, instance: `/api/v1/instances/${doc._id}` },
+        });
+      }
+    }
+    res.json({ tasks: tasks.slice(0, limit) });
+  });
+  return r;
+}

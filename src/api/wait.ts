@@ -1,0 +1,35 @@
+/** `?wait=confirmed`: hold a step request until the step is decided on this node, or time out. */
+import type { EventLog } from '../events/log';
+import type { LockstepEvent } from '../model/event';
+import type { Store } from '../store/store';
+import type { StepDoc } from '../store/documents';
+
+const POLL_MS = 250;
+
+/** Resolves with the decided step, or null when `timeoutMs` passes first. */
+export async function waitForDecision(store: Store, events: EventLog, envelopeHash: string, timeoutMs: number): Promise<StepDoc | null> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const doc = await store.step(envelopeHash);
+    if (doc && doc.status !== 'pending') return doc;
+    const left = deadline - Date.now();
+    if (left <= 0) return null;
+    await wakeOnEvent(events, envelopeHash, Math.min(left, POLL_MS * 8));
+  }
+}
+
+/** Sleeps until an event about this step is appended in this process, or `ms` pass (other replicas). */
+function wakeOnEvent(events: EventLog, envelopeHash: string, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      events.appended.off('event', onEvent);
+      resolve();
+    };
+    const onEvent = (e: LockstepEvent) => {
+      if (e.envelopeHash === envelopeHash) done();
+    };
+    const timer = setTimeout(done, ms);
+    events.appended.on('event', onEvent);
+  });
+}

@@ -1,0 +1,59 @@
+/** Pure pieces around the API and events: key parsing and checks, cursors, webhook signatures, the OpenAPI generator. */
+import { createHmac } from 'node:crypto';
+import { join } from 'node:path';
+import type { IncomingMessage } from 'node:http';
+import { ApiKeys, mayActAs, parseApiKeys, requireRole } from '../src/api/auth';
+import { decodeCursor, encodeCursor, queryFingerprint } from '../src/api/pagination';
+import { openApiDocument } from '../src/api/openapi';
+import { signPayload } from '../src/events/webhooks';
+import { loadDefinitions } from '../src/definitions/load';
+import { LockstepError } from '../src/model/errors';
+import { repoRoot } from '../src/paths';
+
+const request = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
+
+test('API keys: bearer or X-API-Key; unknown and missing keys are refused', () => {
+  const keys = new ApiKeys(parseApiKeys(JSON.stringify([{ key: 'k'.repeat(20), app: 'erp', roles: ['buyer'] }]), 'LOCKSTEP_API_KEYS'));
+  expect(keys.authenticate(request({ authorization: `Bearer ${'k'.repeat(20)}` }))).toEqual({ app: 'erp', roles: ['buyer'] });
+  expect(keys.authenticate(request({ 'x-api-key': 'k'.repeat(20) })).app).toBe('erp');
+  expect(() => keys.authenticate(request({}))).toThrow(expect.objectContaining({ code: 'unauthorized' }));
+  expect(() => keys.authenticate(request({ authorization: 'Bearer nope' }))).toThrow(expect.objectContaining({ code: 'unauthorized' }));
+});
+
+test('API key configuration is checked: JSON array, long keys, named apps', () => {
+  expect(() => parseApiKeys('{', 'LOCKSTEP_API_KEYS')).toThrow(LockstepError);
+  expect(() => parseApiKeys('{}', 'LOCKSTEP_API_KEYS')).toThrow('JSON array');
+  expect(() => parseApiKeys(JSON.stringify([{ key: 'short', app: 'a', roles: [] }]), 'LOCKSTEP_API_KEYS')).toThrow('16+ characters');
+});
+
+test('roles: "*" acts in any role; otherwise only the listed ones', () => {
+  expect(mayActAs({ app: 'ops', roles: ['*'] }, 'seller')).toBe(true);
+  expect(mayActAs({ app: 'erp', roles: ['buyer'] }, 'seller')).toBe(false);
+  expect(() => requireRole({ app: 'erp', roles: ['buyer'] }, ['seller'], 'take step "accept"', '/step')).toThrow(expect.objectContaining({ code: 'forbidden' }));
+});
+
+test('cursors round-trip and are bound to their query', () => {
+  const q = queryFingerprint({ step: 'order' });
+  const cursor = encodeCursor('2026-01-01T00:00:00.000Z', '0xabc', q);
+  expect(decodeCursor(cursor, q)).toEqual({ v: '2026-01-01T00:00:00.000Z', id: '0xabc' });
+  expect(() => decodeCursor(cursor, queryFingerprint({ step: 'pay' }))).toThrow('different query');
+  expect(() => decodeCursor('not-a-cursor', q)).toThrow('not a cursor');
+  expect(decodeCursor(undefined, q)).toBeUndefined();
+});
+
+test('webhook signatures are HMAC-SHA256 over "timestamp.body"', () => {
+  const body = '{"event":{"seq":1}}';
+  expect(signPayload('secret', 1700000000, body)).toBe(`t=1700000000,v1=${createHmac('sha256', 'secret').update(`1700000000.${body}`).digest('hex')}`);
+});
+
+test('the OpenAPI document has one request body per step, with the step input schema', () => {
+  const definitions = loadDefinitions(join(repoRoot(), 'definitions'));
+  const doc = openApiDocument(definitions, 'acme') as any;
+  const po = definitions.find((d) => d.definition.id === 'purchase-order')!.definition;
+  for (const step of po.steps) {
+    const name = `TakePurchaseOrder${step.id[0]!.toUpperCase()}${step.id.slice(1)}`;
+    expect(doc.components.schemas[name].properties.input).toEqual(step.input);
+  }
+  expect(doc.components.schemas.TakeStep.discriminator).toEqual({ propertyName: 'step' });
+  expect(doc.components.schemas.StartPurchaseOrder.properties.roles.required).toEqual(['buyer', 'seller']);
+});

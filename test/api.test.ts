@@ -1,0 +1,331 @@
+/**
+ * The REST API on the real stack: authentication and roles, idempotency, waiting for a step to be
+ * confirmed, filters and cursor pagination, tasks, status, the OpenAPI document and Swagger UI,
+ * and problem+json for every kind of bad request.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { startTestNetwork, type TestNetwork } from './support/network';
+import { eventually } from './support/eventually';
+import { definitionsWith } from './support/definitions-dir';
+import { quietTemporalRuntime } from './support/quiet-runtime';
+import type { ApiClient } from '../src/api/client';
+import { repoRoot } from '../src/paths';
+
+const OPS = 'ops-app-key-0123456789abcdef'; // any role
+const ERP = 'erp-app-key-0123456789abcdef'; // buyer and requester only
+const WMS = 'wms-app-key-0123456789abcdef'; // seller only
+const KEYS = [
+  { key: OPS, app: 'ops', roles: ['*'] },
+  { key: ERP, app: 'erp', roles: ['buyer', 'requester'] },
+  { key: WMS, app: 'wms', roles: ['seller'] },
+];
+const ORDER = { sku: 'BOLT-M8', quantity: 500, unitPrice: 0.12 };
+
+let net: TestNetwork;
+let acme: ApiClient;
+let globex: ApiClient;
+
+beforeAll(async () => {
+  quietTemporalRuntime();
+  net = await startTestNetwork(['acme', 'globex'], 1, {
+    env: {
+      LOCKSTEP_API_KEYS: JSON.stringify(KEYS),
+      LOCKSTEP_BODY_LIMIT_BYTES: '4096',
+      LOCKSTEP_DEFINITIONS: definitionsWith('approval.yaml'),
+    },
+  });
+  acme = net.api('acme').withKey(OPS);
+  globex = net.api('globex').withKey(OPS);
+}, 180_000);
+
+afterAll(async () => {
+  await net?.stop();
+});
+
+async function startOrder(api: ApiClient = acme, headers: Record<string, string> = {}) {
+  return api.post('/instances', { definition: 'purchase-order', roles: { buyer: 'acme', seller: 'globex' } }, { headers });
+}
+
+async function startedOrder(): Promise<string> {
+  const res = await startOrder();
+  expect(res.status).toBe(201);
+  const id = res.body.instance.id as string;
+  await eventually(`instance ${id} on globex`, async () => ((await globex.get(`/instances/${id}`)).status === 200 ? true : undefined));
+  return id;
+}
+
+function expectProblem(res: { status: number; contentType: string | null; body: any }, status: number, field?: string) {
+  expect(res.status).toBe(status);
+  expect(res.contentType).toContain('application/problem+json');
+  expect(res.body).toEqual(expect.objectContaining({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) }));
+  if (field) expect(res.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ field })]));
+}
+
+describe('authentication', () => {
+  test('no key, a bad key: 401; the dev key is not accepted once keys are configured', async () => {
+    expectProblem(await net.api('acme').withKey(undefined).get('/instances'), 401, 'Authorization');
+    expectProblem(await net.api('acme').withKey('not-a-key-at-all-0000').get('/instances'), 401, 'Authorization');
+    expectProblem(await net.api('acme').get('/instances'), 401);
+  });
+
+  test('X-API-Key works as well as a bearer token', async () => {
+    const res = await net.api('acme').withKey(undefined).request('GET', '/definitions', undefined, { headers: { 'x-api-key': ERP } });
+    expect(res.status).toBe(200);
+  });
+
+  test('an app acting outside its roles: 403', async () => {
+    // wms may act only as seller; acme is the buyer here.
+    expectProblem(await startOrder(net.api('acme').withKey(WMS)), 403, '/roles');
+    const id = await startedOrder();
+    // erp may act only as buyer; "accept" is the seller's (globex's) step.
+    expectProblem(await net.api('globex').withKey(ERP).post(`/instances/${id}/steps`, { step: 'accept', input: { deliveryDate: '2026-12-01' } }), 403, '/step');
+    expect((await globex.get(`/instances/${id}/steps`)).body.steps).toEqual([]);
+  });
+
+  test('status and the OpenAPI document need no key', async () => {
+    expect((await net.api('acme').withKey(undefined).get('/status')).status).toBe(200);
+    expect((await net.api('acme').withKey(undefined).get('/openapi.json')).status).toBe(200);
+  });
+});
+
+describe('errors are problem+json', () => {
+  test('malformed JSON: 400', async () => {
+    expectProblem(await acme.request('POST', '/instances', undefined, { rawBody: '{"definition": ' }), 400);
+  });
+
+  test('a body over the limit: 413', async () => {
+    expectProblem(await acme.post('/instances', { definition: 'purchase-order', roles: { buyer: 'acme', seller: 'globex' }, pad: 'x'.repeat(8192) }), 413);
+  });
+
+  test('input violating the step schema: 422 naming the field, and nothing recorded', async () => {
+    const id = await startedOrder();
+    expectProblem(await acme.post(`/instances/${id}/steps`, { step: 'order', input: { ...ORDER, quantity: 0 } }), 422, '/input/quantity');
+    expectProblem(await acme.post('/instances', { definition: 'purchase-order', roles: { buyer: 'acme' } }), 422, '/roles/seller');
+    expect((await acme.get(`/instances/${id}/steps`)).body.steps).toEqual([]);
+  });
+
+  test('unknown instance, step, definition, route: 404', async () => {
+    expectProblem(await acme.get('/instances/no-such-instance'), 404, 'instanceId');
+    expectProblem(await acme.get('/instances/no-such-instance/steps'), 404);
+    expectProblem(await acme.post('/instances/no-such-instance/steps', { step: 'order', input: ORDER }), 404);
+    expectProblem(await acme.get('/definitions/no-such-definition'), 404);
+    expectProblem(await acme.get('/nothing-here'), 404);
+    const id = await startedOrder();
+    expectProblem(await acme.post(`/instances/${id}/steps`, { step: 'refund', input: {} }), 404, '/step');
+    expectProblem(await acme.get(`/instances/${id}/steps/0x${'0'.repeat(64)}`), 404);
+  });
+
+  test('bad query parameters: 400 naming the parameter', async () => {
+    expectProblem(await acme.get('/instances?status=sleeping'), 400, '?status');
+    expectProblem(await acme.get('/history?from=yesterday'), 400, '?from');
+    expectProblem(await acme.get('/history?limit=0'), 400, '?limit');
+    expectProblem(await acme.get('/history?cursor=garbage'), 400, '?cursor');
+  });
+});
+
+describe('idempotency', () => {
+  test('a repeat returns the first response and starts nothing; another body with the key is refused', async () => {
+    const key = `start-${Date.now()}`;
+    const first = await startOrder(acme, { 'Idempotency-Key': key });
+    expect(first.status).toBe(201);
+    const again = await startOrder(acme, { 'Idempotency-Key': key });
+    expect(again.status).toBe(201);
+    expect(again.body).toEqual(first.body);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.headers.get('location')).toBe(first.headers.get('location'));
+    const created = (await acme.get('/instances?limit=500')).body.instances.filter((i: any) => i.id === first.body.instance.id || i.createdAt === first.body.instance.createdAt);
+    expect(created).toHaveLength(1);
+
+    const other = await acme.post('/instances', { definition: 'purchase-order', roles: { buyer: 'acme', seller: 'acme' } }, { headers: { 'Idempotency-Key': key } });
+    expectProblem(other, 422, 'Idempotency-Key');
+  });
+
+  test('keys are per app: another app may use the same key', async () => {
+    const key = `shared-${Date.now()}`;
+    const a = await startOrder(acme, { 'Idempotency-Key': key });
+    const b = await startOrder(net.api('acme').withKey(ERP), { 'Idempotency-Key': key });
+    expect(a.status).toBe(201);
+    expect(b.status).toBe(201);
+    expect(b.body.instance.id).not.toBe(a.body.instance.id);
+  });
+
+  test('a refusal is replayed too, and a repeat while the first still runs is 409 "in progress"', async () => {
+    const id = await startedOrder();
+    const refusedKey = `refused-${Date.now()}`;
+    const refused = await acme.post(`/instances/${id}/steps`, { step: 'accept', input: { deliveryDate: '2026-12-01' } }, { headers: { 'Idempotency-Key': refusedKey } });
+    expectProblem(refused, 403);
+    const refusedAgain = await acme.post(`/instances/${id}/steps`, { step: 'accept', input: { deliveryDate: '2026-12-01' } }, { headers: { 'Idempotency-Key': refusedKey } });
+    expect(refusedAgain.status).toBe(403);
+    expect(refusedAgain.body).toEqual(refused.body);
+    expect(refusedAgain.headers.get('idempotent-replayed')).toBe('true');
+
+    const key = `step-${Date.now()}`;
+    const waiting = acme.post(`/instances/${id}/steps?wait=confirmed&timeout=60`, { step: 'order', input: ORDER }, { headers: { 'Idempotency-Key': key } });
+    await net.pendingTransactions(1);
+    const meanwhile = await acme.post(`/instances/${id}/steps?wait=confirmed&timeout=60`, { step: 'order', input: ORDER }, { headers: { 'Idempotency-Key': key } });
+    expectProblem(meanwhile, 409, 'Idempotency-Key');
+    await net.mine(1);
+    const done = await waiting;
+    expect(done.status).toBe(200);
+    const replay = await acme.post(`/instances/${id}/steps?wait=confirmed&timeout=60`, { step: 'order', input: ORDER }, { headers: { 'Idempotency-Key': key } });
+    expect(replay.status).toBe(200);
+    expect(replay.body).toEqual(done.body);
+    expect((await acme.get(`/instances/${id}/steps`)).body.steps).toHaveLength(1);
+  });
+});
+
+describe('steps', () => {
+  test('wait=confirmed returns the final step; without it (or on timeout) 202 with a reference', async () => {
+    const id = await startedOrder();
+    const waiting = acme.post(`/instances/${id}/steps?wait=confirmed&timeout=60`, { step: 'order', input: ORDER });
+    await net.pendingTransactions(1);
+    await net.mine(1);
+    const done = await waiting;
+    expect(done.status).toBe(200);
+    expect(done.body.step).toEqual(expect.objectContaining({ step: 'order', status: 'confirmed', seq: 0, author: 'acme' }));
+    await eventually('order confirmed on globex', async () => ((await globex.get(`/instances/${id}/steps`)).body.steps[0]?.status === 'confirmed' ? true : undefined));
+
+    const timedOut = await globex.post(`/instances/${id}/steps?wait=confirmed&timeout=1`, { step: 'accept', input: { deliveryDate: '2026-12-01' } });
+    expect(timedOut.status).toBe(202);
+    expect(timedOut.headers.get('location')).toBe(`/api/v1/instances/${id}/steps/${timedOut.body.envelopeHash}`);
+    const polled = await globex.get(`/instances/${id}/steps/${timedOut.body.envelopeHash}`);
+    expect(polled.body.step.status).toBe('pending');
+    await net.pendingTransactions(1);
+    await net.mine(1);
+    const steps = await eventually('accept confirmed on acme', async () => {
+      const list = (await acme.get(`/instances/${id}/steps`)).body.steps;
+      return list.length === 2 && list[1].status === 'confirmed' ? list : undefined;
+    });
+    expect(steps.map((s: any) => `${s.seq}:${s.step}`)).toEqual(['0:order', '1:accept']);
+  });
+});
+
+describe('tasks', () => {
+  test('lists the steps this party may take now, human ones flagged, only for roles the app may act in', async () => {
+    const start = await acme.post('/instances', { definition: 'approval', roles: { requester: 'acme', approver: 'globex' } });
+    expect(start.status).toBe(201);
+    const id = start.body.instance.id as string;
+    await eventually('approval on globex', async () => ((await globex.get(`/instances/${id}`)).status === 200 ? true : undefined));
+    const mine = (await acme.get('/tasks')).body.tasks.filter((t: any) => t.instanceId === id);
+    expect(mine).toEqual([expect.objectContaining({ step: 'request', actor: 'requester', human: null })]);
+    expect((await globex.get('/tasks')).body.tasks.filter((t: any) => t.instanceId === id)).toEqual([]);
+
+    const waiting = acme.post(`/instances/${id}/steps?wait=confirmed`, { step: 'request', input: { amount: 120 } });
+    await net.pendingTransactions(1);
+    expect((await acme.get('/tasks')).body.tasks.filter((t: any) => t.instanceId === id)).toEqual([]); // proposed already
+    await net.mine(1);
+    expect((await waiting).status).toBe(200);
+    const human = await eventually('approve task on globex', async () => {
+      const tasks = (await globex.get('/tasks?kind=human')).body.tasks.filter((t: any) => t.instanceId === id);
+      return tasks.length > 0 ? tasks : undefined;
+    });
+    expect(human).toEqual([expect.objectContaining({ step: 'approve', actor: 'approver', human: { assignee: 'finance', form: 'approval-form', instructions: 'Check the amount against the budget.' } })]);
+    // wms acts only as seller: the approver's task is not its to see.
+    expect((await net.api('globex').withKey(WMS).get('/tasks')).body.tasks.filter((t: any) => t.instanceId === id)).toEqual([]);
+  });
+});
+
+describe('queries', () => {
+  test('instances: filters on definition, status, role, party and creation time', async () => {
+    const before = new Date().toISOString();
+    const id = await startedOrder();
+    const list = async (q: string) => (await acme.get(`/instances?${q}`)).body.instances.map((i: any) => i.id);
+    expect(await list(`definition=purchase-order&createdFrom=${before}`)).toEqual([id]);
+    expect(await list(`definition=approval&createdFrom=${before}`)).toEqual([]);
+    expect(await list(`status=active&role=buyer&party=globex&createdFrom=${before}`)).toEqual([id]);
+    expect(await list(`role=seller&createdFrom=${before}`)).toEqual([]);
+    expect(await list(`status=ended&createdFrom=${before}`)).toEqual([]);
+    expect(await list(`createdTo=${before}`)).not.toContain(id);
+  });
+
+  test('history: a cursor walk returns every item once, in order, in both directions', async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push(await startedOrder());
+    for (const id of ids) expect((await acme.post(`/instances/${id}/steps`, { step: 'order', input: { ...ORDER, note: id } })).status).toBe(202);
+    await net.pendingTransactions(3);
+    await net.mine(1);
+
+    const all = (await acme.get('/history?step=order&author=acme&limit=500')).body.steps;
+    expect(all.length).toBeGreaterThanOrEqual(3);
+    for (const order of ['asc', 'desc']) {
+      const walked: any[] = [];
+      let cursor: string | null = null;
+      for (let page = 0; page < 100; page++) {
+        const res: any = await acme.get(`/history?step=order&author=acme&order=${order}&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+        expect(res.status).toBe(200);
+        expect(res.body.steps.length).toBeLessThanOrEqual(2);
+        walked.push(...res.body.steps);
+        cursor = res.body.next;
+        if (!cursor) break;
+      }
+      const expected = order === 'asc' ? all : [...all].reverse();
+      expect(walked.map((s) => s.envelopeHash)).toEqual(expected.map((s: any) => s.envelopeHash));
+      expect(new Set(walked.map((s) => s.envelopeHash)).size).toBe(walked.length);
+    }
+    const keys = all.map((s: any) => `${s.proposedAt}|${s.envelopeHash}`);
+    expect(keys).toEqual([...keys].sort());
+
+    // Filters: by instance, by status, by time range; a cursor does not carry over to another query.
+    const one = await acme.get(`/history?instance=${ids[0]}`);
+    expect(one.body.steps.map((s: any) => s.instanceId)).toEqual([ids[0]]);
+    expect((await acme.get(`/history?status=rejected&instance=${ids[0]}`)).body.steps).toEqual([]);
+    expect((await acme.get(`/history?from=${new Date(Date.now() + 60_000).toISOString()}`)).body.steps).toEqual([]);
+    const first = await acme.get('/history?step=order&limit=1');
+    expectProblem(await acme.get(`/history?step=accept&limit=1&cursor=${first.body.next}`), 400, '?cursor');
+  });
+
+  test('instances: a cursor walk returns every instance once, newest first', async () => {
+    const all = (await acme.get('/instances?definition=purchase-order&limit=500')).body.instances.map((i: any) => i.id);
+    const walked: string[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 200; page++) {
+      const res: any = await acme.get(`/instances?definition=purchase-order&limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      walked.push(...res.body.instances.map((i: any) => i.id));
+      cursor = res.body.next;
+      if (!cursor) break;
+    }
+    expect(walked).toEqual(all);
+    expect(all.length).toBeGreaterThan(3);
+  });
+});
+
+describe('node and definitions', () => {
+  test('status reports Temporal, MongoDB, chain height and listener lag', async () => {
+    const res = await acme.get('/status');
+    expect(res.status).toBe(200);
+    expect(res.body.temporal.ok).toBe(true);
+    expect(res.body.mongodb.ok).toBe(true);
+    expect(res.body.chain.head).toBeGreaterThan(0);
+    expect(res.body.listener.lag).toBeGreaterThanOrEqual(0);
+  });
+
+  test('definitions: list and get', async () => {
+    const list = await acme.get('/definitions');
+    expect(list.body.definitions.map((d: any) => d.id).sort()).toEqual(['approval', 'purchase-order']);
+    const one = await acme.get('/definitions/purchase-order');
+    expect(one.body.definition.steps.map((s: any) => s.id)).toEqual(['order', 'accept', 'ship', 'pay']);
+  });
+
+  test('OpenAPI 3.1: each step input schema is its request body; Swagger UI is served locally', async () => {
+    const doc = (await acme.get('/openapi.json')).body;
+    expect(doc.openapi).toBe('3.1.0');
+    const yaml = parse(readFileSync(join(repoRoot(), 'definitions', 'purchase-order.yaml'), 'utf8'));
+    for (const step of yaml.steps) {
+      const name = `TakePurchaseOrder${step.id[0].toUpperCase()}${step.id.slice(1)}`;
+      expect(doc.components.schemas[name].properties).toEqual({ step: { const: step.id }, input: step.input });
+      expect(doc.components.schemas.TakeStep.oneOf ?? doc.components.schemas.TakeStep.anyOf).toContainEqual({ $ref: `#/components/schemas/${name}` });
+    }
+    expect(doc.paths['/instances/{id}/steps'].post.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/TakeStep' });
+    expect(doc.components.schemas.StartApproval.properties.roles.required).toEqual(['requester', 'approver']);
+
+    const base = net.stack.network.parties.acme!.apiUrl;
+    const page = await fetch(`${base}/api/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('swagger-ui');
+    expect(await (await fetch(`${base}/api/swagger-initializer.js`)).text()).toContain('/api/v1/openapi.json');
+    expect((await fetch(`${base}/api/swagger-ui-bundle.js`)).status).toBe(200);
+    expect((await fetch(`${base}/api`, { redirect: 'manual' })).status).toBe(301);
+  });
+});
