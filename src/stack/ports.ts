@@ -15,31 +15,44 @@ function close(server: net.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-function boundPort(server: net.Server): number {
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('listener has no TCP address');
-  return address.port;
+
+/**
+ * Candidate ports come from below Linux's ephemeral range (32768+), so they never collide with
+ * the ports the OS hands to outgoing connections; each jest worker draws from its own band, so
+ * stacks started side by side by parallel test files never pick the same port either.
+ */
+const RANGE_START = 20_000;
+const RANGE_END = 32_000;
+const BANDS = 8;
+const handedOut = new Set<number>();
+
+function band(): [number, number] {
+  const worker = Number(process.env.JEST_WORKER_ID);
+  if (!Number.isInteger(worker) || worker < 1) return [RANGE_START, RANGE_END];
+  const width = Math.floor((RANGE_END - RANGE_START) / BANDS);
+  const start = RANGE_START + ((worker - 1) % BANDS) * width;
+  return [start, start + width];
 }
 
-/** A port on 127.0.0.1 that was free a moment ago (the OS picks it; another process could still race us). */
+/** A port on 127.0.0.1 that is free now and that this process has not handed out before. */
 export async function freePort(): Promise<number> {
   const [port] = await freePorts(1);
-  if (port === undefined) throw new Error('the OS assigned no port');
+  if (port === undefined) throw new Error('no free port found');
   return port;
 }
 
-/**
- * `count` distinct free ports. All listeners stay open until every port is known, because the OS
- * may hand out a just-closed port again and two servers of one stack must never get the same one.
- */
+/** `count` distinct free ports, none handed out before by this process. */
 export async function freePorts(count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) servers.push(await listenOnLoopback(0));
-    return servers.map(boundPort);
-  } finally {
-    await Promise.all(servers.map(close));
+  const [start, end] = band();
+  const ports: number[] = [];
+  for (let attempt = 0; ports.length < count && attempt < 1000; attempt++) {
+    const candidate = start + Math.floor(Math.random() * (end - start));
+    if (handedOut.has(candidate) || !(await isPortFree(candidate))) continue;
+    handedOut.add(candidate);
+    ports.push(candidate);
   }
+  if (ports.length < count) throw new Error(`found only ${ports.length} of ${count} free ports in ${start}-${end}`);
+  return ports;
 }
 
 /** True when nothing listens on 127.0.0.1:`port`, so a server we start there will not collide. */
