@@ -15,6 +15,7 @@ import { workflowBundlePath } from '../src/node/workflow-source';
 import { instanceWorkflowId } from '../workflows/messages';
 import { repoRoot } from '../src/paths';
 import { quietTemporalRuntime } from './support/quiet-runtime';
+import type { StepView } from '../src/api/views';
 
 const CONFIRMATIONS = 2;
 let net: TestNetwork;
@@ -29,15 +30,6 @@ afterAll(async () => {
   await net?.stop();
 });
 
-interface StepView {
-  seq: number | null;
-  step: string;
-  author: string;
-  status: string;
-  envelopeHash: string;
-  chain: { blockNumber: number; logIndex: number; index: number; transactionHash: string; confirmations: number } | null;
-  input: unknown;
-}
 
 async function history(party: string, instanceId: string): Promise<StepView[]> {
   const res = await net.api(party).get<{ steps: StepView[] }>(`/instances/${instanceId}/history`);

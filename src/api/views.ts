@@ -22,3 +22,6 @@ export function stepView(doc: StepDoc, head: number) {
     rejection: doc.rejection ?? null,
   };
 }
+
+/** A step as the REST API returns it: the one shape apps, the CLI, the demo and tests read. */
+export type StepView = ReturnType<typeof stepView>;

@@ -10,20 +10,13 @@ import { startStack, type Stack } from '../stack/local-stack';
 import { LOCKSTEP_SEARCH_ATTRIBUTES } from '../stack/search-attributes';
 import { startPartyProcesses, type PartyProcesses } from '../stack/party-processes';
 import { ApiClient } from '../api/client';
+import type { StepView } from '../api/views';
 
 const PARTIES = ['acme', 'globex'];
 const CONFIRMATIONS = 2;
 const BLOCK_TIME_MS = 1000;
 const STEP_TIMEOUT_MS = 60_000;
 
-interface StepView {
-  seq: number | null;
-  step: string;
-  author: string;
-  status: string;
-  envelopeHash: string;
-  chain: { blockNumber: number; logIndex: number; transactionHash: string; confirmations: number } | null;
-}
 
 const say = (line: string) => console.log(line);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -6,6 +6,12 @@ import type { SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
 import type { PartyEndpoint } from '../model/network';
 
+/**
+ * A busy peer must not be mistaken for a dead one: giving up early only makes the sender retry,
+ * which adds to the peer's load. Kept under the delivering activity's 30 s start-to-close timeout.
+ */
+const DELIVERY_TIMEOUT_MS = 25_000;
+
 export class DeliveryError extends Error {
   constructor(
     readonly to: string,
@@ -36,10 +42,10 @@ async function post(to: PartyEndpoint, path: string, body: unknown, from: string
   }
 }
 
-export function sendInvitation(to: PartyEndpoint, invitation: Invitation, from: string, timeoutMs = 10_000): Promise<void> {
+export function sendInvitation(to: PartyEndpoint, invitation: Invitation, from: string, timeoutMs = DELIVERY_TIMEOUT_MS): Promise<void> {
   return post(to, '/dx/v1/invitations', invitation, from, timeoutMs);
 }
 
-export function sendEnvelope(to: PartyEndpoint, signed: SignedEnvelope, from: string, timeoutMs = 10_000): Promise<void> {
+export function sendEnvelope(to: PartyEndpoint, signed: SignedEnvelope, from: string, timeoutMs = DELIVERY_TIMEOUT_MS): Promise<void> {
   return post(to, '/dx/v1/envelopes', signed, from, timeoutMs);
 }

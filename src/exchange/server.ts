@@ -82,7 +82,8 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     // A guard reads only steps every participant sees, so this node holds the input whenever it is needed.
     const input = stepsReadByGuards(definition).has(e.step) && signed.data ? { input: signed.data.input } : {};
     await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author, ...input });
-    await pins.flush();
+    // Not awaited: the sender need not wait for this node's signalling pass (it logs its own errors).
+    void pins.flush();
     ctx.log.info({ instanceId: e.instanceId, step: e.step, from: e.author, envelopeHash: signed.hash }, 'envelope accepted');
     res.status(200).json({ accepted: signed.hash });
   });

@@ -52,7 +52,9 @@ async function startFerretDB(options: MongoOptions): Promise<SupervisedProcess> 
     args: [
       '--handler=sqlite',
       // FerretDB wants a directory URI with a trailing slash: one SQLite file per database.
-      `--sqlite-url=file:${dataDir}/`,
+      // Immediate transactions: with WAL, a deferred transaction that upgrades to a write fails
+      // with SQLITE_BUSY without waiting, under concurrent writers (several party nodes).
+      `--sqlite-url=file:${dataDir}/?_txlock=immediate`,
       `--listen-addr=127.0.0.1:${options.port}`,
       '--telemetry=disable',
       `--debug-addr=127.0.0.1:${debugPort}`,

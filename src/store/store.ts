@@ -2,7 +2,7 @@
  * The party's private query cache in MongoDB. Kept to the MongoDB features FerretDB supports too
  * (plain CRUD, upserts, simple indexes; no transactions, no change streams).
  */
-import { MongoClient, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
+import { MongoClient, MongoServerError, type Collection, type Db, type Document, type Filter, type UpdateFilter } from 'mongodb';
 import type { SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
 import type { ChainPosition, ObservedTag, PinReceipt } from '../model/pin';
@@ -73,6 +73,7 @@ export class Store {
   private async ensureIndexes(): Promise<void> {
     await this.steps.createIndex({ instanceId: 1, seq: 1 });
     await this.instances.createIndex({ 'header.definitionId': 1, createdAt: -1 });
+    await this.tags.createIndex({ instanceId: 1, author: 1, nonce: 1 });
     await this.slots.createIndex({ confirmed: 1, signaled: 1 });
     await this.slots.createIndex({ 'position.blockNumber': 1 });
     await this.pinQueue.createIndex({ batch: 1, queuedAt: 1 });
@@ -153,13 +154,9 @@ export class Store {
     };
     await ignoreDuplicate(this.steps.insertOne(doc));
     const id = slotId(e.instanceId, e.author, e.nonce);
-    await this.slots.updateOne(
-      { _id: id },
-      {
-        $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), confirmed: false, signaled: 'none', proven: false },
-      },
-      { upsert: true },
-    );
+    await upsert(this.slots, { _id: id }, {
+      $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), confirmed: false, signaled: 'none', proven: false },
+    });
     const slot = await this.slots.findOne({ _id: id });
     if (slot?.envelopeHash && slot.envelopeHash !== signed.hash) {
       throw new LockstepError('conflict', `${e.author} already sent a different envelope (${slot.envelopeHash}) as its step ${e.nonce} in instance ${e.instanceId}`, [
@@ -249,10 +246,12 @@ export class Store {
 
   /** Precomputes the tags of an author's next steps, so they are recognised before their data. */
   private async expectTags(instance: InstanceDoc, author: string, fromNonce: number): Promise<void> {
-    for (let nonce = fromNonce; nonce < fromNonce + TAG_WINDOW; nonce++) {
-      const tag = tagOf(contextOf(instance.secret, author, nonce));
-      await ignoreDuplicate(this.tags.insertOne({ _id: tag, instanceId: instance._id, author, nonce }));
-    }
+    const wanted = Array.from({ length: TAG_WINDOW }, (_, i) => fromNonce + i);
+    const known = new Set(
+      (await this.tags.find({ instanceId: instance._id, author, nonce: { $gte: fromNonce, $lt: fromNonce + TAG_WINDOW } }).toArray()).map((t) => t.nonce),
+    );
+    const missing = wanted.filter((n) => !known.has(n)).map((nonce) => ({ _id: tagOf(contextOf(instance.secret, author, nonce)), instanceId: instance._id, author, nonce }));
+    if (missing.length > 0) await ignoreDuplicate(this.tags.insertMany(missing, { ordered: false }));
   }
 
   /**
@@ -267,10 +266,10 @@ export class Store {
       const instance = await this.instance(expected.instanceId);
       if (!instance) continue;
       const id = slotId(expected.instanceId, expected.author, expected.nonce);
-      await this.slots.updateOne(
+      await upsert(
+        this.slots,
         { _id: id },
         { $setOnInsert: { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, confirmed: false, signaled: 'none', proven: false } },
-        { upsert: true },
       );
       const first = await this.slots.updateOne({ _id: id, position: { $exists: false } }, { $set: { position: o } });
       if (first.modifiedCount === 0) continue;
@@ -321,11 +320,7 @@ export class Store {
   }
 
   async enqueuePin(request: { envelopeHash: string; instanceId: string; tag: string; leaf: string }): Promise<void> {
-    await this.pinQueue.updateOne(
-      { _id: request.envelopeHash },
-      { $setOnInsert: { instanceId: request.instanceId, tag: request.tag, leaf: request.leaf, queuedAt: new Date() } },
-      { upsert: true },
-    );
+    await upsert(this.pinQueue, { _id: request.envelopeHash }, { $setOnInsert: { instanceId: request.instanceId, tag: request.tag, leaf: request.leaf, queuedAt: new Date() } });
   }
 
   /** Marks a batch's steps as taken by it (idempotent; used again when recovering after a crash). */
@@ -340,16 +335,25 @@ export class Store {
   }
 
   async saveCheckpoint(scannedBlock: number, confirmedBlock: number, confirmedBlockHash: string | undefined): Promise<void> {
-    await this.checkpoints.updateOne(
-      { _id: 'chain' },
-      { $set: { scannedBlock, confirmedBlock, updatedAt: new Date(), ...(confirmedBlockHash ? { confirmedBlockHash } : {}) } },
-      { upsert: true },
-    );
+    await upsert(this.checkpoints, { _id: 'chain' }, { $set: { scannedBlock, confirmedBlock, updatedAt: new Date(), ...(confirmedBlockHash ? { confirmedBlockHash } : {}) } });
   }
 }
 
 export function positionOf(o: ChainPosition): ChainPosition {
   return { blockNumber: o.blockNumber, blockHash: o.blockHash, timestamp: o.timestamp, transactionHash: o.transactionHash, logIndex: o.logIndex, index: o.index };
+}
+
+/**
+ * An upsert that two writers race on can fail with a duplicate key for the loser (MongoDB and
+ * FerretDB alike); by then the document exists, so the same update applies cleanly on a retry.
+ */
+async function upsert<T extends Document>(collection: Collection<T>, filter: Filter<T>, update: UpdateFilter<T>): Promise<void> {
+  try {
+    await collection.updateOne(filter, update, { upsert: true });
+  } catch (error) {
+    if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+    await collection.updateOne(filter, update, { upsert: true });
+  }
 }
 
 async function ignoreDuplicate(p: Promise<unknown>): Promise<void> {
