@@ -42,8 +42,8 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     const unknown = participantsOf(header).filter((p) => !ctx.network.parties[p]);
     if (unknown.length > 0) throw new LockstepError('bad_request', `unknown parties: ${unknown.join(', ')}`, [{ field: '/header/roles', message: 'unknown party' }]);
     await ctx.store.saveInstance(invitation);
-    await syncHumanTasks(ctx.store, ctx.definitions, ctx.party, header.id);
     await startInstanceWorkflow(ctx, header);
+    await syncHumanTasks(ctx.store, ctx.definitions, ctx.party, header.id);
     ctx.log.info({ instanceId: header.id, from: header.createdBy }, 'invitation accepted');
     res.status(200).json({ accepted: header.id });
   });

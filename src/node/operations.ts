@@ -86,7 +86,10 @@ function asLockstepError(error: unknown, instanceId: string): unknown {
   if (isTransientUpdateRefusal(error)) {
     return new LockstepError('unavailable', `instance ${instanceId} is busy recovering a failed workflow task; try again shortly`);
   }
-  if (error instanceof WorkflowNotFoundError || /already completed/i.test((error as Error).message)) {
+  if (error instanceof WorkflowNotFoundError) {
+    return new LockstepError('unavailable', `instance ${instanceId} is not running on this node yet (its invitation is still being processed); try again shortly`);
+  }
+  if (/already completed/i.test((error as Error).message)) {
     return new LockstepError('conflict', `instance ${instanceId} has ended; it takes no more steps`, [{ field: '/instanceId', message: 'ended' }]);
   }
   return error;
