@@ -3,7 +3,7 @@
  * confirmed, filters and cursor pagination, tasks, status, the OpenAPI document and Swagger UI,
  * and problem+json for every kind of bad request.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { startTestNetwork, type TestNetwork } from './support/network';
@@ -221,7 +221,7 @@ describe('tasks', () => {
       const tasks = (await globex.get('/tasks?kind=human')).body.tasks.filter((t: any) => t.instanceId === id);
       return tasks.length > 0 ? tasks : undefined;
     });
-    expect(human).toEqual([expect.objectContaining({ step: 'approve', actor: 'approver', human: { assignee: 'finance', form: 'approval-form', instructions: 'Check the amount against the budget.' } })]);
+    expect(human).toEqual([expect.objectContaining({ step: 'approve', actor: 'approver', human: { assignee: 'approver', form: 'approval-form', instructions: 'Check the amount against the budget.' } })]);
     // wms acts only as seller: the approver's task is not its to see.
     expect((await net.api('globex').withKey(WMS).get('/tasks')).body.tasks.filter((t: any) => t.instanceId === id)).toEqual([]);
   });
@@ -303,7 +303,8 @@ describe('node and definitions', () => {
 
   test('definitions: list and get', async () => {
     const list = await acme.get('/definitions');
-    expect(list.body.definitions.map((d: any) => d.id).sort()).toEqual(['approval', 'purchase-order']);
+    const bundled = readdirSync(join(repoRoot(), 'definitions')).filter((f) => f.endsWith('.yaml')).map((f) => f.replace(/\.yaml$/, ''));
+    expect(list.body.definitions.map((d: any) => d.id).sort()).toEqual(['approval', ...bundled].sort());
     const one = await acme.get('/definitions/purchase-order');
     expect(one.body.definition.steps.map((s: any) => s.id)).toEqual(['order', 'accept', 'ship', 'pay']);
   });

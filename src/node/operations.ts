@@ -63,6 +63,13 @@ export async function proposeStep(ctx: NodeContext, instanceId: string, step: st
         await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
         continue;
       }
+      if (error instanceof WorkflowNotFoundError) {
+        // No running workflow: either the instance has ended, or its invitation is still being processed here.
+        const ended = (await ctx.store.instance(instanceId))?.status === 'ended';
+        throw ended
+          ? new LockstepError('conflict', `instance ${instanceId} has ended; it takes no more steps`, [{ field: '/instanceId', message: 'ended' }])
+          : new LockstepError('unavailable', `instance ${instanceId} is not running on this node yet (its invitation is still being processed); try again shortly`);
+      }
       throw asLockstepError(error, instanceId);
     }
   }
@@ -85,9 +92,6 @@ function asLockstepError(error: unknown, instanceId: string): unknown {
   }
   if (isTransientUpdateRefusal(error)) {
     return new LockstepError('unavailable', `instance ${instanceId} is busy recovering a failed workflow task; try again shortly`);
-  }
-  if (error instanceof WorkflowNotFoundError) {
-    return new LockstepError('unavailable', `instance ${instanceId} is not running on this node yet (its invitation is still being processed); try again shortly`);
   }
   if (/already completed/i.test((error as Error).message)) {
     return new LockstepError('conflict', `instance ${instanceId} has ended; it takes no more steps`, [{ field: '/instanceId', message: 'ended' }]);

@@ -29,7 +29,12 @@ export class PinSignaller {
         position: positionOf(slot.position!),
         ...(slot.proven ? { envelopeHash: slot.envelopeHash! } : {}),
       });
-      if (!alive) this.ctx.log.warn({ instanceId: slot.instanceId, slot: slot._id }, 'final step for an instance that has ended');
+      if (!alive) {
+        // No workflow: either the instance has ended, or this node has stored its invitation but not
+        // yet started its workflow. Only in the first case is the signal moot; otherwise try again.
+        if ((await this.ctx.store.instance(slot.instanceId))?.status !== 'ended') continue;
+        this.ctx.log.warn({ instanceId: slot.instanceId, slot: slot._id }, 'final step for an instance that has ended');
+      }
       await this.ctx.store.markSignaled(slot._id, level);
     }
   }
