@@ -79,7 +79,7 @@ export class Batcher {
       const item = await this.opts.store.pinQueue.findOne({ _id: request.envelopeHash });
       if (item?.batch) {
         const batch = await this.opts.store.batches.findOne({ _id: item.batch });
-        if (batch && batch.status !== 'signed' && batch.status !== 'failed') return receiptOf(batch, item.index!);
+        if (batch && batch.status !== 'signed') return receiptOf(batch, item.index!);
       }
       await sleep(TICK_MS);
     }
@@ -164,7 +164,7 @@ export class Batcher {
 
   private async nextNonce(): Promise<number> {
     const onChain = await this.opts.provider.getTransactionCount(this.wallet.address, 'pending');
-    const last = await this.opts.store.batches.find({ status: { $ne: 'failed' } }).sort({ nonce: -1 }).limit(1).toArray();
+    const last = await this.opts.store.batches.find({}).sort({ nonce: -1 }).limit(1).toArray();
     return Math.max(onChain, last[0] ? last[0].nonce + 1 : 0);
   }
 

@@ -4,16 +4,8 @@ import type { Envelope, SignedEnvelope, StepData } from '../model/envelope';
 import type { InstanceHeader, Invitation } from '../model/instance';
 import { hashJson } from './canonical';
 
-export interface ProposalFields {
-  instanceId: string;
-  definitionHash: string;
-  step: string;
-  author: string;
-  nonce: number;
-  proposedAt: string;
-  salt: string;
-  input: unknown;
-}
+/** What a proposal is made of: the envelope's own fields (less what sealing derives) and its data. */
+export type ProposalFields = Omit<Envelope, 'v' | 'inputHash'> & StepData;
 
 /**
  * Signs an EIP-191 personal message over the 32 hash bytes, so any standard tool can verify it.

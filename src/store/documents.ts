@@ -81,7 +81,7 @@ export interface BatchDoc {
   maxFeePerGas: string;
   maxPriorityFeePerGas: string;
   gasLimit: string;
-  status: 'signed' | 'sent' | 'mined' | 'final' | 'failed';
+  status: 'signed' | 'sent' | 'mined' | 'final';
   minedTx?: string;
   minedBlock?: number;
   reason?: string;
