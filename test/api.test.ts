@@ -185,7 +185,7 @@ describe('steps', () => {
     const done = await waiting;
     expect(done.status).toBe(200);
     expect(done.body.step).toEqual(expect.objectContaining({ step: 'order', status: 'confirmed', seq: 0, author: 'acme' }));
-    await eventually('order confirmed on globex', async () => ((await globex.get(`/instances/${id}/steps`)).body.steps[0]?.status === 'confirmed' ? true : undefined));
+    await eventually('order confirmed on globex', async () => ((await globex.get(`/instances/${id}/steps`)).body.steps[0]?.status === 'confirmed' ? true : undefined), 90_000);
 
     const timedOut = await globex.post(`/instances/${id}/steps?wait=confirmed&timeout=1`, { step: 'accept', input: { deliveryDate: '2026-12-01' } });
     expect(timedOut.status).toBe(202);
