@@ -5,7 +5,8 @@ module.exports = {
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   // Tests start real servers (Temporal dev server, FerretDB, anvil) and party nodes.
   testTimeout: 120000,
-  // Suites each start their own stack; on a 2-core machine two at a time is the sweet spot.
-  maxWorkers: 2,
+  // Suites each start their own stack (servers plus party nodes): on a 2-core machine, running
+  // two at once made cross-node waits flaky, so they run one after another (about 7 minutes).
+  maxWorkers: 1,
   reporters: ['default', '<rootDir>/test/support/results-reporter.js'],
 };

@@ -115,7 +115,7 @@ test('a shallow reorganisation: the step goes back to pending, is pinned again a
   const firstBlock = await eventually('open sequenced on every node', async () => {
     const seen = await Promise.all(PARTIES.map(async (p) => (await history(p, id)).find((s) => s.envelopeHash === open)?.chain?.blockNumber));
     return seen.every((b) => b !== undefined) ? seen[0] : undefined;
-  });
+  }, 90_000);
   await net.provider.send('evm_revert', [snapshot]);
   // The block is gone: pending everywhere, then re-sent by alpha's batcher and mined again.
   await eventually('open unsequenced after the reorg', async () => {
