@@ -13,6 +13,7 @@ import { EventLog } from '../events/log';
 import { contextOf, stepLeaf, tagOf } from '../chain/pins';
 import { verifyMerkleProof } from '../chain/merkle';
 import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDoc, TagDoc } from './documents';
+import { isFerretDb, withSerialWrites } from './serial-writes';
 
 /** How many of each author's next steps a node recognises ahead of time (detects gaps too). */
 export const TAG_WINDOW = 16;
@@ -61,7 +62,8 @@ export class Store {
   static async connect(uri: string, database: string): Promise<Store> {
     const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 });
     await client.connect();
-    const store = new Store(client, client.db(database));
+    const db = client.db(database);
+    const store = new Store(client, (await isFerretDb(db)) ? withSerialWrites(db) : db);
     await store.ensureIndexes();
     return store;
   }

@@ -1,0 +1,74 @@
+/**
+ * FerretDB 1.x applies an update by reading the matching document, changing it in Go and writing
+ * the whole document back, with nothing held in between (its update and findAndModify handlers;
+ * see FerretDB issue #3040). Two concurrent updates of one document therefore lose one of the two
+ * changes: the chain listener recording where a step was sequenced and the data exchange recording
+ * its envelope, on the same slot, is exactly that, and a lost field leaves a step undecided.
+ *
+ * MongoDB does each single-document write atomically, so against it nothing is wrapped. Against
+ * FerretDB this process sends its writes one at a time. SQLite accepts one writer at a time in any
+ * case, so little is lost; what remains unprotected is a second process writing the same
+ * database, which is why a party runs one node process per database on FerretDB
+ * (docs/operations.md).
+ */
+import type { Collection, Db, Document } from 'mongodb';
+
+/** Collection methods that write (each is one or more read-modify-write cycles on FerretDB). */
+const WRITES = new Set<string>([
+  'insertOne',
+  'insertMany',
+  'updateOne',
+  'updateMany',
+  'replaceOne',
+  'deleteOne',
+  'deleteMany',
+  'findOneAndUpdate',
+  'findOneAndReplace',
+  'findOneAndDelete',
+  'bulkWrite',
+]);
+
+/** A FIFO lock: each task starts once every task queued before it has settled. */
+export class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(task, task);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+/** True when the server is FerretDB (its buildInfo says so), whose updates are not atomic. */
+export async function isFerretDb(db: Db): Promise<boolean> {
+  const info = await db.admin().command({ buildInfo: 1 });
+  return typeof info.ferretdbVersion === 'string';
+}
+
+/** The same database, with every write through `queue`; reads and everything else untouched. */
+export function withSerialWrites(db: Db, queue = new SerialQueue()): Db {
+  const collections = new Map<string, Collection<Document>>();
+  return new Proxy(db, {
+    get(target, property, receiver) {
+      if (property !== 'collection') return Reflect.get(target, property, receiver) as unknown;
+      return (name: string) => {
+        let wrapped = collections.get(name);
+        if (!wrapped) {
+          wrapped = serialCollection(target.collection(name), queue);
+          collections.set(name, wrapped);
+        }
+        return wrapped;
+      };
+    },
+  });
+}
+
+function serialCollection<T extends Document>(collection: Collection<T>, queue: SerialQueue): Collection<T> {
+  return new Proxy(collection, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof property !== 'string' || !WRITES.has(property) || typeof value !== 'function') return value;
+      return (...args: unknown[]) => queue.run(() => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+    },
+  });
+}
