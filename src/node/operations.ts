@@ -3,7 +3,7 @@
  * Each operation validates fully before it changes anything.
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { InstanceHeader } from '../model/instance';
 import { LockstepError, type ErrorCode, type FieldError } from '../model/errors';
@@ -53,13 +53,17 @@ export async function proposeStep(ctx: NodeContext, instanceId: string, step: st
     throw new LockstepError('not_found', `unknown instance ${instanceId}`, [{ field: '/instanceId', message: 'unknown' }]);
   }
   const handle = ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId));
+  // One id for every attempt: the server runs an update once per id, so asking again after a
+  // timeout attaches to the first attempt instead of proposing the step twice.
+  const updateId = randomUUID();
   for (let attempt = 1; ; attempt++) {
     try {
-      return await handle.executeUpdate(proposeUpdate, { args: [{ step, input }] });
+      return await handle.executeUpdate(proposeUpdate, { args: [{ step, input }], updateId });
     } catch (error) {
       // The server refuses updates while the workflow's last task is failed or timed out (it
-      // retries that task by itself); the update was not admitted, so asking again is safe.
-      if (isTransientUpdateRefusal(error) && attempt < UPDATE_ATTEMPTS) {
+      // retries that task by itself), and gives up waiting when a busy worker is slow to run the
+      // validator; in both cases asking again under the same id is safe.
+      if ((isTransientUpdateRefusal(error) || error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) && attempt < UPDATE_ATTEMPTS) {
         await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
         continue;
       }
@@ -92,6 +96,9 @@ function asLockstepError(error: unknown, instanceId: string): unknown {
   }
   if (isTransientUpdateRefusal(error)) {
     return new LockstepError('unavailable', `instance ${instanceId} is busy recovering a failed workflow task; try again shortly`);
+  }
+  if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+    return new LockstepError('unavailable', `instance ${instanceId} did not answer in time (its worker is busy); try again shortly`);
   }
   if (/already completed/i.test((error as Error).message)) {
     return new LockstepError('conflict', `instance ${instanceId} has ended; it takes no more steps`, [{ field: '/instanceId', message: 'ended' }]);
