@@ -2,7 +2,7 @@
  * What a party's app can ask its node to do, independent of transport (REST today, CLI too).
  * Each operation validates fully before it changes anything.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { InstanceHeader } from '../model/instance';
@@ -48,14 +48,19 @@ export async function startInstance(ctx: NodeContext, request: StartRequest): Pr
   return header;
 }
 
-export async function proposeStep(ctx: NodeContext, instanceId: string, step: string, input: unknown): Promise<ProposeResult> {
+/**
+ * Proposes a step through the instance workflow's Update. `requestKey` (the app and its
+ * Idempotency-Key) names the request: a retry under the same key, even after this node gave up
+ * waiting or crashed, attaches to the first attempt's Update instead of proposing again.
+ */
+export async function proposeStep(ctx: NodeContext, instanceId: string, step: string, input: unknown, requestKey?: string): Promise<ProposeResult> {
   if (!(await ctx.store.instance(instanceId))) {
     throw new LockstepError('not_found', `unknown instance ${instanceId}`, [{ field: '/instanceId', message: 'unknown' }]);
   }
   const handle = ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId));
   // One id for every attempt: the server runs an update once per id, so asking again after a
   // timeout attaches to the first attempt instead of proposing the step twice.
-  const updateId = randomUUID();
+  const updateId = requestKey ? `propose-${createHash('sha256').update(requestKey).digest('hex').slice(0, 40)}` : randomUUID();
   for (let attempt = 1; ; attempt++) {
     try {
       return await handle.executeUpdate(proposeUpdate, { args: [{ step, input }], updateId });
