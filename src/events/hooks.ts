@@ -24,6 +24,24 @@ export function dataWaiting(events: EventLog, w: { instanceId?: string; envelope
   });
 }
 
+/**
+ * A request to the data-exchange endpoint refused for what it is, not for bad timing: a forged or
+ * tampered envelope, a sender outside the instance or the step's role, a second envelope for a
+ * step number already taken. The key is the request's digest, so a replayed request counts once.
+ */
+export function securityRefused(
+  events: EventLog,
+  r: { digest: string; route: string; code: string; message: string; sender?: string; author?: string; instanceId?: string; envelopeHash?: string; remote?: string },
+): Promise<LockstepEvent | null> {
+  return events.emit({
+    type: 'security.refused',
+    key: `security.refused:${r.digest}:${r.code}`,
+    ...(r.instanceId ? { instanceId: r.instanceId } : {}),
+    ...(r.envelopeHash ? { envelopeHash: r.envelopeHash } : {}),
+    data: { route: r.route, code: r.code, message: r.message, sender: r.sender ?? null, author: r.author ?? null, remote: r.remote ?? null },
+  });
+}
+
 /** A peer's step whose data failed validation here: refused, never stored, but apps hear of it. */
 export function stepInvalid(events: EventLog, s: { instanceId: string; step: string; envelopeHash: string; author: string; errors: FieldError[] }): Promise<LockstepEvent | null> {
   return events.emit({

@@ -4,7 +4,8 @@
  * recomputed, the definition hash known, the sender a participant, the input valid against the
  * step's schema (a node never trusts a peer's validation).
  */
-import express, { type Express, type Request } from 'express';
+import { createHash } from 'node:crypto';
+import express, { type ErrorRequestHandler, type Express, type Request } from 'express';
 import type { SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
 import { participantsOf, rolesOf } from '../model/instance';
@@ -19,7 +20,7 @@ import { notifyEnvelope, startInstanceWorkflow } from '../node/workflows';
 import type { PinSignaller } from '../node/pin-signals';
 import { requireShape } from '../http/shape';
 import { syncHumanTasks } from '../events/human-tasks';
-import { stepInvalid } from '../events/hooks';
+import { securityRefused, stepInvalid } from '../events/hooks';
 
 function senderOf(req: Request): string | undefined {
   const header = req.header('x-lockstep-party');
@@ -68,6 +69,11 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     }
     const { definition } = ctx.definitions.byAgreedHash(e.definitionHash, `envelope ${signed.hash}`, instance.header.definitionId);
     const step = findStep(definition, e.step);
+    if (!rolesOf(instance.header, e.author).includes(step.actor)) {
+      throw new LockstepError('forbidden', `${e.author} does not play "${step.actor}", the role that takes step "${e.step}" in instance ${e.instanceId}`, [
+        { field: '/envelope/step', message: "not the author's role" },
+      ]);
+    }
     const visible = !step.visibility || rolesOf(instance.header, ctx.party).some((r) => step.visibility!.includes(r));
     if (signed.data !== undefined) {
       try {
@@ -88,6 +94,40 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     res.status(200).json({ accepted: signed.hash });
   });
 
+  app.use(recordRefusal(ctx));
   app.use(problemHandler(ctx.log));
   return app;
+}
+
+/** Refusals that say nothing about the sender's honesty: a race with an invitation, a busy node. */
+const BENIGN = new Set(['not_found', 'unavailable']);
+
+/**
+ * Every other refusal is logged and recorded as a `security.refused` event before the problem
+ * response goes out, so a party's operators see forged, tampered or misdirected traffic.
+ */
+function recordRefusal(ctx: NodeContext): ErrorRequestHandler {
+  return (error: unknown, req, _res, next) => {
+    if (!(error instanceof LockstepError) || BENIGN.has(error.code)) return next(error);
+    const body = (req.body ?? {}) as Partial<SignedEnvelope> & Partial<Invitation>;
+    const refusal = {
+      digest: createHash('sha256').update(JSON.stringify(req.body ?? null)).digest('hex'),
+      route: req.path,
+      code: error.code,
+      message: error.message,
+      ...(senderOf(req) !== undefined ? { sender: senderOf(req) } : {}),
+      ...(typeof body.envelope?.author === 'string' ? { author: body.envelope.author } : {}),
+      ...(typeof body.envelope?.instanceId === 'string' ? { instanceId: body.envelope.instanceId } : {}),
+      ...(typeof body.hash === 'string' ? { envelopeHash: body.hash } : {}),
+      ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}),
+    };
+    ctx.log.warn({ refusal }, 'data exchange refused a request');
+    securityRefused(ctx.store.events, refusal).then(
+      () => next(error),
+      (recordError: unknown) => {
+        ctx.log.error({ err: recordError }, 'could not record a refused request');
+        next(error);
+      },
+    );
+  };
 }

@@ -140,6 +140,22 @@ export class Store {
    */
   async savePendingStep(instance: InstanceDoc, signed: SignedEnvelope, visible: boolean): Promise<void> {
     const e = signed.envelope;
+    const id = slotId(e.instanceId, e.author, e.nonce);
+    await upsert(this.slots, { _id: id }, {
+      $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), confirmed: false, signaled: 'none', proven: false },
+    });
+    // The slot (author, step number) takes one envelope, ever: claim it before storing anything,
+    // so a second envelope for a taken number is refused and leaves no trace.
+    const claimed = await this.slots.updateOne(
+      { _id: id, $or: [{ envelopeHash: { $exists: false } }, { envelopeHash: signed.hash }] },
+      { $set: { envelopeHash: signed.hash, ...(signed.receipt ? { receipt: signed.receipt } : {}) } },
+    );
+    if (claimed.matchedCount === 0) {
+      const slot = await this.slots.findOne({ _id: id });
+      throw new LockstepError('conflict', `${e.author} already sent a different envelope (${slot?.envelopeHash ?? 'unknown'}) as its step ${e.nonce} in instance ${e.instanceId}`, [
+        { field: '/envelope/nonce', message: 'already taken by another envelope' },
+      ]);
+    }
     const doc: StepDoc = {
       _id: signed.hash,
       envelopeHash: signed.hash,
@@ -153,20 +169,10 @@ export class Store {
       envelope: e,
       updatedAt: new Date(),
       ...(visible && signed.data ? { data: signed.data, input: signed.data.input } : {}),
+      ...(signed.receipt ? { receipt: signed.receipt } : {}),
     };
     await ignoreDuplicate(this.steps.insertOne(doc));
-    const id = slotId(e.instanceId, e.author, e.nonce);
-    await upsert(this.slots, { _id: id }, {
-      $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), confirmed: false, signaled: 'none', proven: false },
-    });
-    const slot = await this.slots.findOne({ _id: id });
-    if (slot?.envelopeHash && slot.envelopeHash !== signed.hash) {
-      throw new LockstepError('conflict', `${e.author} already sent a different envelope (${slot.envelopeHash}) as its step ${e.nonce} in instance ${e.instanceId}`, [
-        { field: '/envelope/nonce', message: 'already taken by another envelope' },
-      ]);
-    }
     if (signed.receipt) await this.steps.updateOne({ _id: signed.hash }, { $set: { receipt: signed.receipt } });
-    await this.slots.updateOne({ _id: id }, { $set: { envelopeHash: signed.hash, ...(signed.receipt ? { receipt: signed.receipt } : {}) } });
     await this.prove(id, instance.secret);
     await this.events.emit({ type: 'step.proposed', key: `step.proposed:${signed.hash}`, instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
   }
