@@ -51,7 +51,7 @@ function envelope(signer: string, fields: { author?: string; step?: string; nonc
     author: fields.author ?? signer,
     nonce: fields.nonce ?? 1,
     proposedAt: new Date().toISOString(),
-    salt: hexlify(randomBytes(16)),
+    salt: hexlify(randomBytes(32)),
     input: fields.input ?? {},
   });
 }
@@ -117,7 +117,7 @@ const ATTACKS: { name: string; send: () => Promise<{ status: number; body: { cod
   {
     name: 'an envelope for a definition hash the instance does not run',
     send: () => post('beta', 'envelopes', envelope('gamma', { definitionHash: `0x${'ab'.repeat(32)}` })),
-    status: 422,
+    status: 409,
     detail: /definition 0xabab.* but instance .* runs/,
   },
   {
