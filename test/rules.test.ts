@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { loadDefinitionFile } from '../src/definitions/load';
 import { applyStep, checkActor, checkPreconditions, findStep, nextSteps } from '../src/process/rules';
-import { validateInput } from '../src/process/input';
+import { validateStepData } from '../src/process/step-data';
 import { emptyState } from '../src/process/state';
 import { LockstepError } from '../src/model/errors';
 import type { InstanceHeader } from '../src/model/instance';
@@ -46,14 +46,14 @@ test('an unknown step is named with the known ones', () => {
 });
 
 test('input is validated against the step schema, naming each failing field', () => {
-  expect(() => validateInput(po.hash, po.definition, step('order'), { sku: 'A', quantity: 1, unitPrice: 2 })).not.toThrow();
+  expect(() => validateStepData(po.hash, po.definition, step('order'), { input: { sku: 'A', quantity: 1, unitPrice: 2 } })).not.toThrow();
   try {
-    validateInput(po.hash, po.definition, step('order'), { sku: '', quantity: 0, colour: 'red' });
+    validateStepData(po.hash, po.definition, step('order'), { input: { sku: '', quantity: 0, colour: 'red' } });
     throw new Error('expected a validation error');
   } catch (error) {
     const e = error as LockstepError;
     expect(e.code).toBe('validation_failed');
     expect(e.details.map((d) => d.field).sort()).toEqual(['/input/colour', '/input/quantity', '/input/sku', '/input/unitPrice']);
   }
-  expect(() => validateInput(po.hash, po.definition, step('accept'), { deliveryDate: '2026-02-30' })).toThrow(/deliveryDate/);
+  expect(() => validateStepData(po.hash, po.definition, step('accept'), { input: { deliveryDate: '2026-02-30' } })).toThrow(/deliveryDate/);
 });

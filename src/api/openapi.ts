@@ -1,7 +1,7 @@
 /**
  * The OpenAPI 3.1 document of this node's API, generated from the definitions it holds: the
  * body of `POST /instances` is one shape per definition (its roles), and the body of
- * `POST /instances/{id}/steps` one shape per step, whose `input` is that step's JSON Schema
+ * `POST /instances/{id}/steps` one shape per step, whose `input` and `output` are that step's JSON Schemas
  * (OpenAPI 3.1 speaks JSON Schema 2020-12, the definitions' dialect, so schemas go in as is).
  */
 import type { LoadedDefinition } from '../model/definition';
@@ -51,7 +51,7 @@ export function openApiDocument(definitions: LoadedDefinition[], party: string):
       properties: {
         seq: { type: ['integer', 'null'] }, step: { type: 'string' }, author: { type: 'string' }, status: { enum: ['pending', 'confirmed', 'rejected'] },
         envelopeHash: { type: 'string' }, signature: { type: 'string' }, proposedAt: { type: 'string' }, decidedAt: { type: ['string', 'null'] },
-        chain: { type: ['object', 'null'] }, input: {}, visible: { type: 'boolean' }, rejection: { type: ['object', 'null'] },
+        chain: { type: ['object', 'null'] }, input: {}, output: {}, visible: { type: 'boolean' }, rejection: { type: ['object', 'null'] },
       },
     },
     Event: {
@@ -88,8 +88,9 @@ export function openApiDocument(definitions: LoadedDefinition[], party: string):
       schemas[name] = {
         title: `${definition.title}: ${step.title}`,
         description: [`Taken by role ${step.actor}${step.after ? ` after ${step.after.join(', ')}` : ''}.`, step.description, step.human ? `Human task${step.human.assignee ? ` for ${step.human.assignee}` : ''}.` : undefined].filter(Boolean).join(' '),
-        type: 'object', additionalProperties: false, required: step.input ? ['step', 'input'] : ['step'],
-        properties: { step: { const: step.id }, input: step.input ?? { type: 'object' } },
+        type: 'object', additionalProperties: false, required: ['step', ...(step.input ? ['input'] : []), ...(step.output ? ['output'] : [])],
+        // `output` only where the step declares one: a step without an output schema takes none.
+        properties: { step: { const: step.id }, input: step.input ?? { type: 'object' }, ...(step.output ? { output: step.output } : {}) },
       };
       steps.push(ref(name));
       stepIds.set(step.id, (stepIds.get(step.id) ?? 0) + 1);

@@ -11,7 +11,7 @@ import { newSecret, sealInvitation } from '../envelope/seal';
 import type { NodeContext } from './context';
 import { startInstanceWorkflow } from './workflows';
 import { syncHumanTasks } from '../events/human-tasks';
-import { instanceWorkflowId, proposeUpdate, type ProposeResult } from '../../workflows/messages';
+import { instanceWorkflowId, proposeUpdate, type ProposeRequest, type ProposeResult } from '../../workflows/messages';
 
 export interface StartRequest {
   definition: string;
@@ -48,14 +48,14 @@ export async function startInstance(ctx: NodeContext, request: StartRequest): Pr
   return header;
 }
 
-export async function proposeStep(ctx: NodeContext, instanceId: string, step: string, input: unknown): Promise<ProposeResult> {
+export async function proposeStep(ctx: NodeContext, instanceId: string, proposal: ProposeRequest): Promise<ProposeResult> {
   if (!(await ctx.store.instance(instanceId))) {
     throw new LockstepError('not_found', `unknown instance ${instanceId}`, [{ field: '/instanceId', message: 'unknown' }]);
   }
   const handle = ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId));
   for (let attempt = 1; ; attempt++) {
     try {
-      return await handle.executeUpdate(proposeUpdate, { args: [{ step, input }] });
+      return await handle.executeUpdate(proposeUpdate, { args: [proposal] });
     } catch (error) {
       // The server refuses updates while the workflow's last task is failed or timed out (it
       // retries that task by itself); the update was not admitted, so asking again is safe.

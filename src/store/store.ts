@@ -153,6 +153,7 @@ export class Store {
       envelope: e,
       updatedAt: new Date(),
       ...(visible && signed.data ? { data: signed.data, input: signed.data.input } : {}),
+      ...(visible && signed.data?.output !== undefined ? { output: signed.data.output } : {}),
     };
     await ignoreDuplicate(this.steps.insertOne(doc));
     const id = slotId(e.instanceId, e.author, e.nonce);
