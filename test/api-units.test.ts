@@ -57,3 +57,17 @@ test('the OpenAPI document has one request body per step, with the step input sc
   expect(doc.components.schemas.TakeStep.discriminator).toEqual({ propertyName: 'step' });
   expect(doc.components.schemas.StartPurchaseOrder.properties.roles.required).toEqual(['buyer', 'seller']);
 });
+
+test("a step that declares an output takes it in its request body; a step that does not, refuses one", () => {
+  const definitions = loadDefinitions(join(repoRoot(), 'definitions'));
+  const doc = openApiDocument(definitions, 'acme') as any;
+  const claim = definitions.find((d) => d.definition.id === 'healthcare-claim')!.definition;
+  const approve = doc.components.schemas.TakeHealthcareClaimApprovePrimary;
+  expect(approve.required).toEqual(['step', 'input', 'output']);
+  expect(approve.properties.output).toEqual(claim.steps.find((s) => s.id === 'approve-primary')!.output);
+  const submit = doc.components.schemas.TakeHealthcareClaimSubmitClaim;
+  expect(submit.required).toEqual(['step', 'input']);
+  expect(submit.properties).not.toHaveProperty('output');
+  expect(submit.additionalProperties).toBe(false);
+  expect(doc.components.schemas.Step.properties).toHaveProperty('output');
+});
