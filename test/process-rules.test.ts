@@ -124,6 +124,7 @@ test('guards read the shared inputs kept in the state, and refuse with their mes
   const greedy = refused(adjudicate(state, 301));
   expect(greedy.code).toBe('guard');
   expect(greedy.message).toContain('cannot cover more than the amount claimed');
+  expect(greedy.details).toEqual([{ field: '/output', message: 'insurer A cannot cover more than the amount claimed' }]);
   state = ok(adjudicate(state, 250));
   // The adjudication's output is what the secondary's guard reads: kept in the state like an input.
   expect(state.done['approve-primary']!.output).toEqual({ coveredAmount: 250 });

@@ -75,6 +75,7 @@ test('a bad output is refused where it is proposed and where it is received; a g
   const greedy = await net.api('globex').post(`/instances/${id}/steps`, { step: 'approve-primary', input: {}, output: { coveredAmount: 481 } });
   expect(greedy.status).toBe(422);
   expect(greedy.body.code).toBe('guard');
+  expect(greedy.body.errors).toEqual([{ field: '/output', message: 'insurer A cannot cover more than the amount claimed' }]);
   // Nothing was sealed, so nothing was sent: both nodes hold only the claim.
   for (const p of PARTIES) expect((await history(p, id)).map((s) => s.step)).toEqual(['submit-claim']);
 

@@ -80,8 +80,8 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     else if (visible) throw new LockstepError('bad_request', `step "${e.step}" is visible to ${ctx.party} but came without its data`, [{ field: '/data', message: 'required' }]);
     await ctx.store.savePendingStep(instance, signed, visible);
     // A guard reads only steps every participant sees, so this node holds their data whenever it is needed.
-    const input = stepsReadByGuards(definition).has(e.step) && signed.data ? { input: signed.data.input, output: signed.data.output } : {};
-    await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author, ...input });
+    const read = stepsReadByGuards(definition).has(e.step) && signed.data ? { input: signed.data.input, output: signed.data.output } : {};
+    await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author, ...read });
     // Not awaited: the sender need not wait for this node's signalling pass (it logs its own errors).
     void pins.flush();
     ctx.log.info({ instanceId: e.instanceId, step: e.step, from: e.author, envelopeHash: signed.hash }, 'envelope accepted');

@@ -8,7 +8,7 @@ import type { Definition, StepDefinition } from '../model/definition';
 import type { InstanceHeader } from '../model/instance';
 import { LockstepError, type ErrorCode, type FieldError } from '../model/errors';
 import type { ProcessState } from './state';
-import { guardHolds, stepsReadByGuards } from './guard';
+import { guardHolds, guardReads, stepsReadByGuards } from './guard';
 import { durationSeconds } from './duration';
 import type { StepPayload } from './step-data';
 
@@ -113,10 +113,16 @@ export function checkTiming(state: ProcessState, step: StepDefinition, timestamp
   }
 }
 
+/** The part of the proposal a guard is about: its output when it reads only that, else its input. */
+function guardedField(step: StepDefinition): string {
+  const roots = new Set(guardReads(step.guard?.rule).map((path) => path.split('.')[0]));
+  return roots.has('output') && !roots.has('input') ? '/output' : '/input';
+}
+
 export function checkGuard(step: StepDefinition, state: ProcessState, data: Partial<StepPayload>): void {
   if (!guardHolds(step, state, data)) {
     throw new StepRefused('guard', `step "${step.id}" is refused by its guard: ${step.guard?.message ?? 'the rule does not hold'}`, [
-      { field: '/input', message: step.guard?.message ?? 'guard failed' },
+      { field: guardedField(step), message: step.guard?.message ?? 'guard failed' },
     ]);
   }
 }
