@@ -3,8 +3,8 @@
  * call is safe to repeat: the key names the fact, so it is recorded once.
  *
  * - The chain listener calls `chainReorganised` when blocks it had read are replaced.
- * - Pin signalling calls `dataWaiting` when a pin is final but its envelope has not arrived
- *   (or an envelope waits for its pin).
+ * - Pin signalling calls `dataWaiting` when a pin is final but its envelope (or the envelope's
+ *   proof against the pinned root) has not arrived: the instance waits for it.
  */
 import type { LockstepEvent } from '../model/event';
 import type { FieldError } from '../model/errors';
@@ -14,7 +14,7 @@ export function chainReorganised(events: EventLog, r: { fromBlock: number; oldHa
   return events.emit({ type: 'chain.reorganised', key: `chain.reorganised:${r.fromBlock}:${r.newHash}`, data: r });
 }
 
-export function dataWaiting(events: EventLog, w: { instanceId?: string; envelopeHash?: string; pin: string; waitingFor: 'data' | 'pin' }): Promise<LockstepEvent | null> {
+export function dataWaiting(events: EventLog, w: { instanceId?: string; envelopeHash?: string; pin: string; waitingFor: 'data' }): Promise<LockstepEvent | null> {
   return events.emit({
     type: 'data.waiting',
     key: `data.waiting:${w.pin}:${w.waitingFor}`,
