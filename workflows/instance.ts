@@ -1,7 +1,7 @@
 /**
  * The process-instance workflow: one per instance on each participant's node.
  *
- * A step is proposed through the `propose` update (validated: role, order, input schema), sealed
+ * A step is proposed through the `propose` update (validated: role, order, input and output schemas), sealed
  * and signed by an activity, delivered privately to the other participants and pinned on chain.
  * Every node applies a step only when it holds both the envelope and the confirmed pin, strictly
  * in chain order, re-checking the rules at that point: the first step sequenced wins, a competing
@@ -23,7 +23,7 @@ import {
 import type { Activities } from '../activities';
 import { LockstepError } from '../src/model/errors';
 import { comparePositions, type ChainPosition } from '../src/model/pin';
-import { validateInput } from '../src/process/input';
+import { validateStepData } from '../src/process/step-data';
 import { applyStep, judge, nextSteps, StepRefused } from '../src/process/rules';
 import { stepsReadByGuards } from '../src/process/guard';
 import { initialState } from '../src/process/state';
@@ -68,7 +68,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   const limits = input.limits ?? DEFAULT_RUN_LIMITS;
   const carried = input.carried;
   let state = carried?.state ?? initialState(definition);
-  /** Steps whose inputs guards read: those inputs travel with the pending step to `decide()`. */
+  /** Steps whose data guards read: their input and output travel with the pending step to `decide()`. */
   const guarded = stepsReadByGuards(definition);
   let lastPosition: ChainPosition | undefined = carried?.lastPosition;
   let invited = carried?.invited ?? false;
@@ -124,8 +124,8 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       const proposedAt = new Date().toISOString(); // workflow time: deterministic on replay
       inFlight++;
       try {
-        const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: request.input ?? {}, nonce, proposedAt });
-        const input = guarded.has(request.step) ? { input: request.input ?? {} } : {};
+        const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: request.input ?? {}, output: request.output, nonce, proposedAt });
+        const input = guarded.has(request.step) ? { input: request.input ?? {}, output: request.output } : {};
         pending.set(envelopeHash, { envelopeHash, step: request.step, author: party, ...input });
         void publish(envelopeHash);
         return { envelopeHash, status: 'pending' as const };
@@ -143,14 +143,14 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
           }
           const input = request.input ?? {};
           // Chain time so far (the last decided pin's) is a lower bound of this step's pin time.
-          judge(definition, header, state, { step: request.step, author: party, input }, lastPosition?.timestamp, true, (step) => {
+          judge(definition, header, state, { step: request.step, author: party, input, output: request.output }, lastPosition?.timestamp, true, (step) => {
             const mine = [...pending.values()].find((p) => p.step === step.id && p.author === party);
             if (mine) {
               throw new LockstepError('conflict', `step "${step.id}" is already proposed by ${party} and pending (envelope ${mine.envelopeHash})`, [
                 { field: '/step', message: 'already pending' },
               ]);
             }
-            validateInput(header.definitionHash, definition, step, input);
+            validateStepData(header.definitionHash, definition, step, { input, output: request.output });
           });
         } catch (error) {
           refuse(error);
@@ -209,7 +209,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     try {
       // The verdict depends only on the chain order and the pin's block time: the same on every node.
       const step = judge(definition, header, state, proposal, next.position.timestamp, false);
-      state = applyStep(state, step, { envelopeHash: next.envelopeHash, author: proposal.author, timestamp: next.position.timestamp, input: proposal.input }, definition);
+      state = applyStep(state, step, { envelopeHash: next.envelopeHash, author: proposal.author, timestamp: next.position.timestamp, input: proposal.input, output: proposal.output }, definition);
     } catch (error) {
       if (!(error instanceof LockstepError)) throw error;
       const winner = error instanceof StepRefused ? error.winner : undefined;

@@ -19,8 +19,9 @@ export interface PendingStep {
   envelopeHash: string;
   step: string;
   author: string;
-  /** The step's input, carried only when a guard reads it (then every participant holds it). */
+  /** The step's input and output, carried only when a guard reads them (then every participant holds them). */
   input?: unknown;
+  output?: unknown;
 }
 
 export interface CarriedState {
@@ -63,6 +64,8 @@ export interface InstanceResult {
 export interface ProposeRequest {
   step: string;
   input?: unknown;
+  /** Required exactly when the step declares an output schema. */
+  output?: unknown;
 }
 
 export interface ProposeResult {
@@ -88,7 +91,7 @@ export interface InstanceView {
   waitingFor?: { author: string; nonce: number; position: ChainPosition };
 }
 
-/** Propose a step for this node's party. The validator enforces role, order and input schema. */
+/** Propose a step for this node's party. The validator enforces role, order, input and output schemas. */
 export const proposeUpdate = defineUpdate<ProposeResult, [ProposeRequest]>('propose');
 /** A peer's (or this node's) envelope became known: sent by the data-exchange endpoint. */
 export const envelopeSignal = defineSignal<[PendingStep]>('envelope');

@@ -63,9 +63,10 @@ function timelineLine(step: string, role: Role, views: Record<string, StepView>)
   return `  #${String(v.seq).padEnd(2)} ${step.padEnd(20)} by ${PARTIES[role].padEnd(9)} ${v.status.padEnd(9)} block ${String(c.blockNumber).padEnd(4)} log ${c.logIndex} tx ${short(c.transactionHash)}  [${holds}]`;
 }
 
-async function take(demo: Demo, role: Role, step: string, input: unknown = {}): Promise<Record<string, StepView>> {
+/** `output` only for a step that declares one (the adjudication's decision). */
+async function take(demo: Demo, role: Role, step: string, input: unknown = {}, output?: unknown): Promise<Record<string, StepView>> {
   const party = PARTIES[role];
-  const res = await demo.apis[party]!.post(`/instances/${demo.instanceId}/steps`, { step, input });
+  const res = await demo.apis[party]!.post(`/instances/${demo.instanceId}/steps`, { step, input, ...(output !== undefined ? { output } : {}) });
   if (res.status !== 202) throw new Error(`${party} could not take ${step}: ${res.status} ${JSON.stringify(res.body)}`);
   const views = await waitFinal(demo, (res.body as { envelopeHash: string }).envelopeHash);
   say(timelineLine(step, role, views));
@@ -90,9 +91,9 @@ async function run(stack: Stack, demo: Demo): Promise<void> {
   const approval = tasks.body.tasks.find((t) => t.instanceId === demo.instanceId && t.step === 'approve-primary');
   if (!approval?.human) throw new Error(`no human approval task open at northwind: ${JSON.stringify(tasks.body)}`);
   say(`  ⚑ human task open at northwind: "${approval.human.form}" — ${approval.human.instructions ?? ''}`);
-  const greedy = await demo.apis.northwind!.post(`/instances/${demo.instanceId}/steps`, { step: 'approve-primary', input: { coveredAmount: 500 } });
+  const greedy = await demo.apis.northwind!.post(`/instances/${demo.instanceId}/steps`, { step: 'approve-primary', input: {}, output: { coveredAmount: 500 } });
   say(`  ✘ approving 500.00 of a 480.00 claim is refused before anything is sent: ${greedy.status} ${(greedy.body as { detail: string }).detail}`);
-  await take(demo, 'insurer-a', 'approve-primary', { coveredAmount: 400 });
+  await take(demo, 'insurer-a', 'approve-primary', { reviewNote: 'Operative report confirms the procedure.' }, { coveredAmount: 400 });
 
   const remittance = await take(demo, 'insurer-a', 'send-remittance', { paymentRef: 'EFT-7781', paidAmount: 400, member: { memberId: 'M-30041', plan: 'gold' } });
   await take(demo, 'insurer-b', 'settle-secondary', { paidAmount: 80 });

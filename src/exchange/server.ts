@@ -1,8 +1,8 @@
 /**
  * Private transfer, receiving side: the endpoint peers post invitations and envelopes to.
  * Everything is checked before anything is stored: signatures against the network file, hashes
- * recomputed, the definition hash known, the sender a participant, the input valid against the
- * step's schema (a node never trusts a peer's validation).
+ * recomputed, the definition hash known, the sender a participant, the input and output valid
+ * against the step's schemas (a node never trusts a peer's validation).
  */
 import { createHash } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Express, type Request } from 'express';
@@ -12,7 +12,7 @@ import { participantsOf, rolesOf } from '../model/instance';
 import { LockstepError } from '../model/errors';
 import { verifyEnvelope, verifyInvitation } from '../envelope/verify';
 import { findStep } from '../process/rules';
-import { validateInput } from '../process/input';
+import { validateStepData } from '../process/step-data';
 import { stepsReadByGuards } from '../process/guard';
 import { problemHandler } from '../http/problem';
 import type { NodeContext } from '../node/context';
@@ -77,7 +77,7 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     const visible = !step.visibility || rolesOf(instance.header, ctx.party).some((r) => step.visibility!.includes(r));
     if (signed.data !== undefined) {
       try {
-        validateInput(e.definitionHash, definition, step, signed.data.input);
+        validateStepData(e.definitionHash, definition, step, signed.data);
       } catch (error) {
         if (error instanceof LockstepError) await stepInvalid(ctx.store.events, { instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, author: e.author, errors: error.details });
         throw error;
@@ -85,9 +85,9 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     }
     else if (visible) throw new LockstepError('bad_request', `step "${e.step}" is visible to ${ctx.party} but came without its data`, [{ field: '/data', message: 'required' }]);
     await ctx.store.savePendingStep(instance, signed, visible);
-    // A guard reads only steps every participant sees, so this node holds the input whenever it is needed.
-    const input = stepsReadByGuards(definition).has(e.step) && signed.data ? { input: signed.data.input } : {};
-    await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author, ...input });
+    // A guard reads only steps every participant sees, so this node holds their data whenever it is needed.
+    const read = stepsReadByGuards(definition).has(e.step) && signed.data ? { input: signed.data.input, output: signed.data.output } : {};
+    await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author, ...read });
     // Not awaited: the sender need not wait for this node's signalling pass (it logs its own errors).
     void pins.flush();
     ctx.log.info({ instanceId: e.instanceId, step: e.step, from: e.author, envelopeHash: signed.hash }, 'envelope accepted');

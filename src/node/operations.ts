@@ -11,7 +11,7 @@ import { newSecret, sealInvitation } from '../envelope/seal';
 import type { NodeContext } from './context';
 import { startInstanceWorkflow } from './workflows';
 import { syncHumanTasks } from '../events/human-tasks';
-import { instanceWorkflowId, proposeUpdate, type ProposeResult } from '../../workflows/messages';
+import { instanceWorkflowId, proposeUpdate, type ProposeRequest, type ProposeResult } from '../../workflows/messages';
 
 export interface StartRequest {
   definition: string;
@@ -53,7 +53,7 @@ export async function startInstance(ctx: NodeContext, request: StartRequest): Pr
  * Idempotency-Key) names the request: a retry under the same key, even after this node gave up
  * waiting or crashed, attaches to the first attempt's Update instead of proposing again.
  */
-export async function proposeStep(ctx: NodeContext, instanceId: string, step: string, input: unknown, requestKey?: string): Promise<ProposeResult> {
+export async function proposeStep(ctx: NodeContext, instanceId: string, proposal: ProposeRequest, requestKey?: string): Promise<ProposeResult> {
   if (!(await ctx.store.instance(instanceId))) {
     throw new LockstepError('not_found', `unknown instance ${instanceId}`, [{ field: '/instanceId', message: 'unknown' }]);
   }
@@ -63,7 +63,7 @@ export async function proposeStep(ctx: NodeContext, instanceId: string, step: st
   const updateId = requestKey ? `propose-${createHash('sha256').update(requestKey).digest('hex').slice(0, 40)}` : randomUUID();
   for (let attempt = 1; ; attempt++) {
     try {
-      return await handle.executeUpdate(proposeUpdate, { args: [{ step, input }], updateId });
+      return await handle.executeUpdate(proposeUpdate, { args: [proposal], updateId });
     } catch (error) {
       // The server refuses updates while the workflow's last task is failed or timed out (it
       // retries that task by itself), and gives up waiting when a busy worker is slow to run the

@@ -169,6 +169,7 @@ export class Store {
       envelope: e,
       updatedAt: new Date(),
       ...(visible && signed.data ? { data: signed.data, input: signed.data.input } : {}),
+      ...(visible && signed.data?.output !== undefined ? { output: signed.data.output } : {}),
       ...(signed.receipt ? { receipt: signed.receipt } : {}),
     };
     await ignoreDuplicate(this.steps.insertOne(doc));
