@@ -6,5 +6,8 @@ export const LOCKSTEP_SEARCH_ATTRIBUTES: Readonly<Record<string, SearchAttribute
   LockstepStatus: 'Keyword',
   LockstepParties: 'KeywordList',
   LockstepNextSteps: 'KeywordList',
+  /** Roles (assignees) with an open human task in the instance, on the node whose party plays them. */
   LockstepTaskRoles: 'KeywordList',
+  /** Step ids of those open human tasks. */
+  LockstepOpenTasks: 'KeywordList',
 });
