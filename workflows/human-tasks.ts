@@ -13,10 +13,8 @@ import { inputSchemaOf } from '../src/process/input';
 import { completeTaskUpdate, type InstanceLinks, type PendingStep } from './messages';
 
 export interface TaskAttributes {
-  /** Roles whose people have an open task in the instance. */
+  /** Roles whose people have an open task in the instance: `LockstepTaskRoles = "approver"` lists them. */
   LockstepTaskRoles: string[];
-  /** Step ids of the open tasks. */
-  LockstepOpenTasks: string[];
 }
 
 export function hasHumanSteps(definition: Definition): boolean {
@@ -33,10 +31,7 @@ export function openHumanTasks(definition: Definition, header: InstanceHeader, s
 }
 
 export function taskAttributes(open: StepDefinition[]): TaskAttributes {
-  return {
-    LockstepTaskRoles: [...new Set(open.map((s) => s.human!.assignee))].sort(),
-    LockstepOpenTasks: open.map((s) => s.id),
-  };
+  return { LockstepTaskRoles: [...new Set(open.map((s) => s.human!.assignee))].sort() };
 }
 
 function instanceUrl(links: InstanceLinks | undefined, header: InstanceHeader): string | undefined {
@@ -84,7 +79,7 @@ function taskSection(definition: Definition, header: InstanceHeader, step: StepD
     `Form \`${human.form}\`. Input, validated against this JSON Schema:`,
     '',
     '```json',
-    JSON.stringify(schema),
+    JSON.stringify(schema, null, 2),
     '```',
     '',
     `**Complete it here:** Send an Update \`${completeTaskUpdate.name}\` with one JSON object:`,
