@@ -107,12 +107,14 @@ export function instanceCurrentDetails(
   } else {
     const open = openHumanTasks(definition, header, state, party, pending);
     for (const step of open) lines.push(...taskSection(definition, header, step), '');
-    const others = nextSteps(definition, header, state).filter((s) => !open.includes(s));
+    const submitted = new Set(pending.filter((p) => p.author === party).map((p) => p.step));
+    const others = nextSteps(definition, header, state).filter((s) => !open.includes(s) && !submitted.has(s.id));
     if (open.length === 0) lines.push(`**No open task for ${party}** (roles: ${rolesOf(header, party).join(', ') || 'none'}).`);
     if (others.length > 0) lines.push(`Other steps that may come next: ${others.map((s) => `${s.title} (\`${s.id}\`, ${s.actor}: ${header.roles[s.actor]})`).join('; ')}.`);
   }
   const waiting = pending.filter((p) => p.author === party);
   if (waiting.length > 0) {
+    // Shown until the step is decided on chain; it may still lose to a rival sequenced first.
     lines.push('', `Submitted, waiting for confirmation on chain: ${waiting.map((p) => `\`${p.step}\` (envelope \`${p.envelopeHash.slice(0, 10)}…\`)`).join(', ')}.`);
   }
   const done = Object.entries(state.done).sort(([, a], [, b]) => a.seq - b.seq);
