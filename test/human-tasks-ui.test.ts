@@ -2,11 +2,14 @@
  * Human tasks in the Temporal Web UI, on the real stack with a real browser: the approver's open
  * task is found with a search-attribute query, its summary and details are shown, a bad input
  * sent from the UI is refused with the reason and leaves the task open, and a good one completes
- * it; the instance then ends on both nodes. Screenshots go to test-output/human-tasks-ui/.
+ * it; the instance then ends on both nodes. Screenshots go to test-output/human-tasks-ui/, the
+ * two nodes' workflow histories (which replay) to test-output/histories/approval-<party>.pb.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { temporal as proto } from '@temporalio/proto';
 import type { Browser, Page } from 'playwright-core';
 import { startTestNetwork, type TestNetwork } from './support/network';
 import { eventually } from './support/eventually';
@@ -15,6 +18,7 @@ import { quietTemporalRuntime } from './support/quiet-runtime';
 import { launchChromium } from './support/browser';
 import { TemporalUi } from './support/temporal-ui';
 import { repoRoot } from '../src/paths';
+import { workflowBundlePath } from '../src/node/workflow-source';
 import { completeTaskUpdate, instanceWorkflowId } from '../workflows/messages';
 
 const SHOTS = join(repoRoot(), 'test-output', 'human-tasks-ui');
@@ -53,6 +57,21 @@ async function mineUntil(what: string, probe: () => Promise<true | undefined>): 
     await net.mine(1);
     return probe();
   }, 90_000, 300);
+}
+
+/**
+ * Both nodes' histories of the instance replay against the workflow code as built; they are kept
+ * so that test/fixtures/histories/ can be refreshed from them (the human-task patch's path).
+ */
+async function replayHistories(workflowId: string): Promise<void> {
+  const dir = join(repoRoot(), 'test-output', 'histories');
+  mkdirSync(dir, { recursive: true });
+  for (const party of ['acme', 'globex']) {
+    const history = await temporal(party).workflow.getHandle(workflowId).fetchHistory();
+    writeFileSync(join(dir, `approval-${party}.pb`), proto.api.history.v1.History.encode(history).finish());
+    const replayed = await Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath() } }, history, `${party}/${workflowId}`).then(() => undefined, (error: unknown) => error);
+    expect(replayed).toBeUndefined();
+  }
 }
 
 async function screenshot(page: Page, name: string): Promise<void> {
@@ -126,4 +145,5 @@ test('the approver finds the open task in the Temporal UI, is told why a bad inp
   expect((await ui.userMetadata()).currentDetails).toContain('Ended: approved');
   await screenshot(page, '5-ended');
   await page.close();
+  await replayHistories(workflowId);
 }, 600_000);
