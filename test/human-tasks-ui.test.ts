@@ -87,10 +87,14 @@ test('the approver finds the open task in the Temporal UI, is told why a bad inp
   const workflowId = instanceWorkflowId(id);
   await eventually(`instance ${id} on globex`, async () => ((await globex.get(`/instances/${id}`)).status === 200 ? true : undefined));
   expect((await acme.post(`/instances/${id}/steps`, { step: 'request', input: { amount: 120 } })).status).toBe(202);
-  await mineUntil('the approval task open on globex', async () => {
-    const tasks = (await globex.get('/tasks?kind=human')).body.tasks as { instanceId: string; step: string }[];
-    return tasks.some((t) => t.instanceId === id && t.step === 'approve') ? true : undefined;
-  });
+  const task = await eventually('the approval task open on globex', async () => {
+    await net.mine(1);
+    const tasks = (await globex.get('/tasks?kind=human')).body.tasks as { instanceId: string; step: string; links: Record<string, string> }[];
+    return tasks.find((t) => t.instanceId === id && t.step === 'approve');
+  }, 90_000, 300);
+  // The REST API links the task to its page in the Temporal UI.
+  const uiUrl = net.stack.network.temporal.uiUrl!;
+  expect(task.links.temporalUi).toBe(`${uiUrl}/namespaces/globex/workflows/${workflowId}`);
 
   // The task's search attribute is on the approver's node only.
   await eventually('the task listed by its search attribute', async () => ((await listed('globex', OPEN_APPROVALS)).includes(workflowId) ? true : undefined));
@@ -100,7 +104,7 @@ test('the approver finds the open task in the Temporal UI, is told why a bad inp
     .rejects.toThrow(WorkflowUpdateFailedError);
 
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  const ui = new TemporalUi(page, net.stack.network.temporal.uiUrl!);
+  const ui = new TemporalUi(page, uiUrl);
   await ui.listWorkflows('globex', OPEN_APPROVALS);
   expect(await ui.listedWorkflowIds()).toEqual([workflowId]);
   await screenshot(page, '1-open-tasks-for-approver');
