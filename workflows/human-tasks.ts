@@ -8,6 +8,7 @@ import type { Definition, StepDefinition } from '../src/model/definition';
 import type { InstanceHeader } from '../src/model/instance';
 import { rolesOf } from '../src/model/instance';
 import { nextSteps } from '../src/process/rules';
+import { stepsFor } from '../src/process/tasks';
 import type { ProcessState } from '../src/process/state';
 import { inputSchemaOf } from '../src/process/input';
 import { completeTaskUpdate, type InstanceLinks, type PendingStep } from './messages';
@@ -27,7 +28,7 @@ export function hasHumanSteps(definition: Definition): boolean {
  */
 export function openHumanTasks(definition: Definition, header: InstanceHeader, state: ProcessState, party: string, pending: Iterable<PendingStep>): StepDefinition[] {
   const proposed = new Set([...pending].filter((p) => p.author === party).map((p) => p.step));
-  return nextSteps(definition, header, state).filter((s) => s.human && header.roles[s.actor] === party && !proposed.has(s.id));
+  return stepsFor(definition, header, state, party).filter((s) => s.human && !proposed.has(s.id));
 }
 
 export function taskAttributes(open: StepDefinition[]): TaskAttributes {

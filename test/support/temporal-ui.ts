@@ -27,8 +27,13 @@ export class TemporalUi {
 
   /** Links to workflows in the list, by workflow id; empty once the list has loaded and shows none. */
   async listedWorkflowIds(): Promise<string[]> {
-    await this.page.getByText(/\d+ Workflows?$/).first().waitFor();
-    return this.page.getByRole('link', { name: /^instance-/ }).allInnerTexts();
+    // The count and the rows come from two requests: wait for the rows the count announces.
+    const heading = this.page.getByText(/^\d+ Workflows?$/).first();
+    await heading.waitFor();
+    const count = Number(/^(\d+)/.exec((await heading.innerText()).trim())?.[1] ?? 0);
+    const links = this.page.getByRole('link', { name: /^instance-/ });
+    if (count > 0) await links.nth(count - 1).waitFor();
+    return links.allInnerTexts();
   }
 
   async openWorkflow(workflowId: string): Promise<void> {
