@@ -45,6 +45,14 @@ export interface InstanceWorkflowInput {
   limits?: RunLimits;
   /** State handed over by continue-as-new. */
   carried?: CarriedState;
+  /** Where the details shown in the Temporal UI link to; absent in runs started before it existed. */
+  links?: InstanceLinks;
+}
+
+/** Where this party's node serves the instance's data; links in the Temporal UI point there. */
+export interface InstanceLinks {
+  /** Base URL of the party's REST API, e.g. http://127.0.0.1:4002 */
+  apiUrl: string;
 }
 
 export interface RunLimits {
@@ -93,6 +101,11 @@ export interface InstanceView {
 
 /** Propose a step for this node's party. The validator enforces role, order, input and output schemas. */
 export const proposeUpdate = defineUpdate<ProposeResult, [ProposeRequest]>('propose');
+/**
+ * Complete a human task from the Temporal Web UI: one JSON object `{ "step", "input" }`, checked
+ * like `propose` (role, order, input schema, guard) and also that the step is a human task.
+ */
+export const completeTaskUpdate = defineUpdate<ProposeResult, [ProposeRequest]>('completeTask');
 /** A peer's (or this node's) envelope became known: sent by the data-exchange endpoint. */
 export const envelopeSignal = defineSignal<[PendingStep]>('envelope');
 /** A pin reached the required confirmations: sent by the chain listener, in chain order. */
