@@ -8,6 +8,7 @@ import { loadDefinitionFile } from '../src/definitions/load';
 import { applyStep, judge, nextSteps, StepRefused } from '../src/process/rules';
 import { initialState, type ProcessState } from '../src/process/state';
 import { stepsReadByGuards } from '../src/process/guard';
+import { stateFromConfirmed, stepsFor } from '../src/process/tasks';
 import type { StepPayload } from '../src/process/step-data';
 import type { LoadedDefinition } from '../src/model/definition';
 import type { InstanceHeader } from '../src/model/instance';
@@ -178,4 +179,24 @@ test('the letter of credit honours at most the credit amount, in its currency', 
   expect(refused(decide(credit, state, 'honour', { amount: { amount: 1000, currency: 'USD' }, paymentRef: 'P' })).code).toBe('guard');
   expect(refused(decide(credit, state, 'honour', { amount: { amount: 1000.5, currency: 'EUR' }, paymentRef: 'P' })).code).toBe('guard');
   expect(ok(decide(credit, state, 'honour', { amount: { amount: 1000, currency: 'EUR' }, paymentRef: 'P' })).ended?.outcome).toBe('paid');
+});
+
+describe('open tasks rebuilt from a node history (GET /tasks, task events)', () => {
+  const header = headerOf(claim);
+  const ids = (party: string, confirmed: Parameters<typeof stateFromConfirmed>[1]) =>
+    stepsFor(claim.definition, header, stateFromConfirmed(claim.definition, confirmed, false), party).map((s) => s.id).sort();
+
+  test('a state machine: the initial state opens the first step, each confirmed step moves the marking', () => {
+    expect(ids('party-provider', [])).toEqual(['submit-claim']);
+    const submitted = [{ step: 'submit-claim', envelopeHash: '0x1', author: 'party-provider', input: { amount: 480 } }];
+    expect(ids('party-insurer-a', submitted)).toEqual(['approve-primary', 'deny-claim', 'request-information']);
+    expect(ids('party-provider', submitted)).toEqual([]);
+    const asked = [...submitted, { step: 'request-information', envelopeHash: '0x2', author: 'party-insurer-a' }];
+    expect(ids('party-insurer-a', asked)).toEqual([]);
+    expect(ids('party-provider', asked)).toEqual(['provide-information']);
+  });
+
+  test('an ended instance offers nothing', () => {
+    expect(stepsFor(claim.definition, header, stateFromConfirmed(claim.definition, [], true), 'party-provider')).toEqual([]);
+  });
 });

@@ -38,9 +38,9 @@ export function taskRoutes(ctx: NodeContext): Router {
       if (tasks.length >= limit) break;
       const { definition: def } = ctx.definitions.byAgreedHash(doc.header.definitionHash, `instance ${doc._id}`);
       const history = await ctx.store.history(doc._id);
-      const confirmed = history.filter((s) => s.status === 'confirmed').map((s) => s.step);
+      const confirmed = await ctx.store.confirmedSteps(doc._id);
       const proposed = new Set(history.filter((s) => s.status === 'pending' && s.author === ctx.party).map((s) => s.step));
-      for (const step of stepsFor(def, doc.header, stateFromConfirmed(confirmed, false), ctx.party)) {
+      for (const step of stepsFor(def, doc.header, stateFromConfirmed(def, confirmed, false), ctx.party)) {
         if (proposed.has(step.id) || !mayActAs(caller, step.actor) || (only === 'human' && !step.human)) continue;
         tasks.push({
           instanceId: doc._id,

@@ -14,6 +14,7 @@ import { contextOf, stepLeaf, tagOf } from '../chain/pins';
 import { verifyMerkleProof } from '../chain/merkle';
 import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDoc, TagDoc } from './documents';
 import { isFerretDb, withSerialWrites } from './serial-writes';
+import type { ConfirmedStep } from '../process/tasks';
 
 /** How many of each author's next steps a node recognises ahead of time (detects gaps too). */
 export const TAG_WINDOW = 16;
@@ -244,9 +245,17 @@ export class Store {
     if (d.outcome) await this.events.emit({ type: 'instance.ended', key: `instance.ended:${d.instanceId}`, instanceId: d.instanceId, data: { outcome: d.outcome } });
   }
 
-  /** Ids of an instance's confirmed steps. */
-  async confirmedSteps(instanceId: string): Promise<string[]> {
-    return (await this.steps.find({ instanceId, status: 'confirmed' }, { projection: { step: 1 } }).toArray()).map((s) => s.step);
+  /** An instance's confirmed steps in sequence, as the process rules fold them. */
+  async confirmedSteps(instanceId: string): Promise<ConfirmedStep[]> {
+    const steps = await this.steps.find({ instanceId, status: 'confirmed' }).sort({ seq: 1 }).toArray();
+    return steps.map((s) => ({
+      step: s.step,
+      envelopeHash: s.envelopeHash,
+      author: s.author,
+      ...(s.chain ? { timestamp: s.chain.timestamp } : {}),
+      ...(s.input !== undefined ? { input: s.input } : {}),
+      ...(s.output !== undefined ? { output: s.output } : {}),
+    }));
   }
 
   async ping(): Promise<void> {
