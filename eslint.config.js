@@ -23,7 +23,7 @@ module.exports = tseslint.config(
     },
   },
   {
-    files: ['workflows/**/*.ts'],
+    files: ['workflows/**/*.ts', 'bench/baseline/workflows.ts'],
     rules: {
       'no-restricted-imports': [
         'error',

@@ -52,6 +52,7 @@ export function createActivities(ctx: NodeContext) {
     },
 
     async sealStep(req: SealRequest): Promise<{ envelopeHash: string }> {
+      const startedAt = Date.now();
       const doc = await instance(req.instanceId);
       // The salt is derived from our key and the nonce: unguessable to others, stable across retries.
       const salt = keccak256(signHash(ctx.wallet, keccak256(Buffer.from(`salt:${req.instanceId}:${req.nonce}`))));
@@ -66,12 +67,15 @@ export function createActivities(ctx: NodeContext) {
         input: req.input,
         output: req.output,
       });
+      const signedAt = Date.now();
       await ctx.store.savePendingStep(doc, signed, true);
-      ctx.log.info({ instanceId: req.instanceId, step: req.step, envelopeHash: signed.hash }, 'step sealed');
+      // Durations (ms) feed the benchmark's per-hop profile (bench/profile.ts).
+      ctx.log.info({ instanceId: req.instanceId, step: req.step, envelopeHash: signed.hash, ms: Date.now() - startedAt, signMs: signedAt - startedAt }, 'step sealed');
       return { envelopeHash: signed.hash };
     },
 
     async deliverStep(req: { instanceId: string; envelopeHash: string; to: string }): Promise<void> {
+      const startedAt = Date.now();
       const doc = await instance(req.instanceId);
       const step = await storedStep(req.envelopeHash);
       const definition = ctx.definitions.byAgreedHash(doc.header.definitionHash, `instance ${req.instanceId}`).definition;
@@ -79,24 +83,26 @@ export function createActivities(ctx: NodeContext) {
       const signed: SignedEnvelope = { envelope: step.envelope, hash: step.envelopeHash, signature: step.signature, receipt: step.receipt };
       if (mayRead(stepDef, rolesOf(doc.header, req.to))) signed.data = step.data;
       await sendEnvelope(ctx.network.parties[req.to]!, signed, ctx.party);
-      ctx.log.info({ instanceId: req.instanceId, step: step.step, to: req.to, withData: signed.data !== undefined }, 'step delivered');
+      ctx.log.info({ instanceId: req.instanceId, step: step.step, envelopeHash: req.envelopeHash, to: req.to, withData: signed.data !== undefined, ms: Date.now() - startedAt }, 'step delivered');
     },
 
     /** Hands the step to the durable batcher; returns once its batch is on its way to the chain. */
     async pinStep(req: { instanceId: string; envelopeHash: string }): Promise<PinReceipt & { transactionHash: string }> {
+      const startedAt = Date.now();
       const doc = await instance(req.instanceId);
       const step = await storedStep(req.envelopeHash);
       const context = contextOf(doc.secret, step.author, step.nonce);
       const receipt = await ctx.batcher.pin({ envelopeHash: step.envelopeHash, instanceId: req.instanceId, tag: tagOf(context), leaf: leafOf(context, step.envelopeHash) }, 25_000);
       await ctx.store.saveReceipt(doc, step.envelopeHash, { root: receipt.root, index: receipt.index, count: receipt.count, proof: receipt.proof });
-      ctx.log.info({ instanceId: req.instanceId, step: step.step, transactionHash: receipt.transactionHash, index: receipt.index }, 'step pinned');
+      ctx.log.info({ instanceId: req.instanceId, step: step.step, envelopeHash: step.envelopeHash, transactionHash: receipt.transactionHash, index: receipt.index, ms: Date.now() - startedAt }, 'step pinned');
       return receipt;
     },
 
     async recordDecision(decision: Decision): Promise<void> {
+      const startedAt = Date.now();
       await ctx.store.recordDecision(decision);
       await syncHumanTasks(ctx.store, ctx.definitions, ctx.party, decision.instanceId);
-      ctx.log.info({ instanceId: decision.instanceId, envelopeHash: decision.envelopeHash, status: decision.status, seq: decision.seq }, 'step decided');
+      ctx.log.info({ instanceId: decision.instanceId, envelopeHash: decision.envelopeHash, status: decision.status, seq: decision.seq, ms: Date.now() - startedAt }, 'step decided');
     },
   };
 }

@@ -45,14 +45,20 @@ export async function measureGas(sizes: number[] = [1, 10, 100]): Promise<{ hard
   }
 }
 
+/** Writes bench/results/gas.json (also written by every `npm run bench`). */
+export function saveGas(hardfork: string, figures: GasFigure[]): void {
+  const dir = join(repoRoot(), 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'gas.json'), `${JSON.stringify({ measuredAt: new Date().toISOString(), hardfork, figures }, null, 2)}\n`);
+}
+
+/** `node dist/bench/gas.js`: the gas figures alone, without the stack. */
 async function main(): Promise<void> {
   const { hardfork, figures } = await measureGas();
   console.log(`Gas per step (anvil, hardfork ${hardfork}; 8-byte tag per step, one Merkle root per batch)`);
   console.log('batch size | gas used | gas per step');
   for (const f of figures) console.log(`${String(f.batchSize).padStart(10)} | ${String(f.gasUsed).padStart(8)} | ${String(f.gasPerStep).padStart(12)}`);
-  const dir = join(repoRoot(), 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'gas.json'), JSON.stringify({ measuredAt: new Date().toISOString(), hardfork, figures }, null, 2));
+  saveGas(hardfork, figures);
 }
 
 if (require.main === module) {

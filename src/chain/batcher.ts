@@ -159,7 +159,7 @@ export class Batcher {
     await store.batches.insertOne(batch);
     await store.assignBatch(batch);
     await this.broadcast(batch, raw);
-    this.opts.log.info({ batch: batch._id, steps: items.length, nonce }, 'batch sent');
+    this.opts.log.info({ batch: batch._id, steps: items.length, nonce, transactionHash: batch.txHashes[0] }, 'batch sent');
   }
 
   private async nextNonce(): Promise<number> {

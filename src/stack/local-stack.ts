@@ -26,11 +26,15 @@ export interface StackOptions {
   searchAttributes: Record<string, SearchAttributeKind>;
   /** Progress lines. */
   log?: (line: string) => void;
+  /** SQLite pragmas for the Temporal dev server (`journal_mode=wal`…): the benchmark trades durability for speed. */
+  temporalSqlitePragmas?: string[];
 }
 
 export interface Stack {
   network: NetworkFile;
   networkPath: string;
+  /** The servers this stack started: name and pid of the watchdog shell that leads each one's process group. */
+  processes(): Array<{ name: string; pid: number }>;
   stop(): Promise<void>;
 }
 
@@ -190,6 +194,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         port: ports.temporal,
         uiPort: ports.temporalUi,
         onSpawn: recordSpawn,
+        sqlitePragmas: options.temporalSqlitePragmas,
       });
       log(`temporal ready after ${elapsedSince(startedAt)}`);
       return { address: server.address, uiUrl: server.uiUrl };
@@ -275,7 +280,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const networkPath = path.join(dir, 'network.json');
     writeJsonAtomically(networkPath, network);
     log(`stack ready after ${elapsedSince(startedAt)}: ${networkPath}`);
-    return { network, networkPath, stop: stopAll };
+    return { network, networkPath, processes: () => started.map(({ name, pid }) => ({ name, pid })), stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -13,6 +13,8 @@ import { pollUntil } from './wait-until';
 export interface PartyProcesses {
   /** Log file of each party's node. */
   logs: Record<string, string>;
+  /** Pid of each party's running node process. */
+  pids(): Record<string, number>;
   /** Sends a signal to a party's node and waits for it to exit. */
   kill(party: string, signal: NodeJS.Signals): Promise<void>;
   /** Starts a party's node again (after kill) and waits until it answers. */
@@ -68,6 +70,7 @@ export async function startPartyProcesses(
     for (const [party, child] of started) await waitReady(party, child);
     return {
       logs,
+      pids: () => Object.fromEntries([...children].filter(([, c]) => c.pid !== undefined && c.exitCode === null).map(([p, c]) => [p, c.pid!])),
       kill,
       start: async (party) => {
         await waitReady(party, spawnNode(party));

@@ -50,6 +50,8 @@ export interface DevServerOptions extends TemporalTarget {
   uiPort: number;
   /** Called as soon as the process exists, before it is ready, so the caller can record its pid. */
   onSpawn?: (process: SupervisedProcess) => void;
+  /** `--sqlite-pragma` values, e.g. `synchronous=off`. */
+  sqlitePragmas?: string[];
 }
 
 export interface RunningDevServer {
@@ -154,6 +156,7 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
     '--metrics-port', String(metricsPort),
     '--db-filename', path.join(options.dir, 'temporal.db'),
     '--log-level', 'warn',
+    ...(options.sqlitePragmas ?? []).flatMap((pragma) => ['--sqlite-pragma', pragma]),
     ...options.namespaces.flatMap((namespace) => ['--namespace', namespace]),
     ...Object.entries(options.searchAttributes).flatMap(([name, kind]) => ['--search-attribute', `${name}=${kind}`]),
   ];
