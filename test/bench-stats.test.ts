@@ -1,0 +1,79 @@
+/** Unit tests of the benchmark's arithmetic: percentiles, the per-hop profile and the definition file. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { percentile, ratio, summarise } from '../bench/stats';
+import { hopsOf, type StepLog } from '../bench/profile';
+import { benchDefinitionYaml, stepAt } from '../bench/definition';
+import type { StepSample } from '../bench/driver';
+
+describe('percentile (nearest rank)', () => {
+  const hundred = Array.from({ length: 100 }, (_, i) => i + 1);
+
+  it('picks the value at rank ceil(p/100 × n)', () => {
+    expect(percentile(hundred, 50)).toBe(50);
+    expect(percentile(hundred, 95)).toBe(95);
+    expect(percentile(hundred, 99)).toBe(99);
+    expect(percentile(hundred, 100)).toBe(100);
+    expect(percentile([7, 9, 30], 50)).toBe(9);
+    expect(percentile([7, 9, 30], 99)).toBe(30);
+  });
+
+  it('is NaN for no values and refuses a p outside 0..100', () => {
+    expect(percentile([], 50)).toBeNaN();
+    expect(() => percentile([1], 101)).toThrow(RangeError);
+  });
+
+  it('summarise sorts, ignores non-finite values and averages', () => {
+    const s = summarise([30, Number.NaN, 10, 20]);
+    expect(s).toEqual({ count: 3, min: 10, p50: 20, p95: 30, p99: 30, max: 30, mean: 20 });
+  });
+
+  it('a ratio to a failed baseline is NaN, not Infinity', () => {
+    expect(ratio(10, 0)).toBeNaN();
+    expect(ratio(10, 4)).toBe(2.5);
+  });
+});
+
+describe('hopsOf', () => {
+  const sample: StepSample = { instance: 0, k: 0, requestedAt: 1000, acceptedAt: 1100, finalAt: 3000, envelopeHash: '0xe' };
+  const log: StepLog = {
+    sealed: { at: 1080, ms: 30, signMs: 10 },
+    batchSent: 1300,
+    pinned: { at: 1350, ms: 300, transactionHash: '0xt' },
+    accepted: { b: 1500, c: 1600 },
+    signalled: { a: 2200, b: 2400, c: 2500 },
+    decided: { a: { at: 2300, ms: 50 }, b: { at: 2600, ms: 100 }, c: { at: 2900, ms: 200 } },
+  };
+  const blocks = { blockOf: (tx: string) => (tx === '0xt' ? 10 : undefined), seenAt: (n: number) => ({ 10: 1500, 11: 2000 })[n] ?? Number.NaN };
+
+  it('splits the critical path at the logged timestamps, following the node that decided last', () => {
+    expect(hopsOf(sample, log, blocks, 2)).toEqual({
+      api: 50, // seal started at 1080 - 30
+      signing: 10,
+      'persist-pending': 20,
+      batch: 220,
+      receipt: 50,
+      transfer: 250, // last peer (c) accepted at 1600, receipt at 1350
+      inclusion: 200,
+      'confirmation-wait': 500, // block 11 seen at 2000
+      'listener-signal': 500, // c: signalled at 2500, N deep at 2000, envelope at 1600
+      apply: 200, // c: decision started at 2900 - 200, signalled at 2500
+      'persist-decision': 200,
+      notify: 100,
+    });
+  });
+
+  it('leaves out what it cannot time', () => {
+    expect(hopsOf(sample, { accepted: {}, signalled: {}, decided: {} }, blocks, 1)).toEqual({});
+  });
+});
+
+describe('benchmark definition', () => {
+  it('bench/definitions/bench.yaml is the generated 3-party definition', () => {
+    expect(readFileSync(join(__dirname, '..', 'bench', 'definitions', 'bench.yaml'), 'utf8')).toBe(benchDefinitionYaml(3));
+  });
+
+  it('turns go round the parties', () => {
+    expect([0, 1, 2, 3].map((k) => stepAt(k, 3).role)).toEqual(['p1', 'p2', 'p3', 'p1']);
+  });
+});
