@@ -33,6 +33,7 @@ const say = (line: string) => console.error(line);
 
 /** Speed over durability: a benchmark's Temporal state is thrown away after the run. */
 const TEMPORAL_SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=off'];
+const IDLE_WINDOW_MS = 5000;
 
 function workloadOf(o: BenchOptions): Workload {
   return { instances: o.instances, steps: o.steps, concurrency: o.concurrency, deadline: Date.now() + o.durationSeconds * 1000 };
@@ -79,12 +80,17 @@ async function run(o: BenchOptions, dir: string, running: { stack?: Stack; nodes
     ...stack.processes(),
     { name: 'bench driver (this process)', pid: process.pid, tree: false },
   ];
+  // What the stack burns doing nothing (pollers: listener, batcher, signaller, event sockets).
+  const idleSampler = new ProcessSampler(tracked);
+  idleSampler.start();
+  await new Promise((r) => setTimeout(r, IDLE_WINDOW_MS));
+  const idle = idleSampler.stop();
   const sampler = new ProcessSampler(tracked);
   sampler.start();
   let bar = new ProgressBar('Lockstep', total);
   const lockstep = await runLockstep(network, parties, watch, workloadOf(o), (d) => bar.update(d));
   bar.done(lockstep.samples.length);
-  const processes = sampler.stop();
+  const processes = sampler.stop().map((p, i) => ({ ...p, idleCpuPercent: idle[i]!.cpuPercent }));
   watch.close();
   await nodes.stop();
   const profile = profileOf(lockstep.samples, readStepLogs(nodes.logs), clock, o.confirmations);

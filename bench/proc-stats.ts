@@ -16,6 +16,8 @@ export interface ProcessFigure {
   cpuSeconds: number;
   peakRssMb: number;
   meanRssMb: number;
+  /** CPU in a quiet window before the workload, in % of one core (set by the caller). */
+  idleCpuPercent?: number;
 }
 
 function readOrNull(path: string): string | null {

@@ -90,7 +90,12 @@ export function markdown(r: BenchResult): string {
     '',
     table(['batch size', 'gas used', 'gas per step', 'vs one pin per step'], r.gas.figures.map((g) => [String(g.batchSize), n0(g.gasUsed), n0(g.gasPerStep), n2(g.gasPerStep / r.gas.figures[0]!.gasPerStep)])),
     '',
-    table(['process (during the Lockstep phase)', 'CPU % of one core', 'CPU s', 'peak RSS MB', 'mean RSS MB'], r.processes.map((p) => [p.name, n0(p.cpuPercent), n1(p.cpuSeconds), n0(p.peakRssMb), n0(p.meanRssMb)])),
+    table(
+      ['process (during the Lockstep phase)', 'CPU % of one core', 'idle CPU % (before the workload)', 'CPU s', 'peak RSS MB', 'mean RSS MB'],
+      r.processes.map((p) => [p.name, n0(p.cpuPercent), n0(p.idleCpuPercent ?? Number.NaN), n1(p.cpuSeconds), n0(p.peakRssMb), n0(p.meanRssMb)]),
+    ),
+    '',
+    `CPU per final step, all processes of the stack (driver excluded): ${n0(cpuMsPerStep(r))} CPU-ms.`,
     '',
     table(
       ['hop', 'p50 ms', 'p95 ms', 'p99 ms', 'steps', 'what'],
@@ -100,6 +105,12 @@ export function markdown(r: BenchResult): string {
     table(['target', 'goal', 'measured', 'met'], r.targets.map((t) => [t.what, t.goal, t.measured, t.met ? 'yes' : '**no**'])),
     '',
   ].join('\n');
+}
+
+/** CPU time the stack (nodes and servers, not the driver) spent per final step in the Lockstep phase. */
+export function cpuMsPerStep(r: Pick<BenchResult, 'processes' | 'lockstep'>): number {
+  const cpu = r.processes.filter((p) => !p.name.startsWith('bench driver')).reduce((sum, p) => sum + p.cpuSeconds, 0);
+  return r.lockstep.steps > 0 ? (cpu * 1000) / r.lockstep.steps : Number.NaN;
 }
 
 export function targetsOf(r: Omit<BenchResult, 'targets'>): Target[] {
