@@ -28,12 +28,13 @@ import { ProgressBar } from './progress';
 import { profileOf, readStepLogs } from './profile';
 import { machine, markdown, phaseFigures, targetsOf, type BenchResult } from './report';
 import { ratio } from './stats';
+import { serialWritesBetween } from './serial-writes';
 
 const say = (line: string) => console.error(line);
 
 /** Speed over durability: a benchmark's Temporal state is thrown away after the run. */
 const TEMPORAL_SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=off'];
-const IDLE_WINDOW_MS = 5000;
+const IDLE_WINDOW_MS = 3000;
 
 function workloadOf(o: BenchOptions): Workload {
   return { instances: o.instances, steps: o.steps, concurrency: o.concurrency, deadline: Date.now() + o.durationSeconds * 1000 };
@@ -87,12 +88,17 @@ async function run(o: BenchOptions, dir: string, running: { stack?: Stack; nodes
   const idle = idleSampler.stop();
   const sampler = new ProcessSampler(tracked);
   sampler.start();
+  const phaseStart = Date.now();
   let bar = new ProgressBar('Lockstep', total);
   const lockstep = await runLockstep(network, parties, watch, workloadOf(o), (d) => bar.update(d));
   bar.done(lockstep.samples.length);
+  const phaseEnd = Date.now();
   const processes = sampler.stop().map((p, i) => ({ ...p, idleCpuPercent: idle[i]!.cpuPercent }));
   watch.close();
+  await new Promise((r) => setTimeout(r, 1500));
   await nodes.stop();
+  // The nodes log their totals every second: wait for the last line before reading.
+  const serialWrites = serialWritesBetween(nodes.logs, phaseStart, phaseEnd + 1500);
   const profile = profileOf(lockstep.samples, readStepLogs(nodes.logs), clock, o.confirmations);
 
   say('Baseline (b): one plain pin transaction per step …');
@@ -130,6 +136,7 @@ async function run(o: BenchOptions, dir: string, running: { stack?: Stack; nodes
     },
     gas,
     processes,
+    serialWrites,
     profile,
   };
   return { ...partial, targets: targetsOf(partial) };

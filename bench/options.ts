@@ -16,7 +16,7 @@ export interface BenchOptions {
 }
 
 /** `--quick`: small enough to finish, stack start included, in under two minutes on 2 cores. */
-const QUICK = { instances: 30, steps: 3, concurrency: 15, blockTimeMs: 500, confirmations: 1, durationSeconds: 25 };
+const QUICK = { instances: 30, steps: 3, concurrency: 15, blockTimeMs: 500, confirmations: 1, durationSeconds: 20 };
 const FULL = { instances: 300, steps: 6, concurrency: 150, blockTimeMs: 1000, confirmations: 2, durationSeconds: 120 };
 
 function integer(min: number, max: number) {

@@ -6,6 +6,7 @@ import type { BenchOptions } from './options';
 import type { ProcessFigure } from './proc-stats';
 import { HOPS, type Profile } from './profile';
 import { summarise, type Summary } from './stats';
+import type { SerialWriteFigure } from './serial-writes';
 
 export interface PhaseFigures {
   steps: number;
@@ -36,6 +37,7 @@ export interface BenchResult {
   ratios: { throughputToTemporal: number; throughputToPins: number; p50ToPins: number; p99ToPins: number };
   gas: { hardfork: string; figures: GasFigure[] };
   processes: ProcessFigure[];
+  serialWrites: SerialWriteFigure[];
   profile: Profile;
   targets: Target[];
 }
@@ -96,6 +98,11 @@ export function markdown(r: BenchResult): string {
     ),
     '',
     `CPU per final step, all processes of the stack (driver excluded): ${n0(cpuMsPerStep(r))} CPU-ms.`,
+    '',
+    table(
+      ['node: serialised writes (FerretDB) in the Lockstep phase', 'writes', 'writes per final step', 'mean write ms', 'mean wait in line ms', 'queue busy'],
+      r.serialWrites.map((w) => [w.party, n0(w.writes), n1(w.writes / Math.max(1, r.lockstep.steps)), n1(w.meanRunMs), n1(w.meanWaitMs), `${n0(w.busy * 100)}%`]),
+    ),
     '',
     table(
       ['hop', 'p50 ms', 'p95 ms', 'p99 ms', 'steps', 'what'],

@@ -27,6 +27,8 @@ import { ApiKeys } from '../api/auth';
 import { IdempotencyKeys } from '../api/idempotency';
 import { Webhooks } from '../events/webhooks';
 import { EventSockets } from '../events/websocket';
+import { serialStatsOf } from '../store/serial-writes';
+import type { Logger } from 'pino';
 
 export interface RunningNode {
   ctx: NodeContext;
@@ -110,10 +112,12 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   sockets.attach(api);
   const dx = await listen(createExchangeApp(ctx, pins), config.dxPort, config.listenHost);
   log.info({ api: me.apiUrl, dx: me.dxUrl, namespace: me.namespace, definitions: definitions.all().map((d) => d.definition.id) }, 'node ready');
+  const writeStats = logSerialWrites(store, log);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      clearInterval(writeStats);
       await sockets.close();
       await Promise.all([close(api), close(dx)]);
       await webhooks.stop();
@@ -136,4 +140,17 @@ function apiKeysFor(config: NodeConfig, network: NetworkFile): ApiKeys {
   const dev = network.devApiKeys?.[config.party];
   if (!dev) throw new Error(`no API keys for ${config.party}: set LOCKSTEP_API_KEYS or LOCKSTEP_API_KEYS_FILE (see docs/api.md)`);
   return new ApiKeys([{ key: dev, app: 'dev', roles: ['*'] }]);
+}
+
+/** Debug: the running totals of the serialised writes (FerretDB only), for the benchmark's profile. */
+function logSerialWrites(store: Store, log: Logger): NodeJS.Timeout {
+  let last = -1;
+  const timer = setInterval(() => {
+    const stats = serialStatsOf(store.db);
+    if (!stats || stats.writes === last || !log.isLevelEnabled('debug')) return;
+    last = stats.writes;
+    log.debug({ ...stats }, 'serial writes');
+  }, 1000);
+  timer.unref();
+  return timer;
 }

@@ -28,12 +28,32 @@ const WRITES = new Set<string>([
   'bulkWrite',
 ]);
 
+/** Totals since start: how many writes went through, how long they waited in line and ran (ms). */
+export interface SerialStats {
+  writes: number;
+  waitMs: number;
+  runMs: number;
+}
+
 /** A FIFO lock: each task starts once every task queued before it has settled. */
 export class SerialQueue {
   private tail: Promise<unknown> = Promise.resolve();
+  /** Kept for the benchmark's profile: the cost of writing one at a time. */
+  readonly stats: SerialStats = { writes: 0, waitMs: 0, runMs: 0 };
 
   run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(task, task);
+    const queuedAt = Date.now();
+    const timed = async (): Promise<T> => {
+      const startedAt = Date.now();
+      this.stats.waitMs += startedAt - queuedAt;
+      try {
+        return await task();
+      } finally {
+        this.stats.writes++;
+        this.stats.runMs += Date.now() - startedAt;
+      }
+    };
+    const result = this.tail.then(timed, timed);
     this.tail = result.catch(() => undefined);
     return result;
   }
@@ -45,10 +65,17 @@ export async function isFerretDb(db: Db): Promise<boolean> {
   return typeof info.ferretdbVersion === 'string';
 }
 
+const serialQueues = new WeakMap<Db, SerialQueue>();
+
+/** The write statistics of a database wrapped by withSerialWrites, or null (MongoDB: not wrapped). */
+export function serialStatsOf(db: Db): SerialStats | null {
+  return serialQueues.get(db)?.stats ?? null;
+}
+
 /** The same database, with every write through `queue`; reads and everything else untouched. */
 export function withSerialWrites(db: Db, queue = new SerialQueue()): Db {
   const collections = new Map<string, Collection<Document>>();
-  return new Proxy(db, {
+  const serialDb = new Proxy(db, {
     get(target, property, receiver) {
       if (property !== 'collection') return Reflect.get(target, property, receiver) as unknown;
       return (name: string) => {
@@ -61,6 +88,8 @@ export function withSerialWrites(db: Db, queue = new SerialQueue()): Db {
       };
     },
   });
+  serialQueues.set(serialDb, queue);
+  return serialDb;
 }
 
 function serialCollection<T extends Document>(collection: Collection<T>, queue: SerialQueue): Collection<T> {

@@ -1,0 +1,55 @@
+/**
+ * How busy each node's serialised write queue was during the Lockstep phase, from the node's
+ * "serial writes" debug lines (running totals, FerretDB only): writes, time spent writing and
+ * waiting in line. A queue busy close to 100% of the time is the node's throughput ceiling.
+ */
+import { readFileSync } from 'node:fs';
+
+export interface SerialWriteFigure {
+  party: string;
+  writes: number;
+  meanRunMs: number;
+  meanWaitMs: number;
+  /** Share of the window the queue was writing (0..1). */
+  busy: number;
+}
+
+interface Totals {
+  time: number;
+  writes: number;
+  waitMs: number;
+  runMs: number;
+}
+
+function totalsIn(file: string): Totals[] {
+  const totals: Totals[] = [];
+  for (const text of readFileSync(file, 'utf8').split('\n')) {
+    if (!text.includes('"serial writes"')) continue;
+    try {
+      totals.push(JSON.parse(text) as Totals);
+    } catch {
+      // not a JSON line
+    }
+  }
+  return totals;
+}
+
+/** Differences between the last totals before `from` and the last before `to`; empty without the lines. */
+export function serialWritesBetween(logs: Record<string, string>, from: number, to: number): SerialWriteFigure[] {
+  const figures: SerialWriteFigure[] = [];
+  for (const [party, file] of Object.entries(logs)) {
+    const totals = totalsIn(file);
+    const before = totals.filter((t) => t.time <= from).pop() ?? { time: from, writes: 0, waitMs: 0, runMs: 0 };
+    const end = totals.filter((t) => t.time <= to).pop();
+    if (!end) continue;
+    const writes = end.writes - before.writes;
+    figures.push({
+      party,
+      writes,
+      meanRunMs: writes > 0 ? (end.runMs - before.runMs) / writes : Number.NaN,
+      meanWaitMs: writes > 0 ? (end.waitMs - before.waitMs) / writes : Number.NaN,
+      busy: to > from ? (end.runMs - before.runMs) / (to - from) : Number.NaN,
+    });
+  }
+  return figures;
+}
