@@ -125,6 +125,7 @@ async function run(o: BenchOptions, dir: string, running: { stack?: Stack; nodes
     measuredAt,
     machine: host,
     options: o,
+    nodeEnv: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('LOCKSTEP_') && e[1] !== undefined)),
     chainFloorMs: chainFloorMs(o),
     lockstep: lockstepFigures,
     baselines: { temporal: temporalFigures, pins: pinFigures },

@@ -31,6 +31,8 @@ export interface BenchResult {
   measuredAt: string;
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; loadAverageAtStart: number[] };
   options: BenchOptions;
+  /** LOCKSTEP_* variables of the driver's environment, which the nodes inherit. */
+  nodeEnv: Record<string, string>;
   chainFloorMs: number;
   lockstep: PhaseFigures & { rejected: number };
   baselines: { temporal: PhaseFigures; pins: PhaseFigures };
@@ -78,6 +80,7 @@ export function markdown(r: BenchResult): string {
   const phase = (name: string, p: PhaseFigures) => [name, n0(p.steps), n1(p.stepsPerSecond), n0(p.latency.p50), n0(p.latency.p95), n0(p.latency.p99), n0(p.answer.p50)];
   return [
     `Run ${r.measuredAt}: ${r.machine.cpus} cores (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, Node.js ${r.machine.node}, load average at start ${r.machine.loadAverageAtStart.join(' ')}.`,
+    ...(Object.keys(r.nodeEnv).length > 0 ? [`Node settings from the environment: ${Object.entries(r.nodeEnv).map(([k, v]) => `${k}=${v}`).join(', ')}.`] : []),
     `Workload: ${o.parties} parties, ${o.instances} instances × ${o.steps} steps, ${o.concurrency} at a time; batch size ${o.batchSize}, ${o.blockTimeMs} ms blocks, ${o.confirmations} confirmation(s), each phase bounded to ${o.durationSeconds} s. Chain floor (block time × confirmations + half a block): ${n0(r.chainFloorMs)} ms.`,
     '',
     table(

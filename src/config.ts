@@ -27,6 +27,8 @@ export interface NodeConfig {
   batchWaitMs: number;
   /** An unmined pin transaction is broadcast again (re-priced if refused) after this long. */
   resubmitAfterMs: number;
+  /** How often the batcher looks at its queue and sent batches: each look is several queries (full scans on FerretDB). */
+  batcherTickMs: number;
   /** Largest request body accepted by the API and data-exchange endpoints. */
   bodyLimitBytes: number;
   logLevel: string;
@@ -103,6 +105,7 @@ export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = proce
     batchSize: intFromEnv(env, 'LOCKSTEP_BATCH_SIZE', 100, 1, 1000),
     batchWaitMs: intFromEnv(env, 'LOCKSTEP_BATCH_WAIT_MS', 200, 0, 60_000),
     resubmitAfterMs: intFromEnv(env, 'LOCKSTEP_RESUBMIT_AFTER_MS', 15_000, 500, 3_600_000),
+    batcherTickMs: intFromEnv(env, 'LOCKSTEP_BATCHER_TICK_MS', 50, 10, 10_000),
     bodyLimitBytes: intFromEnv(env, 'LOCKSTEP_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     logLevel: env.LOCKSTEP_LOG_LEVEL ?? 'info',
     runLimits: {

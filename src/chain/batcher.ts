@@ -34,6 +34,8 @@ export interface BatcherOptions {
   resubmitAfterMs: number;
   /** Depth after which a mined batch is final and no longer watched. */
   confirmations: number;
+  /** How often the queue and the sent batches are looked at (default 50 ms); each look is a few queries. */
+  tickMs?: number;
   log: Logger;
 }
 
@@ -44,7 +46,7 @@ export interface PinRequest {
   leaf: string;
 }
 
-const TICK_MS = 50;
+const DEFAULT_TICK_MS = 50;
 const GAS_MARGIN_PERCENT = 20n;
 const FEE_BUMP_PERCENT = 25n;
 
@@ -81,7 +83,7 @@ export class Batcher {
         const batch = await this.opts.store.batches.findOne({ _id: item.batch });
         if (batch && batch.status !== 'signed') return receiptOf(batch, item.index!);
       }
-      await sleep(TICK_MS);
+      await sleep(this.opts.tickMs ?? DEFAULT_TICK_MS);
     }
     throw new Error(`step ${request.envelopeHash} not batched within ${timeoutMs} ms (is the chain reachable?)`);
   }
@@ -92,7 +94,7 @@ export class Batcher {
       this.ticking = this.tick()
         .catch((err: unknown) => this.opts.log.warn({ err }, 'batcher tick failed; retrying'))
         .finally(() => this.schedule());
-    }, TICK_MS);
+    }, this.opts.tickMs ?? DEFAULT_TICK_MS);
   }
 
   async tick(): Promise<void> {

@@ -67,6 +67,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
     chainId: network.chain.chainId,
     batchSize: config.batchSize,
     batchWaitMs: config.batchWaitMs,
+    tickMs: config.batcherTickMs,
     resubmitAfterMs: config.resubmitAfterMs,
     confirmations: config.confirmations,
     log,
