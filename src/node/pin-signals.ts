@@ -36,8 +36,8 @@ export class PinSignaller {
         if ((await this.ctx.store.instance(slot.instanceId))?.status !== 'ended') continue;
         this.ctx.log.warn({ instanceId: slot.instanceId, slot: slot._id }, 'final step for an instance that has ended');
       }
+      if (alive && slot.proven) this.ctx.log.debug({ instanceId: slot.instanceId, envelopeHash: slot.envelopeHash }, 'final step signalled');
       await this.ctx.store.markSignaled(slot._id, level);
-      if (slot.proven) this.ctx.log.debug({ instanceId: slot.instanceId, envelopeHash: slot.envelopeHash }, 'final step signalled');
       // Final on chain, but the envelope (or its proof) is not here: the instance now waits for it,
       // and apps must be able to see that instead of a silent stall.
       if (level === 'bare') {
