@@ -1,6 +1,8 @@
 /** Unit tests of the benchmark's arithmetic: percentiles, the per-hop profile and the definition file. */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { serialWritesBetween } from '../bench/serial-writes';
 import { percentile, ratio, summarise } from '../bench/stats';
 import { hopsOf, type StepLog } from '../bench/profile';
 import { benchDefinitionYaml, stepAt } from '../bench/definition';
@@ -75,5 +77,14 @@ describe('benchmark definition', () => {
 
   it('turns go round the parties', () => {
     expect([0, 1, 2, 3].map((k) => stepAt(k, 3).role)).toEqual(['p1', 'p2', 'p3', 'p1']);
+  });
+});
+
+describe('serialWritesBetween', () => {
+  it('takes the difference of the running totals around the window', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'bench-serial-')), 'node-a.log');
+    const line = (time: number, writes: number, waitMs: number, runMs: number) => JSON.stringify({ level: 20, time, writes, waitMs, runMs, msg: 'serial writes' });
+    writeFileSync(file, [line(900, 10, 5, 50), 'not json', line(1000, 20, 10, 100), line(2000, 60, 410, 900), line(3500, 99, 999, 9999)].join('\n'));
+    expect(serialWritesBetween({ a: file }, 1000, 3000)).toEqual([{ party: 'a', writes: 40, meanRunMs: 20, meanWaitMs: 10, busy: 0.4 }]);
   });
 });
