@@ -156,10 +156,12 @@ async function main(): Promise<void> {
       await running.nodes?.stop();
       await running.stack?.stop();
     })());
-  process.once('SIGINT', () => {
-    say('\nInterrupted: tearing down …');
-    void teardown().finally(() => process.exit(130));
-  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      say(`\n${signal}: tearing down …`);
+      void teardown().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    });
+  }
   // Three phases bounded by --duration, plus starting and stopping: a hung phase cannot run forever.
   const guard = setTimeout(() => {
     say('benchmark overran its time bound: tearing down');
@@ -178,6 +180,7 @@ async function main(): Promise<void> {
     if (!o.keepLogs) rmSync(dir, { recursive: true, force: true });
     else say(`Logs kept in ${dir}`);
   } catch (error) {
+    if (stopping) return; // interrupted: the signal handler tears down and exits
     console.error(`benchmark failed: ${(error as Error).stack ?? String(error)}`);
     await teardown();
     console.error(`logs of the stack and the nodes are kept in ${dir}`);
