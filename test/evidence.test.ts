@@ -78,12 +78,32 @@ test('the buyer exports the history with the CLI, and a third party verifies it 
   instanceId = (JSON.parse(started.stdout) as { id: string }).id;
   await eventually('instance on globex', async () => ((await net.api('globex').get(`/instances/${instanceId}`)).status === 200 ? true : undefined));
 
-  await take(['acme', 'request', { item: 'valve', quantity: 40 }]);
+  // The buyer's app works from the command line too: its task, then the step.
+  const tasks = lockstep('tasks', '--party', 'acme', '--json');
+  expect(JSON.parse(tasks.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ instanceId, step: 'request', actor: 'buyer' })]));
+  const took = lockstep('steps', 'take', instanceId, 'request', '--input', '{"item":"valve","quantity":40}', '--party', 'acme', '--json');
+  expect(took.stderr).toBe('');
+  const request = (JSON.parse(took.stdout) as { envelopeHash: string }).envelopeHash;
+  await net.pendingTransactions(1);
+  await net.mine(CONFIRMATIONS);
+  expect((await decided('acme', request)).status).toBe('confirmed');
+  await decided('globex', request);
+  const refused = lockstep('steps', 'take', instanceId, 'offer', '--input', '{"price":-1}', '--party', 'globex');
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toContain('/input/price');
+
   await take(['globex', 'costing', { cost: 812.5 }]);
   await take(['globex', 'offer', { price: 990 }]);
   // Both act on the offer in the same block: the first sequenced wins, the other is rejected.
   const race = await take(['acme', 'accept', {}], ['globex', 'withdraw', {}]);
   expect(race.map((s) => s.status).sort()).toEqual(['confirmed', 'rejected']);
+
+  const shown = lockstep('instances', 'show', instanceId, '--party', 'globex');
+  expect(shown.code).toBe(0);
+  expect(shown.stdout).toContain(`${instanceId}: quote, ended (`);
+  expect(shown.stdout).toMatch(/#1\s+costing\s+globex\s+confirmed/);
+  const listed = lockstep('instances', 'list', '--party', 'acme', '--json');
+  expect((JSON.parse(listed.stdout) as { id: string }[]).map((i) => i.id)).toContain(instanceId);
 
   const out = join(net.dir, 'bundle.json');
   const exported = lockstep('export', instanceId, '--party', 'acme', '--out', out, '--json');

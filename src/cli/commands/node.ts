@@ -2,7 +2,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadNodeConfig } from '../../config';
-import { startPartyNode } from '../../node/party-node';
 import { CliError } from '../output';
 
 /** The party's signing key: from a file (production secrets), the environment, or the dev stack. */
@@ -23,6 +22,8 @@ export function nodeCommand(program: Command): void {
     .option('--definitions <dir>', 'folder of process definitions (env LOCKSTEP_DEFINITIONS; default: the bundled definitions/)')
     .action(async (opts: { party?: string; network?: string; definitions?: string }) => {
       const { config, network } = loadNodeConfig({ party: opts.party, networkFile: opts.network, definitionsDir: opts.definitions });
+      // Loaded only here: the worker and its dependencies make every other command slow to start.
+      const { startPartyNode } = await import('../../node/party-node');
       const node = await startPartyNode(config, network, partyKey(config.party, network.devKeys));
       const shutdown = () => {
         node.stop().then(
