@@ -88,9 +88,10 @@ test('the buyer exports the history with the CLI, and a third party verifies it 
   await net.mine(CONFIRMATIONS);
   expect((await decided('acme', request)).status).toBe('confirmed');
   await decided('globex', request);
-  const refused = lockstep('steps', 'take', instanceId, 'offer', '--input', '{"price":-1}', '--party', 'globex');
+  const refused = lockstep('steps', 'take', instanceId, 'costing', '--input', '{"cost":-1}', '--party', 'globex');
   expect(refused.code).toBe(1);
-  expect(refused.stderr).toContain('/input/price');
+  expect(refused.stderr).toContain('failed (422)');
+  expect(refused.stderr).toContain('/input/cost: must be >= 0');
 
   await take(['globex', 'costing', { cost: 812.5 }]);
   await take(['globex', 'offer', { price: 990 }]);
