@@ -133,7 +133,7 @@ test('the buyer exports the history with the CLI, and a third party verifies it 
   const verdict = JSON.parse(json.stdout) as EvidenceVerdict;
   expect(verdict.ok).toBe(true);
   expect(verdict.steps).toHaveLength(5);
-});
+}, 360_000);
 
 test('each kind of tampering is caught, at the step it touches', async () => {
   const forged = copy();

@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ApiClient, type ApiResponse } from '../api/client';
-import { readNetworkFile } from '../config';
+import { readNetworkFile } from '../network-file';
 import { CliError } from './output';
 
 export interface NodeTargetOptions {

@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { readNetworkFile } from '../../config';
+import { readNetworkFile } from '../../network-file';
 import type { EvidenceBundle } from '../../model/evidence';
 import { verifyEvidence, type TrustedFacts } from '../../evidence/verify';
 import { formatVerdict } from '../../evidence/verdict';

@@ -1,7 +1,6 @@
 /** `lockstep node`: runs one party's node in the foreground until SIGINT/SIGTERM. */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { loadNodeConfig } from '../../config';
 import { CliError } from '../output';
 
 /** The party's signing key: from a file (production secrets), the environment, or the dev stack. */
@@ -21,9 +20,10 @@ export function nodeCommand(program: Command): void {
     .option('--network <file>', 'network file (env LOCKSTEP_NETWORK; default .lockstep/network.json)')
     .option('--definitions <dir>', 'folder of process definitions (env LOCKSTEP_DEFINITIONS; default: the bundled definitions/)')
     .action(async (opts: { party?: string; network?: string; definitions?: string }) => {
-      const { config, network } = loadNodeConfig({ party: opts.party, networkFile: opts.network, definitionsDir: opts.definitions });
       // Loaded only here: the worker and its dependencies make every other command slow to start.
+      const { loadNodeConfig } = await import('../../config');
       const { startPartyNode } = await import('../../node/party-node');
+      const { config, network } = loadNodeConfig({ party: opts.party, networkFile: opts.network, definitionsDir: opts.definitions });
       const node = await startPartyNode(config, network, partyKey(config.party, network.devKeys));
       const shutdown = () => {
         node.stop().then(

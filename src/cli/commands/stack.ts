@@ -5,9 +5,9 @@
  */
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { startStack, stopStack, type MiningMode, type Stack } from '../../stack/local-stack';
+import type { MiningMode, Stack } from '../../stack/local-stack';
 import { LOCKSTEP_SEARCH_ATTRIBUTES } from '../../stack/search-attributes';
-import { runningStackOwner } from '../../stack/pid-file';
+import { runningStackOwner, stopStack } from '../../stack/pid-file';
 import { signalIfAlive } from '../../stack/supervised-process';
 import { pollUntil } from '../../stack/wait-until';
 import { emit, type OutputOptions } from '../output';
@@ -59,6 +59,8 @@ function summary(stack: Stack): string {
 }
 
 async function up(opts: UpOptions): Promise<void> {
+  // Loaded only here: the stack's Temporal and MongoDB clients make every other command slow to start.
+  const { startStack } = await import('../../stack/local-stack');
   const mining: MiningMode = opts.manualMining ? { mode: 'manual' } : { mode: 'interval', blockTimeMs: opts.blockTime };
   const stack = await startStack({
     dir: path.resolve(opts.dir),
