@@ -248,3 +248,13 @@ test('a genuinely signed and pinned step that breaks the rules is caught; left o
   // The genuine bundle does not hold that step: an arbiter now learns the chain has one more.
   expect(failures(await verify(copy()))).toEqual(['bundle:complete']);
 });
+
+test('the evidence endpoint is authenticated like every read, answers 404 for an unknown instance, and is in the OpenAPI document', async () => {
+  const acme = net.api('acme');
+  expect((await acme.withKey(undefined).get(`/instances/${instanceId}/evidence`)).status).toBe(401);
+  const unknown = await acme.get('/instances/no-such-instance/evidence');
+  expect(unknown.status).toBe(404);
+  expect(unknown.body.errors).toEqual([{ field: 'instanceId', message: 'unknown' }]);
+  const doc = (await acme.get('/openapi.json')).body as { paths: Record<string, { get?: { summary: string } }> };
+  expect(doc.paths['/instances/{id}/evidence']?.get?.summary).toMatch(/^Evidence bundle/);
+});
