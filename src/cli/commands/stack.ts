@@ -18,6 +18,7 @@ interface UpOptions extends OutputOptions {
   blockTime: number;
   confirmations: number;
   manualMining: boolean;
+  freePorts: boolean;
 }
 
 /** How long `down` waits for a stack's own orderly shutdown before cleaning up after it. */
@@ -65,7 +66,7 @@ async function up(opts: UpOptions): Promise<void> {
   const stack = await startStack({
     dir: path.resolve(opts.dir),
     parties: opts.parties,
-    ports: 'default',
+    ports: opts.freePorts ? 'free' : 'default',
     mining,
     confirmations: opts.confirmations,
     searchAttributes: { ...LOCKSTEP_SEARCH_ATTRIBUTES },
@@ -117,6 +118,7 @@ export function stackCommands(program: Command): void {
     .option('--block-time <ms>', 'interval mining block time in milliseconds', positiveInteger, 1000)
     .option('--confirmations <n>', 'blocks a pin must be buried under', nonNegativeInteger, 2)
     .option('--manual-mining', 'mine only on evm_mine (overrides --block-time)', false)
+    .option('--free-ports', 'pick free ports instead of the well-known ones (Temporal 7233, anvil 8545, APIs 4001+…)', false)
     .option('--json', 'print the network file as JSON once the stack is up')
     .action(up);
   stack
