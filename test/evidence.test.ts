@@ -174,6 +174,10 @@ test('each kind of tampering is caught, at the step it touches', async () => {
   renumbered.steps.forEach((s, i) => (s.seq = i));
   expect(failures(await verify(renumbered))).toEqual(['2:order']);
 
+  const truncated = copy();
+  truncated.steps.splice(3);
+  expect(failures(await verify(truncated))).toEqual(['bundle:complete']);
+
   const omitted = copy();
   omitted.steps.splice(1, 1);
   omitted.steps.forEach((s, i) => (s.seq = i));

@@ -54,10 +54,14 @@ export function bundleChain(bundle: EvidenceBundle, chain: ChainView): Check[] {
   for (const party of participantsOf(bundle.instance.header)) {
     const address = bundle.parties[party]?.address;
     if (!address) continue;
-    const highest = Math.max(0, ...bundle.steps.filter((s) => s.envelope.author === party).map((s) => s.envelope.nonce));
+    // Nonces run on past the bundle's highest until TAG_WINDOW in a row are absent from the chain,
+    // as a node looks ahead: a whole run of left-out steps at the end is found too.
+    let highest = Math.max(0, ...bundle.steps.filter((s) => s.envelope.author === party).map((s) => s.envelope.nonce));
     for (let nonce = 1; nonce <= highest + TAG_WINDOW; nonce++) {
       const found = firstSequencing(chain, tagOf(contextOf(bundle.instance.secret, party, nonce)), address);
-      const final = found && chain.head - found.blockNumber + 1 >= bundle.chain.confirmations;
+      if (!found) continue;
+      highest = Math.max(highest, nonce);
+      const final = chain.head - found.blockNumber + 1 >= bundle.chain.confirmations;
       if (final && !included.has(`${party}/${nonce}`)) missing.push(`${party}'s step ${nonce} (block ${found.blockNumber}, tx ${found.transactionHash})`);
     }
   }
