@@ -21,6 +21,8 @@ export interface SealRequest {
   instanceId: string;
   step: string;
   input: unknown;
+  /** Only for steps that declare an output schema (validated by the workflow). */
+  output?: unknown;
   /** The author's step number, counted by the workflow, so a retried seal rebuilds the same envelope. */
   nonce: number;
   proposedAt: string;
@@ -62,6 +64,7 @@ export function createActivities(ctx: NodeContext) {
         proposedAt: req.proposedAt,
         salt,
         input: req.input,
+        output: req.output,
       });
       await ctx.store.savePendingStep(doc, signed, true);
       ctx.log.info({ instanceId: req.instanceId, step: req.step, envelopeHash: signed.hash }, 'step sealed');

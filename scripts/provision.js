@@ -2,7 +2,8 @@
 'use strict';
 /**
  * Provisions the local servers the Lockstep stack runs: the Temporal CLI (dev server), FerretDB
- * (MongoDB wire protocol on SQLite, used when no `mongod` is installed) and anvil (dev chain).
+ * (MongoDB wire protocol on SQLite, used when no `mongod` is installed) and anvil (dev chain);
+ * and Chromium for the browser test of the Temporal UI (Debian's package, never a download).
  *
  * Runs from npm `postinstall`, before TypeScript is compiled, so it is plain CommonJS with no
  * dependencies. It is also `require`d by the stack (see provision.d.ts) so that versions and
@@ -109,9 +110,60 @@ function resolveBinary(tool) {
       return findOnPath('mongod');
     case 'anvil':
       return findAnvil();
+    case 'chromium':
+      return findChromium();
     default:
       throw new Error(`unknown tool ${tool}`);
   }
+}
+
+/** LOCKSTEP_CHROMIUM, else a Chromium on PATH (Debian's package installs /usr/bin/chromium). */
+function findChromium() {
+  const given = process.env.LOCKSTEP_CHROMIUM;
+  if (given) return isExecutableFile(given) ? given : null;
+  return findOnPath('chromium') || findOnPath('chromium-browser');
+}
+
+const CHROMIUM_HOW_TO =
+  'install Debian\'s chromium (`sudo apt-get install chromium`), or point LOCKSTEP_CHROMIUM at a Chromium or Chrome binary';
+
+/**
+ * Chromium for the browser test. As root on Debian (a container, a CI runner) it is installed
+ * with apt-get; anywhere else this only says how, because installing system packages needs
+ * rights npm should not assume. Never fatal: only the browser test needs it, and it fails
+ * with the same advice when Chromium is missing.
+ */
+async function provisionChromium() {
+  const existing = findChromium();
+  if (existing) return { path: existing, how: process.env.LOCKSTEP_CHROMIUM ? 'LOCKSTEP_CHROMIUM' : 'PATH' };
+  if (process.env.LOCKSTEP_CHROMIUM) {
+    log(`warning: LOCKSTEP_CHROMIUM=${process.env.LOCKSTEP_CHROMIUM} is not an executable file`);
+    return null;
+  }
+  const aptGet = findOnPath('apt-get');
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (process.env.LOCKSTEP_SKIP_CHROMIUM === '1' || !aptGet || !isRoot || !fs.existsSync('/etc/debian_version')) {
+    log(`chromium not found (only the Temporal UI browser test needs it): ${CHROMIUM_HOW_TO}`);
+    return null;
+  }
+  log('installing chromium with apt-get (root on Debian; LOCKSTEP_SKIP_CHROMIUM=1 skips this)…');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () => run(aptGet, ['install', '-y', '--no-install-recommends', 'chromium'], { env });
+  try {
+    await install();
+  } catch {
+    // A fresh image often has no package lists yet.
+    try {
+      await run(aptGet, ['update'], { env });
+      await install();
+    } catch (err) {
+      log(`warning: could not install chromium: ${err.message.split('\n')[0]}; ${CHROMIUM_HOW_TO}`);
+      return null;
+    }
+  }
+  const installed = findChromium();
+  if (!installed) log(`warning: apt-get installed chromium but it is not on PATH; ${CHROMIUM_HOW_TO}`);
+  return installed ? { path: installed, how: 'apt-get' } : null;
 }
 
 /** `go` from PATH, or from the default tarball location (postinstall may run without a login PATH). */
@@ -267,16 +319,18 @@ async function provisionAll() {
     );
   }
   summary.anvil = { path: anvil, how: 'node_modules' };
+  summary.chromium = await provisionChromium();
   return summary;
 }
 
 function printSummary(summary) {
-  log('binaries used by the local stack:');
-  for (const tool of ['temporal', 'mongod', 'ferretdb', 'anvil']) {
+  log('binaries used by the local stack (and chromium, by the browser test):');
+  for (const tool of ['temporal', 'mongod', 'ferretdb', 'anvil', 'chromium']) {
     const entry = summary[tool];
     let text;
     if (entry) text = `${entry.path} (${entry.how})`;
     else if (tool === 'mongod') text = 'not on PATH (FerretDB is used instead)';
+    else if (tool === 'chromium') text = 'not available (only the browser test needs it)';
     else text = 'not available';
     log(`  ${tool.padEnd(8)} ${text}`);
   }
@@ -290,7 +344,7 @@ async function main() {
   printSummary(await provisionAll());
 }
 
-module.exports = { VERSIONS, resolveBinary, cachedBinaryPath, provisionAll };
+module.exports = { VERSIONS, resolveBinary, cachedBinaryPath, provisionAll, CHROMIUM_HOW_TO };
 
 if (require.main === module) {
   main().catch((err) => {

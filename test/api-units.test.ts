@@ -57,3 +57,37 @@ test('the OpenAPI document has one request body per step, with the step input sc
   expect(doc.components.schemas.TakeStep.discriminator).toEqual({ propertyName: 'step' });
   expect(doc.components.schemas.StartPurchaseOrder.properties.roles.required).toEqual(['buyer', 'seller']);
 });
+
+test("a step that declares an output takes it in its request body; a step that does not, refuses one", () => {
+  const definitions = loadDefinitions(join(repoRoot(), 'definitions'));
+  const doc = openApiDocument(definitions, 'acme') as any;
+  const claim = definitions.find((d) => d.definition.id === 'healthcare-claim')!.definition;
+  const approve = doc.components.schemas.TakeHealthcareClaimApprovePrimary;
+  expect(approve.required).toEqual(['step', 'input', 'output']);
+  expect(approve.properties.output.properties.coveredAmount).toEqual({ $ref: '#/components/schemas/HealthcareClaimMoney' });
+  expect(doc.components.schemas.HealthcareClaimMoney).toEqual(claim.$defs!.money);
+  const submit = doc.components.schemas.TakeHealthcareClaimSubmitClaim;
+  expect(submit.required).toEqual(['step', 'input']);
+  expect(submit.properties).not.toHaveProperty('output');
+  expect(submit.additionalProperties).toBe(false);
+  expect(doc.components.schemas.Step.properties).toHaveProperty('output');
+});
+
+test('references to a definition\'s $defs resolve inside the OpenAPI document', () => {
+  const doc = openApiDocument(loadDefinitions(join(repoRoot(), 'definitions')), 'acme') as any;
+  const refs: string[] = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (node === null || typeof node !== 'object') return;
+    for (const [key, value] of Object.entries(node)) {
+      if (key === '$ref' && typeof value === 'string') refs.push(value);
+      else walk(value);
+    }
+  };
+  walk(doc);
+  expect(refs).toContain('#/components/schemas/LetterOfCreditDocument/properties/kind');
+  for (const target of refs) {
+    const resolved = target.slice(2).split('/').reduce<any>((at, segment) => at?.[segment], doc);
+    expect([target, resolved === undefined ? 'dangling' : 'resolves']).toEqual([target, 'resolves']);
+  }
+});

@@ -39,6 +39,9 @@ function machine(mutate: (d: Record<string, any>) => void = () => undefined): un
   return JSON.parse(JSON.stringify(d));
 }
 
+/** An output schema for the sample's quote step, for the cases about outputs. */
+const QUOTE_OUTPUT = { type: 'object', required: ['total'], properties: { total: { $ref: '#/$defs/money' } } };
+
 function problemsOf(value: unknown): string {
   return checkDefinition(value, 'sample.json').problems.map((p) => `${p.path}: ${p.message}`).join('\n');
 }
@@ -54,6 +57,16 @@ test('every bundled definition loads, with a stable hash', () => {
 test('the sample state machine is valid, so each case below breaks exactly one thing', () => {
   expect(problemsOf(machine())).toBe('');
   expect(problemsOf(base)).toBe('');
+});
+
+test('a step may declare an output schema, with $refs to the shared $defs, and guards may read its fields', () => {
+  const withOutput = machine((d) => {
+    d.steps[0].output = QUOTE_OUTPUT;
+    d.steps[3].guard.rule = { '>': [{ var: 'steps.quote.output.total' }, { var: 'steps.quote.input.price' }] };
+    d.steps[4].output = { type: 'object', properties: { reason: { type: 'string' } } };
+    d.steps[4].guard = { rule: { '!!': { var: 'output.reason' } } };
+  });
+  expect(problemsOf(withOutput)).toBe('');
 });
 
 test("a definition's identity is the hash of its canonical form: key order and layout do not matter, content does", () => {
@@ -111,6 +124,19 @@ const malformed: [string, unknown, RegExp][] = [
   ['a human task for an unknown role', machine((d) => (d.steps[3].human = { assignee: 'clerk', form: 'Accept' })), /\/steps\/3\/human\/assignee: human task assigned to unknown role "clerk"/],
   ['a human task for a role that cannot take the step', machine((d) => (d.steps[3].human = { assignee: 'seller', form: 'Accept' })), /human task assigned to "seller", but only the actor "buyer" can take step "accept"/],
   ['a human task without a form title', machine((d) => (d.steps[3].human = { assignee: 'buyer' })), /\/steps\/3\/human\/form: must have required property 'form'/],
+  ['a bad output schema', machine((d) => (d.steps[0].output = { type: 'nonsense' })), /\/steps\/0\/output: invalid JSON Schema/],
+  ['an output with a bad $ref', machine((d) => (d.steps[0].output = { type: 'object', properties: { total: { $ref: '#/$defs/total' } } })), /\/steps\/0\/output: bad \$ref: .*#\/\$defs\/total.*shared \$defs: money/],
+  ['a guard over an unknown output field', machine((d) => {
+    d.steps[0].output = QUOTE_OUTPUT;
+    d.steps[3].guard.rule = { '>': [{ var: 'steps.quote.output.cost' }, 0] };
+  }), /\/steps\/3\/guard\/rule: guard reads unknown field "steps.quote.output.cost": the output schema of step "quote" declares no "cost"/],
+  ['a guard over the output of a step that declares none', machine((d) => (d.steps[3].guard.rule = { '>': [{ var: 'steps.quote.output.price' }, 0] })), /guard reads unknown field "steps.quote.output.price": step "quote" declares no output schema/],
+  ['a guard over its own undeclared output', machine((d) => (d.steps[3].guard.rule = { '>': [{ var: 'output.total' }, 0] })), /\/steps\/3\/guard\/rule: guard reads unknown field "output.total": step "accept" declares no output schema/],
+  ['a guard over an output not visible to all', machine((d) => {
+    d.steps[2].output = { type: 'object', properties: { verdict: { type: 'string' } } };
+    d.steps[3].guard.rule = { '==': [{ var: 'steps.answer.output.verdict' }, 'ok'] };
+    d.steps[2].visibility = ['seller'];
+  }), /guard reads "steps.answer.output.verdict", but step "answer" is visible only to seller/],
   ['an outcome that is not an identifier', { ...base, steps: [base.steps[0], { ...base.steps[1], ends: 'All Done!' }] }, /\/steps\/1\/ends: must match pattern/],
 ];
 

@@ -55,6 +55,18 @@ test('a tampered envelope, hash or payload is refused', () => {
   expect(() => verifyEnvelope(network, { ...sealed, signature: '0x1234' })).toThrow(/malformed/);
 });
 
+test("a step's output is sealed with its input: covered by the data hash, absent when there is none", () => {
+  const plain = sealEnvelope(acme, fields);
+  expect(plain.data).toEqual({ salt: fields.salt, input: fields.input });
+  expect(plain.envelope.inputHash).toBe(hashJson({ salt: fields.salt, input: fields.input }));
+  const decided = sealEnvelope(acme, { ...fields, output: { approved: true } });
+  expect(decided.data).toEqual({ salt: fields.salt, input: fields.input, output: { approved: true } });
+  expect(decided.envelope.inputHash).not.toBe(plain.envelope.inputHash);
+  expect(() => verifyEnvelope(network, decided)).not.toThrow();
+  expect(() => verifyEnvelope(network, { ...decided, data: { ...decided.data!, output: { approved: false } } })).toThrow(/does not match the envelope/);
+  expect(() => verifyEnvelope(network, { ...decided, data: { salt: fields.salt, input: fields.input } })).toThrow(/does not match the envelope/);
+});
+
 test('an envelope from a party outside the network is refused', () => {
   const stranger = sealEnvelope(Wallet.createRandom(), { ...fields, author: 'mallory' });
   expect(() => verifyEnvelope(network, stranger)).toThrow(/unknown party "mallory"/);

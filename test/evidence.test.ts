@@ -94,7 +94,13 @@ test('the buyer exports the history with the CLI, and a third party verifies it 
   expect(refused.stderr).toContain('/input/cost: must be >= 0');
 
   await take(['globex', 'costing', { cost: 812.5 }]);
-  await take(['globex', 'offer', { price: 990 }]);
+  const offer = lockstep('steps', 'take', instanceId, 'offer', '--input', '{"price":990}', '--output', '{"discount":0.1}', '--party', 'globex', '--json');
+  expect(offer.stderr).toBe('');
+  const offered = (JSON.parse(offer.stdout) as { envelopeHash: string }).envelopeHash;
+  await net.pendingTransactions(1);
+  await net.mine(CONFIRMATIONS);
+  await decided('globex', offered);
+  expect((await decided('acme', offered)).status).toBe('confirmed');
   // Both act on the offer in the same block: the first sequenced wins, the other is rejected.
   const race = await take(['acme', 'accept', {}], ['globex', 'withdraw', {}]);
   expect(race.map((s) => s.status).sort()).toEqual(['confirmed', 'rejected']);
@@ -116,7 +122,7 @@ test('the buyer exports the history with the CLI, and a third party verifies it 
   const costing = stepNamed(bundle, 'costing');
   expect(costing.data).toBeUndefined();
   expect(costing.envelope.inputHash).toMatch(/^0x[0-9a-f]{64}$/);
-  expect(stepNamed(bundle, 'offer').data?.input).toEqual({ price: 990 });
+  expect(stepNamed(bundle, 'offer').data).toMatchObject({ input: { price: 990 }, output: { discount: 0.1 } });
   expect(bundle.steps.map((s) => s.status).filter((s) => s === 'rejected')).toHaveLength(1);
   expect(bundle.steps[0]!.pin).toMatchObject({ chainId: net.stack.network.chain.chainId, contract: net.stack.network.chain.sequencer });
 
@@ -143,6 +149,10 @@ test('each kind of tampering is caught, at the step it touches', async () => {
   const data = copy();
   (stepNamed(data, 'offer').data!.input as { price: number }).price = 1;
   expect(failures(await verify(data))).toEqual(['2:data']);
+  const output = copy();
+  (stepNamed(output, 'offer').data!.output as { discount: number }).discount = 0.9;
+  // The changed output also breaks the step's guard, so the replay refuses it and what follows it.
+  expect(failures(await verify(output))).toEqual(expect.arrayContaining(['2:data', '2:rules']));
 
   // An altered envelope no longer has its hash; with the hash recomputed, the signature fails instead.
   const envelope = copy();

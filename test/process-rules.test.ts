@@ -8,6 +8,8 @@ import { loadDefinitionFile } from '../src/definitions/load';
 import { applyStep, judge, nextSteps, StepRefused } from '../src/process/rules';
 import { initialState, type ProcessState } from '../src/process/state';
 import { stepsReadByGuards } from '../src/process/guard';
+import { stateFromConfirmed, stepsFor } from '../src/process/tasks';
+import type { StepPayload } from '../src/process/step-data';
 import type { LoadedDefinition } from '../src/model/definition';
 import type { InstanceHeader } from '../src/model/instance';
 
@@ -23,17 +25,27 @@ function headerOf(loaded: LoadedDefinition): InstanceHeader {
 }
 
 /** Decides one step the way the workflow's decide() does; returns the new state or the refusal. */
-function decide(loaded: LoadedDefinition, state: ProcessState, step: string, input: unknown = {}, timestamp = 1_000, hash = `0x${step}-${state.seq}`): ProcessState | StepRefused {
+function decideWith(loaded: LoadedDefinition, state: ProcessState, step: string, data: Partial<StepPayload>, timestamp = 1_000, hash = `0x${step}-${state.seq}`): ProcessState | StepRefused {
   const header = headerOf(loaded);
   const author = header.roles[loaded.definition.steps.find((s) => s.id === step)!.actor]!;
+  const payload = { input: data.input ?? {}, ...(data.output !== undefined ? { output: data.output } : {}) };
   try {
-    const def = judge(loaded.definition, header, state, { step, author, input }, timestamp, false);
-    return applyStep(state, def, { envelopeHash: hash, author, timestamp, input }, loaded.definition);
+    const def = judge(loaded.definition, header, state, { step, author, ...payload }, timestamp, false);
+    return applyStep(state, def, { envelopeHash: hash, author, timestamp, ...payload }, loaded.definition);
   } catch (error) {
     if (error instanceof StepRefused) return error;
     throw error;
   }
 }
+
+/** The same, for the many steps that carry only an input. */
+function decide(loaded: LoadedDefinition, state: ProcessState, step: string, input: unknown = {}, timestamp = 1_000, hash = `0x${step}-${state.seq}`): ProcessState | StepRefused {
+  return decideWith(loaded, state, step, { input }, timestamp, hash);
+}
+
+/** Insurer A's adjudication: the amount it covers is the step's output. */
+const adjudicate = (state: ProcessState, coveredAmount: number, hash?: string) =>
+  decideWith(claim, state, 'approve-primary', { output: { coveredAmount } }, 1_000, hash);
 
 function ok(result: ProcessState | StepRefused): ProcessState {
   if (result instanceof StepRefused) throw new Error(`unexpected refusal: ${result.code} ${result.message}`);
@@ -58,7 +70,7 @@ test('a choice: the first branch taken consumes the state, and its rival loses n
   expect(nextSteps(claim.definition, headerOf(claim), state).map((s) => s.id)).toEqual(['request-information', 'approve-primary', 'deny-claim']);
   state = ok(decide(claim, state, 'deny-claim', { reason: 'not covered' }, 1_000, '0xdeny'));
   expect(state.ended).toEqual({ outcome: 'denied', envelopeHash: '0xdeny' });
-  const late = refused(decide(claim, state, 'approve-primary', { coveredAmount: 10 }));
+  const late = refused(adjudicate(state, 10));
   expect(late.code).toBe('conflict');
   expect(late.winner).toBe('0xdeny');
 });
@@ -67,9 +79,9 @@ test('two suppliers accepting the same award: the one decided first wins, the ot
   let state = initialState(tender.definition);
   state = ok(decide(tender, state, 'call-for-tenders', { lot: 'steel', quantity: 40 }));
   state = ok(decide(tender, state, 'bid-south', { unitPrice: 9, deliveryDays: 10 }));
-  expect(refused(decide(tender, state, 'offer-award', { quantity: 40 })).code).toBe('precondition_failed');
+  expect(refused(decideWith(tender, state, 'offer-award', { input: { quantity: 40 }, output: { ranking: ['south', 'north'] } })).code).toBe('precondition_failed');
   state = ok(decide(tender, state, 'bid-north', { unitPrice: 8, deliveryDays: 12 }));
-  state = ok(decide(tender, state, 'offer-award', { quantity: 40 }));
+  state = ok(decideWith(tender, state, 'offer-award', { input: { quantity: 40 }, output: { ranking: ['south', 'north'] } }));
   const won = ok(decide(tender, state, 'accept-award-south', { signatory: 'S' }, 1_000, '0xsouth'));
   expect(won.ended?.outcome).toBe('awarded');
   const lost = refused(decide(tender, won, 'accept-award-north', { signatory: 'N' }));
@@ -79,7 +91,7 @@ test('two suppliers accepting the same award: the one decided first wins, the ot
 
 test('parallel branches join: the provider closes the claim only once both insurers are done', () => {
   let state = ok(decide(claim, initialState(claim.definition), 'submit-claim', CLAIM));
-  state = ok(decide(claim, state, 'approve-primary', { coveredAmount: 200 }));
+  state = ok(adjudicate(state, 200));
   expect(state.marked).toEqual(['remittance-due', 'secondary-due']);
   state = ok(decide(claim, state, 'send-remittance', { paymentRef: 'R1', paidAmount: 200, member: { memberId: 'm', plan: 'gold' } }));
   const early = refused(decide(claim, state, 'close-claim'));
@@ -95,7 +107,7 @@ test('a loop: information may be requested and provided again and again', () => 
   for (let round = 1; round <= 3; round++) {
     state = ok(decide(claim, state, 'request-information', { question: `q${round}` }));
     // The question consumed "submitted": an approval decided now lost to it.
-    const rival = refused(decide(claim, state, 'approve-primary', { coveredAmount: 1 }));
+    const rival = refused(adjudicate(state, 1));
     expect([rival.code, rival.winner]).toEqual(['conflict', state.done['request-information']!.envelopeHash]);
     state = ok(decide(claim, state, 'provide-information', { answer: `a${round}` }));
     expect(state.consumedBy?.submitted).toBeUndefined();
@@ -110,10 +122,13 @@ test('guards read the shared inputs kept in the state, and refuse with their mes
   expect([...stepsReadByGuards(claim.definition)].sort()).toEqual(['approve-primary', 'settle-secondary', 'submit-claim']);
   let state = ok(decide(claim, initialState(claim.definition), 'submit-claim', CLAIM));
   expect(state.done['submit-claim']!.input).toEqual(CLAIM);
-  const greedy = refused(decide(claim, state, 'approve-primary', { coveredAmount: 301 }));
+  const greedy = refused(adjudicate(state, 301));
   expect(greedy.code).toBe('guard');
   expect(greedy.message).toContain('cannot cover more than the amount claimed');
-  state = ok(decide(claim, state, 'approve-primary', { coveredAmount: 250 }));
+  expect(greedy.details).toEqual([{ field: '/output', message: 'insurer A cannot cover more than the amount claimed' }]);
+  state = ok(adjudicate(state, 250));
+  // The adjudication's output is what the secondary's guard reads: kept in the state like an input.
+  expect(state.done['approve-primary']!.output).toEqual({ coveredAmount: 250 });
   expect(refused(decide(claim, state, 'settle-secondary', { paidAmount: 50.01 })).code).toBe('guard');
   ok(decide(claim, state, 'settle-secondary', { paidAmount: 50 }));
   // A private step's input is never kept: no guard may read it.
@@ -164,4 +179,24 @@ test('the letter of credit honours at most the credit amount, in its currency', 
   expect(refused(decide(credit, state, 'honour', { amount: { amount: 1000, currency: 'USD' }, paymentRef: 'P' })).code).toBe('guard');
   expect(refused(decide(credit, state, 'honour', { amount: { amount: 1000.5, currency: 'EUR' }, paymentRef: 'P' })).code).toBe('guard');
   expect(ok(decide(credit, state, 'honour', { amount: { amount: 1000, currency: 'EUR' }, paymentRef: 'P' })).ended?.outcome).toBe('paid');
+});
+
+describe('open tasks rebuilt from a node history (GET /tasks, task events)', () => {
+  const header = headerOf(claim);
+  const ids = (party: string, confirmed: Parameters<typeof stateFromConfirmed>[1]) =>
+    stepsFor(claim.definition, header, stateFromConfirmed(claim.definition, confirmed, false), party).map((s) => s.id).sort();
+
+  test('a state machine: the initial state opens the first step, each confirmed step moves the marking', () => {
+    expect(ids('party-provider', [])).toEqual(['submit-claim']);
+    const submitted = [{ step: 'submit-claim', envelopeHash: '0x1', author: 'party-provider', input: { amount: 480 } }];
+    expect(ids('party-insurer-a', submitted)).toEqual(['approve-primary', 'deny-claim', 'request-information']);
+    expect(ids('party-provider', submitted)).toEqual([]);
+    const asked = [...submitted, { step: 'request-information', envelopeHash: '0x2', author: 'party-insurer-a' }];
+    expect(ids('party-insurer-a', asked)).toEqual([]);
+    expect(ids('party-provider', asked)).toEqual(['provide-information']);
+  });
+
+  test('an ended instance offers nothing', () => {
+    expect(stepsFor(claim.definition, header, stateFromConfirmed(claim.definition, [], true), 'party-provider')).toEqual([]);
+  });
 });

@@ -93,6 +93,12 @@ test('pin before data: later steps wait behind missing data, nothing is skipped,
       return w.some((x) => x.author === 'alpha' && x.final) ? w : undefined;
     });
     expect(waiting).toEqual([expect.objectContaining({ author: 'alpha', nonce: 1, final: true, hasEnvelope: false })]);
+    // Apps hear of it too: an event names the instance and the missing pin.
+    const event = await eventually('a data.waiting event on beta', async () => {
+      const res = await net.api('beta').get(`/events?types=data.waiting&instance=${id}`);
+      return (res.body.events as { data: { pin: string } }[])[0];
+    });
+    expect(event).toEqual(expect.objectContaining({ type: 'data.waiting', instanceId: id, data: { pin: 'alpha/1', waitingFor: 'data' } }));
     await new Promise((r) => setTimeout(r, 1000));
     const held = await history('beta', id);
     expect(held.map((s) => [s.envelopeHash, s.status])).toEqual([[leftNote, 'pending']]);

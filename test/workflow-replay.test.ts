@@ -1,8 +1,10 @@
 /**
  * The determinism guard: recorded histories of real instance workflows (two parties, with
- * continue-as-new mid-process) must replay against the current workflow code. A change that
- * would break running instances fails here; make it with Temporal's patching API, then record
- * new fixtures (the end-to-end test writes fresh ones to test-output/histories/).
+ * continue-as-new mid-process; and an approval whose human task was completed from the Temporal
+ * UI, under the `human-task-search-attributes` patch) must replay against the current workflow
+ * code. A change that would break running instances fails here; make it with Temporal's
+ * patching API, then record new fixtures (two-party-step.test.ts and human-tasks-ui.test.ts
+ * write fresh ones to test-output/histories/).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,7 +1,7 @@
 /**
  * The process-instance workflow: one per instance on each participant's node.
  *
- * A step is proposed through the `propose` update (validated: role, order, input schema), sealed
+ * A step is proposed through the `propose` update (validated: role, order, input and output schemas), sealed
  * and signed by an activity, delivered privately to the other participants and pinned on chain.
  * Every node applies a step only when it holds both the envelope and the confirmed pin, strictly
  * in chain order, re-checking the rules at that point: the first step sequenced wins, a competing
@@ -15,7 +15,9 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -23,12 +25,14 @@ import {
 import type { Activities } from '../activities';
 import { LockstepError } from '../src/model/errors';
 import { comparePositions, type ChainPosition } from '../src/model/pin';
-import { validateInput } from '../src/process/input';
+import { validateStepData } from '../src/process/step-data';
 import { applyStep, judge, nextSteps, StepRefused } from '../src/process/rules';
 import { stepsReadByGuards } from '../src/process/guard';
 import { initialState } from '../src/process/state';
 import { participantsOf } from '../src/model/instance';
+import { hasHumanSteps, instanceCurrentDetails, openHumanTasks, taskAttributes } from './human-tasks';
 import {
+  completeTaskUpdate,
   envelopeSignal,
   pinConfirmedSignal,
   proposeUpdate,
@@ -39,6 +43,7 @@ import {
   type PendingStep,
   type PinConfirmation,
   type ProposeRequest,
+  type ProposeResult,
 } from './messages';
 
 /** Retried until they succeed: a peer or the chain being down delays a step, it never loses it. */
@@ -54,6 +59,7 @@ const local = proxyActivities<Activities>({
 });
 
 const RECENTLY_DECIDED_KEPT = 1_000;
+const TASK_ATTRIBUTES_PATCH = 'human-task-search-attributes';
 
 /** Turns a rule violation into a failure the caller sees, with its code and offending fields. */
 function refuse(error: unknown): never {
@@ -68,7 +74,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   const limits = input.limits ?? DEFAULT_RUN_LIMITS;
   const carried = input.carried;
   let state = carried?.state ?? initialState(definition);
-  /** Steps whose inputs guards read: those inputs travel with the pending step to `decide()`. */
+  /** Steps whose data guards read: their input and output travel with the pending step to `decide()`. */
   const guarded = stepsReadByGuards(definition);
   let lastPosition: ChainPosition | undefined = carried?.lastPosition;
   let invited = carried?.invited ?? false;
@@ -84,6 +90,10 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     recentlyDecided.add(envelopeHash);
     if (recentlyDecided.size > RECENTLY_DECIDED_KEPT) recentlyDecided.delete(recentlyDecided.values().next().value!);
   };
+
+  // Runs recorded before task search attributes existed replay without their upserts.
+  const showsTaskAttributes = hasHumanSteps(definition) && patched(TASK_ATTRIBUTES_PATCH);
+  let shownTaskAttributes: string | undefined;
 
   const isDuplicate = (position: ChainPosition): boolean =>
     lastPosition !== undefined && comparePositions(position, lastPosition) <= 0;
@@ -116,48 +126,63 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     }
   });
 
-  setHandler(
-    proposeUpdate,
-    async (request: ProposeRequest) => {
-      messages++;
-      const nonce = ++ownNonce;
-      const proposedAt = new Date().toISOString(); // workflow time: deterministic on replay
-      inFlight++;
-      try {
-        const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: request.input ?? {}, nonce, proposedAt });
-        const input = guarded.has(request.step) ? { input: request.input ?? {} } : {};
-        pending.set(envelopeHash, { envelopeHash, step: request.step, author: party, ...input });
-        void publish(envelopeHash);
-        return { envelopeHash, status: 'pending' as const };
-      } finally {
-        inFlight--;
+  /** Seals the step (an activity), records it as pending and publishes it: `propose` and `completeTask` alike. */
+  async function proposeStep(request: ProposeRequest): Promise<ProposeResult> {
+    messages++;
+    const nonce = ++ownNonce;
+    const proposedAt = new Date().toISOString(); // workflow time: deterministic on replay
+    inFlight++;
+    try {
+      const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: request.input ?? {}, output: request.output, nonce, proposedAt });
+      const input = guarded.has(request.step) ? { input: request.input ?? {}, output: request.output } : {};
+      pending.set(envelopeHash, { envelopeHash, step: request.step, author: party, ...input });
+      showTasks();
+      void publish(envelopeHash);
+      return { envelopeHash, status: 'pending' as const };
+    } finally {
+      inFlight--;
+    }
+  }
+
+  /** Refuses (nothing recorded) a proposal the rules, the schema or the guard would reject now. */
+  function validateProposal(request: ProposeRequest, humanOnly: boolean): void {
+    try {
+      if (typeof request !== 'object' || request === null || typeof request.step !== 'string') {
+        throw new LockstepError('bad_request', 'a proposal is an object { "step": string, "input": object, "output"?: object }', [
+          { field: '/step', message: 'required string' },
+        ]);
       }
-    },
-    {
-      validator: (request: ProposeRequest) => {
-        try {
-          if (typeof request !== 'object' || request === null || typeof request.step !== 'string') {
-            throw new LockstepError('bad_request', 'a proposal is an object { "step": string, "input": object }', [
-              { field: '/step', message: 'required string' },
-            ]);
-          }
-          const input = request.input ?? {};
-          // Chain time so far (the last decided pin's) is a lower bound of this step's pin time.
-          judge(definition, header, state, { step: request.step, author: party, input }, lastPosition?.timestamp, true, (step) => {
-            const mine = [...pending.values()].find((p) => p.step === step.id && p.author === party);
-            if (mine) {
-              throw new LockstepError('conflict', `step "${step.id}" is already proposed by ${party} and pending (envelope ${mine.envelopeHash})`, [
-                { field: '/step', message: 'already pending' },
-              ]);
-            }
-            validateInput(header.definitionHash, definition, step, input);
-          });
-        } catch (error) {
-          refuse(error);
+      const known = definition.steps.find((s) => s.id === request.step);
+      if (humanOnly && known && !known.human) {
+        throw new LockstepError('bad_request', `step "${known.id}" is not a human task; take it with the propose Update or the REST API`, [
+          { field: '/step', message: 'not a human task' },
+        ]);
+      }
+      const input = request.input ?? {};
+      // Chain time so far (the last decided pin's) is a lower bound of this step's pin time.
+      judge(definition, header, state, { step: request.step, author: party, input, output: request.output }, lastPosition?.timestamp, true, (step) => {
+        const mine = [...pending.values()].find((p) => p.step === step.id && p.author === party);
+        if (mine) {
+          throw new LockstepError('conflict', `step "${step.id}" is already proposed by ${party} and pending (envelope ${mine.envelopeHash})`, [
+            { field: '/step', message: 'already pending' },
+          ]);
         }
-      },
-    },
-  );
+        validateStepData(header.definitionHash, definition, step, { input, output: request.output });
+      });
+    } catch (error) {
+      refuse(error);
+    }
+  }
+
+  setHandler(proposeUpdate, proposeStep, {
+    validator: (request: ProposeRequest) => validateProposal(request, false),
+    description: 'Propose a step for this party: { "step": "<step id>", "input": { … } }',
+  });
+
+  setHandler(completeTaskUpdate, proposeStep, {
+    validator: (request: ProposeRequest) => validateProposal(request, true),
+    description: 'Complete an open human task: { "step": "<step id>", "input": { … } }. The current details show the open task and its input schema.',
+  });
 
   /**
    * Pin first (the receipt of the step's place in its batch travels with the envelope), then
@@ -209,7 +234,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     try {
       // The verdict depends only on the chain order and the pin's block time: the same on every node.
       const step = judge(definition, header, state, proposal, next.position.timestamp, false);
-      state = applyStep(state, step, { envelopeHash: next.envelopeHash, author: proposal.author, timestamp: next.position.timestamp, input: proposal.input }, definition);
+      state = applyStep(state, step, { envelopeHash: next.envelopeHash, author: proposal.author, timestamp: next.position.timestamp, input: proposal.input, output: proposal.output }, definition);
     } catch (error) {
       if (!(error instanceof LockstepError)) throw error;
       const winner = error instanceof StepRefused ? error.winner : undefined;
@@ -231,6 +256,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     });
     log.info('step decided', { instanceId: header.id, step: proposal.step, seq, status: rejection ? 'rejected' : 'confirmed' });
     publishSearchAttributes();
+    showTasks();
   }
 
   function publishSearchAttributes(): void {
@@ -238,6 +264,20 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       LockstepStatus: [state.ended ? `ended:${state.ended.outcome}` : 'active'],
       LockstepNextSteps: nextSteps(definition, header, state).map((s) => s.id),
     });
+  }
+
+  /**
+   * What the Temporal UI shows of the instance: the current details (not a command, so free to
+   * change) and, for definitions with human tasks, the task search attributes when they change.
+   */
+  function showTasks(): void {
+    setCurrentDetails(instanceCurrentDetails(definition, header, state, party, [...pending.values()], input.links));
+    if (!showsTaskAttributes) return;
+    const attributes = taskAttributes(openHumanTasks(definition, header, state, party, pending.values()));
+    const shown = JSON.stringify(attributes);
+    if (shown === shownTaskAttributes) return;
+    shownTaskAttributes = shown;
+    upsertSearchAttributes({ ...attributes });
   }
 
   function runTooLong(): boolean {
@@ -248,6 +288,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   const finished = (): boolean => state.ended !== undefined && pending.size === 0 && inFlight === 0;
 
   if (!carried) publishSearchAttributes();
+  showTasks();
   void invite();
 
   for (;;) {
@@ -266,6 +307,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       definition,
       party,
       limits,
+      ...(input.links ? { links: input.links } : {}),
       carried: {
         state,
         pending: [...pending.values()],

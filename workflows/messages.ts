@@ -19,8 +19,9 @@ export interface PendingStep {
   envelopeHash: string;
   step: string;
   author: string;
-  /** The step's input, carried only when a guard reads it (then every participant holds it). */
+  /** The step's input and output, carried only when a guard reads them (then every participant holds them). */
   input?: unknown;
+  output?: unknown;
 }
 
 export interface CarriedState {
@@ -44,6 +45,14 @@ export interface InstanceWorkflowInput {
   limits?: RunLimits;
   /** State handed over by continue-as-new. */
   carried?: CarriedState;
+  /** Where the details shown in the Temporal UI link to; absent in runs started before it existed. */
+  links?: InstanceLinks;
+}
+
+/** Where this party's node serves the instance's data; links in the Temporal UI point there. */
+export interface InstanceLinks {
+  /** Base URL of the party's REST API, e.g. http://127.0.0.1:4002 */
+  apiUrl: string;
 }
 
 export interface RunLimits {
@@ -63,6 +72,8 @@ export interface InstanceResult {
 export interface ProposeRequest {
   step: string;
   input?: unknown;
+  /** Required exactly when the step declares an output schema. */
+  output?: unknown;
 }
 
 export interface ProposeResult {
@@ -88,8 +99,13 @@ export interface InstanceView {
   waitingFor?: { author: string; nonce: number; position: ChainPosition };
 }
 
-/** Propose a step for this node's party. The validator enforces role, order and input schema. */
+/** Propose a step for this node's party. The validator enforces role, order, input and output schemas. */
 export const proposeUpdate = defineUpdate<ProposeResult, [ProposeRequest]>('propose');
+/**
+ * Complete a human task from the Temporal Web UI: one JSON object `{ "step", "input" }`, checked
+ * like `propose` (role, order, input schema, guard) and also that the step is a human task.
+ */
+export const completeTaskUpdate = defineUpdate<ProposeResult, [ProposeRequest]>('completeTask');
 /** A peer's (or this node's) envelope became known: sent by the data-exchange endpoint. */
 export const envelopeSignal = defineSignal<[PendingStep]>('envelope');
 /** A pin reached the required confirmations: sent by the chain listener, in chain order. */

@@ -67,7 +67,7 @@ export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
   });
 
   r.post('/instances/:id/steps', async (req, res) => {
-    const body = requireShape<{ step: string; input?: unknown }>(req.body, 'proposeStep');
+    const body = requireShape<{ step: string; input?: unknown; output?: unknown }>(req.body, 'proposeStep');
     const wait = enumParam(req, 'wait', ['none', 'confirmed'] as const) ?? 'none';
     const timeoutSeconds = intParam(req, 'timeout', 30, 1, 300);
     const doc = await ctx.store.instance(req.params.id);
@@ -75,7 +75,9 @@ export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
     const { definition } = ctx.definitions.byAgreedHash(doc.header.definitionHash, `instance ${doc._id}`);
     const step = findStep(definition, body.step);
     if (rolesOf(doc.header, ctx.party).includes(step.actor)) requireRole(callerOf(res), [step.actor], `take step "${step.id}"`, '/step');
-    const result = await proposeStep(ctx, req.params.id, body.step, body.input ?? {});
+    const key = req.header('Idempotency-Key');
+    const proposal = { step: body.step, input: body.input ?? {}, output: body.output };
+    const result = await proposeStep(ctx, req.params.id, proposal, key === undefined ? undefined : `${callerOf(res).app}\u0000${key}`);
     const link = `/api/v1/instances/${req.params.id}/steps/${result.envelopeHash}`;
     if (wait === 'confirmed') {
       const decided = await waitForDecision(ctx.store, ctx.store.events, result.envelopeHash, timeoutSeconds * 1000);

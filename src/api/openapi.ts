@@ -1,8 +1,9 @@
 /**
  * The OpenAPI 3.1 document of this node's API, generated from the definitions it holds: the
  * body of `POST /instances` is one shape per definition (its roles), and the body of
- * `POST /instances/{id}/steps` one shape per step, whose `input` is that step's JSON Schema
- * (OpenAPI 3.1 speaks JSON Schema 2020-12, the definitions' dialect, so schemas go in as is).
+ * `POST /instances/{id}/steps` one shape per step, whose `input` and `output` are that step's JSON Schemas
+ * (OpenAPI 3.1 speaks JSON Schema 2020-12, the definitions' dialect, so schemas go in as they are,
+ * but for references to the definition's `$defs`, which become components of their own).
  */
 import type { LoadedDefinition } from '../model/definition';
 import { EVENT_TYPES } from '../model/event';
@@ -19,6 +20,22 @@ const idempotencyKey = { name: 'Idempotency-Key', in: 'header', required: false,
 const paging = [query('limit', { type: 'integer', minimum: 1, maximum: 500, default: 100 }, 'page size'), query('cursor', { type: 'string' }, 'the `next` of the previous page')];
 const AUTH_ERRORS = { '401': problem('no or unknown API key') };
 const WRITE_ERRORS = { ...AUTH_ERRORS, '400': problem('malformed JSON or parameter'), '403': problem('the app may not act in the role this needs'), '409': problem('conflict, or the same Idempotency-Key still in progress'), '413': problem('body too large'), '422': problem('body does not fit its schema, or Idempotency-Key reused with another body') };
+
+/**
+ * Points `#/$defs/name…` at the component holding the definition's shared schema: inside the
+ * OpenAPI document, `#` is the document itself, where the definition's `$defs` are not.
+ */
+function withComponentRefs(schema: unknown, shared: Record<string, unknown>, component: (name: string) => string): unknown {
+  if (Array.isArray(schema)) return schema.map((s) => withComponentRefs(s, shared, component));
+  if (schema === null || typeof schema !== 'object') return schema;
+  return Object.fromEntries(
+    Object.entries(schema).map(([key, value]) => {
+      const target = key === '$ref' && typeof value === 'string' ? /^#\/\$defs\/([^/]+)(\/.*)?$/.exec(value) : null;
+      if (target && Object.hasOwn(shared, target[1]!)) return [key, `#/components/schemas/${component(target[1]!)}${target[2] ?? ''}`];
+      return [key, withComponentRefs(value, shared, component)];
+    }),
+  );
+}
 
 function componentName(...parts: string[]): string {
   return parts.map((p) => p.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase()).replace(/^./, (c) => c.toUpperCase())).join('');
@@ -51,7 +68,7 @@ export function openApiDocument(definitions: LoadedDefinition[], party: string):
       properties: {
         seq: { type: ['integer', 'null'] }, step: { type: 'string' }, author: { type: 'string' }, status: { enum: ['pending', 'confirmed', 'rejected'] },
         envelopeHash: { type: 'string' }, signature: { type: 'string' }, proposedAt: { type: 'string' }, decidedAt: { type: ['string', 'null'] },
-        chain: { type: ['object', 'null'] }, input: {}, visible: { type: 'boolean' }, rejection: { type: ['object', 'null'] },
+        chain: { type: ['object', 'null'] }, input: {}, output: {}, visible: { type: 'boolean' }, rejection: { type: ['object', 'null'] },
       },
     },
     Event: {
@@ -83,13 +100,18 @@ export function openApiDocument(definitions: LoadedDefinition[], party: string):
       },
     };
     starts.push(ref(start));
+    const shared = definition.$defs ?? {};
+    const sharedName = (name: string) => componentName(definition.id, name);
+    const own = (schema: unknown) => withComponentRefs(schema, shared, sharedName) as Schema;
+    for (const [name, schema] of Object.entries(shared)) schemas[sharedName(name)] = own(schema);
     for (const step of definition.steps) {
       const name = componentName('Take', definition.id, step.id);
       schemas[name] = {
         title: `${definition.title}: ${step.title}`,
         description: [`Taken by role ${step.actor}${step.after ? ` after ${step.after.join(', ')}` : ''}.`, step.description, step.human ? `Human task${step.human.assignee ? ` for ${step.human.assignee}` : ''}.` : undefined].filter(Boolean).join(' '),
-        type: 'object', additionalProperties: false, required: step.input ? ['step', 'input'] : ['step'],
-        properties: { step: { const: step.id }, input: step.input ?? { type: 'object' } },
+        type: 'object', additionalProperties: false, required: ['step', ...(step.input ? ['input'] : []), ...(step.output ? ['output'] : [])],
+        // `output` only where the step declares one: a step without an output schema takes none.
+        properties: { step: { const: step.id }, input: own(step.input ?? { type: 'object' }), ...(step.output ? { output: own(step.output) } : {}) },
       };
       steps.push(ref(name));
       stepIds.set(step.id, (stepIds.get(step.id) ?? 0) + 1);

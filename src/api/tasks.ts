@@ -1,16 +1,25 @@
 /**
  * `GET /tasks`: the steps this party may take now across its active instances, derived from the
  * decided history with the workflow's own rules, minus steps this party already proposed. Steps
- * marked `human` are flagged, with their assignee, form and instructions. An app sees only the
- * tasks of roles it may act in.
+ * marked `human` are flagged, with their assignee, form and instructions, and link to the
+ * instance's workflow in the Temporal Web UI, where a person can complete them. An app sees only
+ * the tasks of roles it may act in.
  */
 import { Router } from 'express';
 import type { NodeContext } from '../node/context';
 import { stateFromConfirmed, stepsFor } from '../process/tasks';
 import { callerOf, mayActAs } from './auth';
 import { enumParam, limitParam, stringParam } from './query';
+import { instanceWorkflowId } from '../../workflows/messages';
 
 const SCANNED_INSTANCES = 5_000;
+
+/** The instance's workflow page in this party's namespace, when the network file names the UI. */
+function temporalUiLink(ctx: NodeContext, instanceId: string): { temporalUi?: string } {
+  const ui = ctx.network.temporal.uiUrl;
+  const namespace = ctx.network.parties[ctx.party]?.namespace;
+  return ui && namespace ? { temporalUi: `${ui}/namespaces/${namespace}/workflows/${instanceWorkflowId(instanceId)}` } : {};
+}
 
 export function taskRoutes(ctx: NodeContext): Router {
   const r = Router();
@@ -29,9 +38,9 @@ export function taskRoutes(ctx: NodeContext): Router {
       if (tasks.length >= limit) break;
       const { definition: def } = ctx.definitions.byAgreedHash(doc.header.definitionHash, `instance ${doc._id}`);
       const history = await ctx.store.history(doc._id);
-      const confirmed = history.filter((s) => s.status === 'confirmed').map((s) => s.step);
+      const confirmed = await ctx.store.confirmedSteps(doc._id);
       const proposed = new Set(history.filter((s) => s.status === 'pending' && s.author === ctx.party).map((s) => s.step));
-      for (const step of stepsFor(def, doc.header, stateFromConfirmed(confirmed, false), ctx.party)) {
+      for (const step of stepsFor(def, doc.header, stateFromConfirmed(def, confirmed, false), ctx.party)) {
         if (proposed.has(step.id) || !mayActAs(caller, step.actor) || (only === 'human' && !step.human)) continue;
         tasks.push({
           instanceId: doc._id,
@@ -41,7 +50,7 @@ export function taskRoutes(ctx: NodeContext): Router {
           actor: step.actor,
           human: step.human ?? null,
           description: step.description ?? null,
-          links: { take: `/api/v1/instances/${doc._id}/steps`, instance: `/api/v1/instances/${doc._id}` },
+          links: { take: `/api/v1/instances/${doc._id}/steps`, instance: `/api/v1/instances/${doc._id}`, ...(step.human ? temporalUiLink(ctx, doc._id) : {}) },
         });
       }
     }

@@ -18,6 +18,7 @@ export function stepView(doc: StepDoc, head: number) {
     decidedAt: doc.decidedAt ?? null,
     chain: doc.chain ? { ...doc.chain, confirmations: Math.max(0, head - doc.chain.blockNumber + 1) } : null,
     input: doc.input ?? null,
+    output: doc.output ?? null,
     visible: doc.data !== undefined,
     rejection: doc.rejection ?? null,
   };

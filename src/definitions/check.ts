@@ -4,7 +4,7 @@
  * known anchors; every step reachable; no cycle without a way out; at least one end.
  */
 import type { Definition, StepDefinition } from '../model/definition';
-import { compileInputSchema } from '../process/input';
+import { compileStepSchema, type DataPart } from '../process/step-data';
 import { durationSeconds } from '../process/duration';
 import { guardProblems, type Problem } from './guards';
 
@@ -29,18 +29,18 @@ function roleProblems(def: Definition, step: StepDefinition, at: string): Proble
   return problems;
 }
 
-function schemaProblem(def: Definition, step: StepDefinition, at: string): Problem | undefined {
-  if (step.input === undefined) return undefined;
+function schemaProblem(def: Definition, step: StepDefinition, part: DataPart, at: string): Problem | undefined {
+  if (step[part] === undefined) return undefined;
   try {
-    compileInputSchema(def, step);
+    compileStepSchema(def, step, part);
     return undefined;
   } catch (error) {
     const e = error as Error & { missingRef?: string };
     if (e.missingRef !== undefined || /can't resolve reference/.test(e.message)) {
       const shared = Object.keys(def.$defs ?? {});
-      return { path: `${at}/input`, message: `bad $ref: ${e.message}; shared $defs: ${shared.join(', ') || 'none'}` };
+      return { path: `${at}/${part}`, message: `bad $ref: ${e.message}; shared $defs: ${shared.join(', ') || 'none'}` };
     }
-    return { path: `${at}/input`, message: `invalid JSON Schema: ${e.message}` };
+    return { path: `${at}/${part}`, message: `invalid JSON Schema: ${e.message}` };
   }
 }
 
@@ -216,8 +216,10 @@ export function semanticProblems(def: Definition): Problem[] {
     const at = `/steps/${i}`;
     problems.push(...roleProblems(def, step, at), ...afterProblems(def, step, at, stepIds), ...stateProblems(def, step, at));
     problems.push(...timingProblems(def, step, at, stepIds), ...guardProblems(def, step, at));
-    const schema = schemaProblem(def, step, at);
-    if (schema) problems.push(schema);
+    for (const part of ['input', 'output'] as const) {
+      const schema = schemaProblem(def, step, part, at);
+      if (schema) problems.push(schema);
+    }
   });
   for (const [id, state] of Object.entries(def.states ?? {})) {
     if (state.end && state.initial) problems.push({ path: `/states/${id}`, message: `state "${id}" is both initial and an end: the instance would end before it starts` });

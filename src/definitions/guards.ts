@@ -5,6 +5,7 @@
  */
 import type { Definition, JsonSchema, StepDefinition } from '../model/definition';
 import { GUARD_OPERATIONS, guardReads } from '../process/guard';
+import type { DataPart } from '../process/step-data';
 
 export interface Problem {
   path: string;
@@ -61,30 +62,36 @@ export function schemaHasField(definition: Definition, schema: JsonSchema | unde
   return false;
 }
 
-const READABLE = 'a guard may read input.<field>, steps.<step>.input.<field>, steps.<step>.count or steps.<step>.author';
+const READABLE =
+  'a guard may read input.<field>, output.<field>, steps.<step>.input.<field>, steps.<step>.output.<field>, steps.<step>.count or steps.<step>.author';
+
+const isPart = (name: string | undefined): name is DataPart => name === 'input' || name === 'output';
 
 function readProblem(definition: Definition, step: StepDefinition, path: string, at: string): Problem | undefined {
   const [root, ...rest] = path.split('.');
-  const fieldOf = (source: StepDefinition, segments: string[], label: string): Problem | undefined => {
+  const fieldOf = (source: StepDefinition, part: DataPart, segments: string[]): Problem | undefined => {
     if (!visibleToAll(definition, source)) {
       return {
         path: at,
         message: `guard reads "${path}", but step "${source.id}" is visible only to ${source.visibility!.join(', ')}: every participant must hold what a guard reads, or nodes would reach different verdicts`,
       };
     }
+    if (part === 'output' && !source.output) {
+      return { path: at, message: `guard reads unknown field "${path}": step "${source.id}" declares no output schema` };
+    }
     if (segments.length === 0) return undefined;
-    if (!schemaHasField(definition, source.input, segments)) {
-      return { path: at, message: `guard reads unknown field "${path}": ${label} input schema of step "${source.id}" declares no "${segments.join('.')}"` };
+    if (!schemaHasField(definition, source[part], segments)) {
+      return { path: at, message: `guard reads unknown field "${path}": the ${part} schema of step "${source.id}" declares no "${segments.join('.')}"` };
     }
     return undefined;
   };
-  if (root === 'input') return fieldOf(step, rest, 'the');
+  if (isPart(root)) return fieldOf(step, root, rest);
   if (root === 'steps') {
     const [id, part, ...field] = rest;
     const source = definition.steps.find((s) => s.id === id);
     if (!source) return { path: at, message: `guard reads "${path}": there is no step "${id ?? ''}"` };
     if (part === 'count' || part === 'author') return field.length === 0 ? undefined : { path: at, message: `guard reads "${path}": ${READABLE}` };
-    if (part === 'input') return fieldOf(source, field, 'the');
+    if (isPart(part)) return fieldOf(source, part, field);
     return { path: at, message: `guard reads "${path}": ${READABLE}` };
   }
   return { path: at, message: `guard reads unknown field "${path}": ${READABLE}` };

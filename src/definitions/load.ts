@@ -10,7 +10,7 @@ import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import type { Definition, LoadedDefinition } from '../model/definition';
 import { hashJson } from '../envelope/canonical';
-import { fieldErrors } from '../process/input';
+import { fieldErrors } from '../process/step-data';
 import { repoRoot } from '../paths';
 import { semanticProblems } from './check';
 import { parseDefinition, type DefinitionProblem } from './parse';

@@ -16,7 +16,8 @@ export function signHash(wallet: BaseWallet, hash: string): string {
 }
 
 export function sealEnvelope(wallet: BaseWallet, p: ProposalFields): SignedEnvelope {
-  const data: StepData = { salt: p.salt, input: p.input };
+  // No `output` key when there is none: the data hash of a step without output stays as it was.
+  const data: StepData = { salt: p.salt, input: p.input, ...(p.output !== undefined ? { output: p.output } : {}) };
   const envelope: Envelope = {
     v: 1,
     instanceId: p.instanceId,

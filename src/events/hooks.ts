@@ -3,8 +3,8 @@
  * call is safe to repeat: the key names the fact, so it is recorded once.
  *
  * - The chain listener calls `chainReorganised` when blocks it had read are replaced.
- * - Pin signalling calls `dataWaiting` when a pin is final but its envelope has not arrived
- *   (or an envelope waits for its pin).
+ * - Pin signalling calls `dataWaiting` when a pin is final but its envelope (or the envelope's
+ *   proof against the pinned root) has not arrived: the instance waits for it.
  */
 import type { LockstepEvent } from '../model/event';
 import type { FieldError } from '../model/errors';
@@ -14,13 +14,31 @@ export function chainReorganised(events: EventLog, r: { fromBlock: number; oldHa
   return events.emit({ type: 'chain.reorganised', key: `chain.reorganised:${r.fromBlock}:${r.newHash}`, data: r });
 }
 
-export function dataWaiting(events: EventLog, w: { instanceId?: string; envelopeHash?: string; pin: string; waitingFor: 'data' | 'pin' }): Promise<LockstepEvent | null> {
+export function dataWaiting(events: EventLog, w: { instanceId?: string; envelopeHash?: string; pin: string; waitingFor: 'data' }): Promise<LockstepEvent | null> {
   return events.emit({
     type: 'data.waiting',
     key: `data.waiting:${w.pin}:${w.waitingFor}`,
     ...(w.instanceId ? { instanceId: w.instanceId } : {}),
     ...(w.envelopeHash ? { envelopeHash: w.envelopeHash } : {}),
     data: { pin: w.pin, waitingFor: w.waitingFor },
+  });
+}
+
+/**
+ * A request to the data-exchange endpoint refused for what it is, not for bad timing: a forged or
+ * tampered envelope, a sender outside the instance or the step's role, a second envelope for a
+ * step number already taken. The key is the request's digest, so a replayed request counts once.
+ */
+export function securityRefused(
+  events: EventLog,
+  r: { digest: string; route: string; code: string; message: string; sender?: string; author?: string; instanceId?: string; envelopeHash?: string; remote?: string },
+): Promise<LockstepEvent | null> {
+  return events.emit({
+    type: 'security.refused',
+    key: `security.refused:${r.digest}:${r.code}`,
+    ...(r.instanceId ? { instanceId: r.instanceId } : {}),
+    ...(r.envelopeHash ? { envelopeHash: r.envelopeHash } : {}),
+    data: { route: r.route, code: r.code, message: r.message, sender: r.sender ?? null, author: r.author ?? null, remote: r.remote ?? null },
   });
 }
 

@@ -12,8 +12,9 @@ export async function syncHumanTasks(store: Store, definitions: DefinitionRegist
   if (!doc) return;
   const { definition } = definitions.byAgreedHash(doc.header.definitionHash, `instance ${instanceId}`);
   if (!definition.steps.some((s) => s.human && doc.header.roles[s.actor] === party)) return;
-  const confirmed = await store.confirmedSteps(instanceId);
-  const open = stepsFor(definition, doc.header, stateFromConfirmed(confirmed, doc.status === 'ended'), party).filter((s) => s.human);
+  const confirmedSteps = await store.confirmedSteps(instanceId);
+  const confirmed = confirmedSteps.map((c) => c.step);
+  const open = stepsFor(definition, doc.header, stateFromConfirmed(definition, confirmedSteps, doc.status === 'ended'), party).filter((s) => s.human);
   for (const step of open) {
     await store.events.emit({ type: 'task.opened', key: `task.opened:${instanceId}:${step.id}`, instanceId, step: step.id, data: { title: step.title, actor: step.actor, human: step.human } });
   }

@@ -70,7 +70,7 @@ export function stepIntegrity(bundle: EvidenceBundle, s: EvidenceStep): Check[] 
       ? pass('data', `not readable by ${bundle.exportedBy}; committed as ${e.inputHash}`)
       : attempt('data', () => {
           const dataHash = hashJson(s.data);
-          return dataHash === e.inputHash ? pass('data', `matches input hash ${dataHash}`) : fail('data', `the data hashes to ${dataHash}, the signed envelope says ${e.inputHash}`);
+          return dataHash === e.inputHash ? pass('data', `matches the data hash in the signed envelope, ${dataHash}`) : fail('data', `the data hashes to ${dataHash}, the signed envelope says ${e.inputHash}`);
         }),
   ];
 }

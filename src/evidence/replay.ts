@@ -8,7 +8,7 @@ import { LockstepError } from '../model/errors';
 import type { EvidenceBundle, EvidenceStep } from '../model/evidence';
 import { initialState, type ProcessState } from '../process/state';
 import { applyStep, judge } from '../process/rules';
-import { validateInput } from '../process/input';
+import { validateStepData } from '../process/step-data';
 import { fail, pass, type Check } from './verdict';
 
 export interface ReplayedStep {
@@ -24,13 +24,14 @@ export function replayRules(bundle: EvidenceBundle, history: ReplayedStep[]): Ch
   const definitionKey = hashJson(definition);
   let state: ProcessState = initialState(definition);
   return history.map(({ step: s, timestamp }) => {
-    const proposal = { step: s.envelope.step, author: s.envelope.author, ...(s.data ? { input: s.data.input } : {}) };
+    const data = s.data ? { input: s.data.input, ...(s.data.output !== undefined ? { output: s.data.output } : {}) } : undefined;
+    const proposal = { step: s.envelope.step, author: s.envelope.author, ...data };
     let refusal: LockstepError | undefined;
     try {
       const rule = judge(definition, bundle.instance.header, state, proposal, timestamp, false, (d) => {
-        if (s.data) validateInput(definitionKey, definition, d, s.data.input);
+        if (data) validateStepData(definitionKey, definition, d, data);
       });
-      state = applyStep(state, rule, { envelopeHash: s.hash, author: s.envelope.author, timestamp, input: proposal.input }, definition);
+      state = applyStep(state, rule, { envelopeHash: s.hash, author: s.envelope.author, timestamp, ...data }, definition);
     } catch (error) {
       if (!(error instanceof LockstepError)) throw error;
       refusal = error;

@@ -5,7 +5,7 @@
 import Ajv2020 from 'ajv/dist/2020';
 import { evidenceBundleSchema } from '../model/evidence';
 import type { FieldError } from '../model/errors';
-import { fieldErrors } from '../process/input';
+import { fieldErrors } from '../process/step-data';
 import { fail, pass, verdictOf, type EvidenceVerdict, type StepVerdict } from './verdict';
 
 const validate = new Ajv2020({ allErrors: true, strict: false }).compile(evidenceBundleSchema);

@@ -1,17 +1,18 @@
 /**
  * Private transfer, receiving side: the endpoint peers post invitations and envelopes to.
  * Everything is checked before anything is stored: signatures against the network file, hashes
- * recomputed, the definition hash known, the sender a participant, the input valid against the
- * step's schema (a node never trusts a peer's validation).
+ * recomputed, the definition hash known, the sender a participant, the input and output valid
+ * against the step's schemas (a node never trusts a peer's validation).
  */
-import express, { type Express, type Request } from 'express';
+import { createHash } from 'node:crypto';
+import express, { type ErrorRequestHandler, type Express, type Request } from 'express';
 import type { SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
 import { participantsOf, rolesOf } from '../model/instance';
 import { LockstepError } from '../model/errors';
 import { verifyEnvelope, verifyInvitation } from '../envelope/verify';
 import { findStep } from '../process/rules';
-import { validateInput } from '../process/input';
+import { validateStepData } from '../process/step-data';
 import { stepsReadByGuards } from '../process/guard';
 import { problemHandler } from '../http/problem';
 import type { NodeContext } from '../node/context';
@@ -19,7 +20,7 @@ import { notifyEnvelope, startInstanceWorkflow } from '../node/workflows';
 import type { PinSignaller } from '../node/pin-signals';
 import { requireShape } from '../http/shape';
 import { syncHumanTasks } from '../events/human-tasks';
-import { stepInvalid } from '../events/hooks';
+import { securityRefused, stepInvalid } from '../events/hooks';
 
 function senderOf(req: Request): string | undefined {
   const header = req.header('x-lockstep-party');
@@ -68,10 +69,15 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     }
     const { definition } = ctx.definitions.byAgreedHash(e.definitionHash, `envelope ${signed.hash}`, instance.header.definitionId);
     const step = findStep(definition, e.step);
+    if (!rolesOf(instance.header, e.author).includes(step.actor)) {
+      throw new LockstepError('forbidden', `${e.author} does not play "${step.actor}", the role that takes step "${e.step}" in instance ${e.instanceId}`, [
+        { field: '/envelope/step', message: "not the author's role" },
+      ]);
+    }
     const visible = !step.visibility || rolesOf(instance.header, ctx.party).some((r) => step.visibility!.includes(r));
     if (signed.data !== undefined) {
       try {
-        validateInput(e.definitionHash, definition, step, signed.data.input);
+        validateStepData(e.definitionHash, definition, step, signed.data);
       } catch (error) {
         if (error instanceof LockstepError) await stepInvalid(ctx.store.events, { instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, author: e.author, errors: error.details });
         throw error;
@@ -79,15 +85,49 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     }
     else if (visible) throw new LockstepError('bad_request', `step "${e.step}" is visible to ${ctx.party} but came without its data`, [{ field: '/data', message: 'required' }]);
     await ctx.store.savePendingStep(instance, signed, visible);
-    // A guard reads only steps every participant sees, so this node holds the input whenever it is needed.
-    const input = stepsReadByGuards(definition).has(e.step) && signed.data ? { input: signed.data.input } : {};
-    await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author, ...input });
+    // A guard reads only steps every participant sees, so this node holds their data whenever it is needed.
+    const read = stepsReadByGuards(definition).has(e.step) && signed.data ? { input: signed.data.input, output: signed.data.output } : {};
+    await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author, ...read });
     // Not awaited: the sender need not wait for this node's signalling pass (it logs its own errors).
     void pins.flush();
     ctx.log.info({ instanceId: e.instanceId, step: e.step, from: e.author, envelopeHash: signed.hash }, 'envelope accepted');
     res.status(200).json({ accepted: signed.hash });
   });
 
+  app.use(recordRefusal(ctx));
   app.use(problemHandler(ctx.log));
   return app;
+}
+
+/** Refusals that say nothing about the sender's honesty: a race with an invitation, a busy node. */
+const BENIGN = new Set(['not_found', 'unavailable']);
+
+/**
+ * Every other refusal is logged and recorded as a `security.refused` event before the problem
+ * response goes out, so a party's operators see forged, tampered or misdirected traffic.
+ */
+function recordRefusal(ctx: NodeContext): ErrorRequestHandler {
+  return (error: unknown, req, _res, next) => {
+    if (!(error instanceof LockstepError) || BENIGN.has(error.code)) return next(error);
+    const body = (req.body ?? {}) as Partial<SignedEnvelope> & Partial<Invitation>;
+    const refusal = {
+      digest: createHash('sha256').update(JSON.stringify(req.body ?? null)).digest('hex'),
+      route: req.path,
+      code: error.code,
+      message: error.message,
+      ...(senderOf(req) !== undefined ? { sender: senderOf(req) } : {}),
+      ...(typeof body.envelope?.author === 'string' ? { author: body.envelope.author } : {}),
+      ...(typeof body.envelope?.instanceId === 'string' ? { instanceId: body.envelope.instanceId } : {}),
+      ...(typeof body.hash === 'string' ? { envelopeHash: body.hash } : {}),
+      ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}),
+    };
+    ctx.log.warn({ refusal }, 'data exchange refused a request');
+    securityRefused(ctx.store.events, refusal).then(
+      () => next(error),
+      (recordError: unknown) => {
+        ctx.log.error({ err: recordError }, 'could not record a refused request');
+        next(error);
+      },
+    );
+  };
 }

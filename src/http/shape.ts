@@ -2,7 +2,7 @@
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import { LockstepError } from '../model/errors';
-import { fieldErrors } from '../process/input';
+import { fieldErrors } from '../process/step-data';
 import { WIRE_SCHEMAS, type WireFormat } from './wire-schemas';
 
 const ajv = new Ajv2020({ allErrors: true, strict: false });

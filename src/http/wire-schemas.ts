@@ -49,7 +49,7 @@ export const WIRE_SCHEMAS = {
       },
       hash,
       signature,
-      data: { type: 'object', additionalProperties: false, required: ['salt', 'input'], properties: { salt: hash, input: {} } },
+      data: { type: 'object', additionalProperties: false, required: ['salt', 'input'], properties: { salt: hash, input: {}, output: {} } },
       receipt: {
         type: 'object',
         additionalProperties: false,
@@ -76,7 +76,7 @@ export const WIRE_SCHEMAS = {
     type: 'object',
     additionalProperties: false,
     required: ['step'],
-    properties: { step: name, input: {} },
+    properties: { step: name, input: {}, output: {} },
   },
   webhookSubscription: {
     type: 'object',

@@ -13,7 +13,7 @@ export type JsonLogicRule = Record<string, unknown> | boolean;
 export type Duration = number | string;
 
 export interface Guard {
-  /** Must evaluate to a truthy value over `{ input, steps }` for the step to be taken. */
+  /** Must evaluate to a truthy value over `{ input, output, steps }` for the step to be taken. */
   rule: JsonLogicRule;
   /** Shown (and recorded) when the guard refuses the step. */
   message?: string;
@@ -55,6 +55,11 @@ export interface StepDefinition {
   to?: string[];
   /** JSON Schema (draft 2020-12) for the step's input; may `$ref` the definition's `$defs`. */
   input?: JsonSchema;
+  /**
+   * JSON Schema (draft 2020-12) for the step's output, the result the actor produced; may `$ref`
+   * the `$defs`. Declared: every proposal carries a valid output. Not declared: none may.
+   */
+  output?: JsonSchema;
   /** Roles that receive the step's data; every other participant receives only its hash. Default: all roles. */
   visibility?: string[];
   human?: HumanTask;
@@ -79,7 +84,7 @@ export interface Definition {
   title: string;
   description?: string;
   roles: Record<string, { title?: string; description?: string }>;
-  /** JSON Schemas shared by the steps' input schemas (`$ref: "#/$defs/name"`). */
+  /** JSON Schemas shared by the steps' input and output schemas (`$ref: "#/$defs/name"`). */
   $defs?: Record<string, JsonSchema>;
   /** The explicit state machine, when the process is more than a partial order of steps. */
   states?: Record<string, StateDefinition>;

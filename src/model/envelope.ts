@@ -15,7 +15,7 @@ export interface Envelope {
   /** The author's step number in this instance (1, 2, …): locates the step's tag on chain. */
   nonce: number;
   proposedAt: string;
-  /** keccak256(canonical(StepData)). */
+  /** keccak256(canonical(StepData)): covers the step's input and output (the name predates outputs). */
   inputHash: string;
 }
 
@@ -23,7 +23,10 @@ export interface Envelope {
 export interface StepData {
   /** Random salt, so that a guessable input cannot be confirmed from its hash. */
   salt: string;
+  /** What the actor submitted to take the step. */
   input: unknown;
+  /** The result the actor produced (e.g. a decision); present only when the step declares an output schema. */
+  output?: unknown;
 }
 
 export interface SignedEnvelope {

@@ -9,6 +9,7 @@ export const EVENT_TYPES = [
   'task.completed',
   'chain.reorganised',
   'data.waiting',
+  'security.refused',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

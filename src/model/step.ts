@@ -16,6 +16,8 @@ export interface StepRecord {
   chain?: ChainPosition;
   /** Present only where this party may see the step's data. */
   input?: unknown;
+  /** Likewise, and only for steps that declare an output. */
+  output?: unknown;
   signature: string;
   proposedAt: string;
   decidedAt?: string;

@@ -2,8 +2,8 @@
  * What a party's app can ask its node to do, independent of transport (REST today, CLI too).
  * Each operation validates fully before it changes anything.
  */
-import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { createHash, randomUUID } from 'node:crypto';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { InstanceHeader } from '../model/instance';
 import { LockstepError, type ErrorCode, type FieldError } from '../model/errors';
@@ -11,7 +11,7 @@ import { newSecret, sealInvitation } from '../envelope/seal';
 import type { NodeContext } from './context';
 import { startInstanceWorkflow } from './workflows';
 import { syncHumanTasks } from '../events/human-tasks';
-import { instanceWorkflowId, proposeUpdate, type ProposeResult } from '../../workflows/messages';
+import { instanceWorkflowId, proposeUpdate, type ProposeRequest, type ProposeResult } from '../../workflows/messages';
 
 export interface StartRequest {
   definition: string;
@@ -48,18 +48,27 @@ export async function startInstance(ctx: NodeContext, request: StartRequest): Pr
   return header;
 }
 
-export async function proposeStep(ctx: NodeContext, instanceId: string, step: string, input: unknown): Promise<ProposeResult> {
+/**
+ * Proposes a step through the instance workflow's Update. `requestKey` (the app and its
+ * Idempotency-Key) names the request: a retry under the same key, even after this node gave up
+ * waiting or crashed, attaches to the first attempt's Update instead of proposing again.
+ */
+export async function proposeStep(ctx: NodeContext, instanceId: string, proposal: ProposeRequest, requestKey?: string): Promise<ProposeResult> {
   if (!(await ctx.store.instance(instanceId))) {
     throw new LockstepError('not_found', `unknown instance ${instanceId}`, [{ field: '/instanceId', message: 'unknown' }]);
   }
   const handle = ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId));
+  // One id for every attempt: the server runs an update once per id, so asking again after a
+  // timeout attaches to the first attempt instead of proposing the step twice.
+  const updateId = requestKey ? `propose-${createHash('sha256').update(requestKey).digest('hex').slice(0, 40)}` : randomUUID();
   for (let attempt = 1; ; attempt++) {
     try {
-      return await handle.executeUpdate(proposeUpdate, { args: [{ step, input }] });
+      return await handle.executeUpdate(proposeUpdate, { args: [proposal], updateId });
     } catch (error) {
       // The server refuses updates while the workflow's last task is failed or timed out (it
-      // retries that task by itself); the update was not admitted, so asking again is safe.
-      if (isTransientUpdateRefusal(error) && attempt < UPDATE_ATTEMPTS) {
+      // retries that task by itself), and gives up waiting when a busy worker is slow to run the
+      // validator; in both cases asking again under the same id is safe.
+      if ((isTransientUpdateRefusal(error) || error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) && attempt < UPDATE_ATTEMPTS) {
         await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
         continue;
       }
@@ -92,6 +101,9 @@ function asLockstepError(error: unknown, instanceId: string): unknown {
   }
   if (isTransientUpdateRefusal(error)) {
     return new LockstepError('unavailable', `instance ${instanceId} is busy recovering a failed workflow task; try again shortly`);
+  }
+  if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+    return new LockstepError('unavailable', `instance ${instanceId} did not answer in time (its worker is busy); try again shortly`);
   }
   if (/already completed/i.test((error as Error).message)) {
     return new LockstepError('conflict', `instance ${instanceId} has ended; it takes no more steps`, [{ field: '/instanceId', message: 'ended' }]);

@@ -7,6 +7,7 @@
 import type { NodeContext } from './context';
 import { positionOf } from '../store/store';
 import { notifyConfirmed } from './workflows';
+import { dataWaiting } from '../events/hooks';
 
 export class PinSignaller {
   private running: Promise<void> = Promise.resolve();
@@ -36,6 +37,16 @@ export class PinSignaller {
         this.ctx.log.warn({ instanceId: slot.instanceId, slot: slot._id }, 'final step for an instance that has ended');
       }
       await this.ctx.store.markSignaled(slot._id, level);
+      // Final on chain, but the envelope (or its proof) is not here: the instance now waits for it,
+      // and apps must be able to see that instead of a silent stall.
+      if (level === 'bare') {
+        await dataWaiting(this.ctx.store.events, {
+          instanceId: slot.instanceId,
+          ...(slot.envelopeHash ? { envelopeHash: slot.envelopeHash } : {}),
+          pin: `${slot.author}/${slot.nonce}`,
+          waitingFor: 'data',
+        });
+      }
     }
   }
 }

@@ -14,19 +14,27 @@ import {
   type PinConfirmation,
 } from '../../workflows/messages';
 import { instanceWorkflow } from '../../workflows/instance';
+import { instanceStaticDetails, instanceSummary } from '../../workflows/human-tasks';
 
+/**
+ * Starts this node's copy of an instance's workflow, with the summary and details the Temporal
+ * Web UI shows (its current details, with any open human task, come from the workflow itself).
+ */
 export async function startInstanceWorkflow(ctx: NodeContext, header: InstanceHeader): Promise<void> {
   const { definition } = ctx.definitions.byAgreedHash(header.definitionHash, `instance ${header.id}`);
+  const apiUrl = ctx.network.parties[ctx.party]?.apiUrl;
+  const links = apiUrl ? { apiUrl } : undefined;
   try {
     await ctx.temporal.workflow.start(instanceWorkflow, {
       taskQueue: TASK_QUEUE,
       workflowId: instanceWorkflowId(header.id),
-      args: [{ header, definition, party: ctx.party, limits: ctx.config.runLimits }],
+      args: [{ header, definition, party: ctx.party, limits: ctx.config.runLimits, ...(links ? { links } : {}) }],
       searchAttributes: {
         LockstepDefinition: [definition.id],
         LockstepParties: [...new Set(Object.values(header.roles))],
       },
-      staticSummary: `${definition.title} (${definition.id}) — ${Object.entries(header.roles).map(([r, p]) => `${r}: ${p}`).join(', ')}`,
+      staticSummary: instanceSummary(definition, header),
+      staticDetails: instanceStaticDetails(definition, header, ctx.party, links),
     });
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;

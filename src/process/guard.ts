@@ -2,8 +2,10 @@
  * Guards: the rules of the road as JSON Logic, evaluated over data every participant holds, so
  * every node reaches the same verdict. What a guard may read (checked when a definition loads):
  *
- * - `input.<field>`: the step's own input (only if the step is visible to every role);
- * - `steps.<id>.input.<field>`: the latest input of a step visible to every role;
+ * - `input.<field>` and `output.<field>`: the step's own input and output (only if the step is
+ *   visible to every role);
+ * - `steps.<id>.input.<field>` and `steps.<id>.output.<field>`: the latest input and output of a
+ *   step visible to every role;
  * - `steps.<id>.count` and `steps.<id>.author`: how often and by whom a step was taken.
  *
  * Pure: runs inside the workflow (deterministic) and at the API edge alike.
@@ -11,6 +13,7 @@
 import jsonLogic from 'json-logic-js';
 import type { Definition, StepDefinition } from '../model/definition';
 import type { ProcessState } from './state';
+import type { StepPayload } from './step-data';
 
 /** The JSON Logic operations a guard may use: json-logic-js's own, minus `log` (a side effect). */
 export const GUARD_OPERATIONS = new Set([
@@ -24,21 +27,27 @@ export const SCOPED_OPERATIONS = new Set(['filter', 'map', 'reduce', 'all', 'non
 
 export interface GuardData {
   input?: unknown;
-  steps: Record<string, { count: number; author: string; input?: unknown }>;
+  output?: unknown;
+  steps: Record<string, { count: number; author: string; input?: unknown; output?: unknown }>;
 }
 
-export function guardData(state: ProcessState, input: unknown): GuardData {
+export function guardData(state: ProcessState, data: Partial<StepPayload>): GuardData {
   const steps: GuardData['steps'] = {};
   for (const [id, done] of Object.entries(state.done)) {
-    steps[id] = { count: done.count ?? 1, author: done.author, ...(done.input !== undefined ? { input: done.input } : {}) };
+    steps[id] = {
+      count: done.count ?? 1,
+      author: done.author,
+      ...(done.input !== undefined ? { input: done.input } : {}),
+      ...(done.output !== undefined ? { output: done.output } : {}),
+    };
   }
-  return { input, steps };
+  return { input: data.input, ...(data.output !== undefined ? { output: data.output } : {}), steps };
 }
 
 /** True when the guard lets the step be taken. */
-export function guardHolds(step: StepDefinition, state: ProcessState, input: unknown): boolean {
+export function guardHolds(step: StepDefinition, state: ProcessState, data: Partial<StepPayload>): boolean {
   if (!step.guard) return true;
-  return jsonLogic.truthy(jsonLogic.apply(step.guard.rule, guardData(state, input)));
+  return jsonLogic.truthy(jsonLogic.apply(step.guard.rule, guardData(state, data)));
 }
 
 /** Every `var` path a rule reads from the instance data (not from inside array iterations). */
@@ -67,15 +76,15 @@ export function guardReads(rule: unknown): string[] {
   return found;
 }
 
-/** Ids of the steps whose inputs some guard reads: the only inputs the state keeps. */
+/** Ids of the steps whose input or output some guard reads: the only step data the state keeps. */
 export function stepsReadByGuards(definition: Definition): Set<string> {
   const read = new Set<string>();
   for (const step of definition.steps) {
     if (!step.guard) continue;
     for (const path of guardReads(step.guard.rule)) {
       const [root, id, field] = path.split('.');
-      if (root === 'input') read.add(step.id);
-      if (root === 'steps' && id !== undefined && field === 'input') read.add(id);
+      if (root === 'input' || root === 'output') read.add(step.id);
+      if (root === 'steps' && id !== undefined && (field === 'input' || field === 'output')) read.add(id);
     }
   }
   return read;

@@ -8,8 +8,9 @@ import type { Definition, StepDefinition } from '../model/definition';
 import type { InstanceHeader } from '../model/instance';
 import { LockstepError, type ErrorCode, type FieldError } from '../model/errors';
 import type { ProcessState } from './state';
-import { guardHolds, stepsReadByGuards } from './guard';
+import { guardHolds, guardReads, stepsReadByGuards } from './guard';
 import { durationSeconds } from './duration';
+import type { StepPayload } from './step-data';
 
 /** A rule refused a step; `winner` is the envelope that took the contested step or state first. */
 export class StepRefused extends LockstepError {
@@ -112,10 +113,16 @@ export function checkTiming(state: ProcessState, step: StepDefinition, timestamp
   }
 }
 
-export function checkGuard(step: StepDefinition, state: ProcessState, input: unknown): void {
-  if (!guardHolds(step, state, input)) {
+/** The part of the proposal a guard is about: its output when it reads only that, else its input. */
+function guardedField(step: StepDefinition): string {
+  const roots = new Set(guardReads(step.guard?.rule).map((path) => path.split('.')[0]));
+  return roots.has('output') && !roots.has('input') ? '/output' : '/input';
+}
+
+export function checkGuard(step: StepDefinition, state: ProcessState, data: Partial<StepPayload>): void {
+  if (!guardHolds(step, state, data)) {
     throw new StepRefused('guard', `step "${step.id}" is refused by its guard: ${step.guard?.message ?? 'the rule does not hold'}`, [
-      { field: '/input', message: step.guard?.message ?? 'guard failed' },
+      { field: guardedField(step), message: step.guard?.message ?? 'guard failed' },
     ]);
   }
 }
@@ -123,8 +130,9 @@ export function checkGuard(step: StepDefinition, state: ProcessState, input: unk
 export interface Proposal {
   step: string;
   author: string;
-  /** Needed only when a guard reads it; every participant then holds it. */
+  /** Needed only when a guard reads them; every participant then holds them. */
   input?: unknown;
+  output?: unknown;
 }
 
 /**
@@ -138,7 +146,7 @@ export function judge(
   proposal: Proposal,
   timestamp: number | undefined,
   proposing: boolean,
-  /** Runs before the guard, which assumes a valid input (the proposer validates it here). */
+  /** Runs before the guard, which assumes valid data (the proposer validates it here). */
   validate?: (step: StepDefinition) => void,
 ): StepDefinition {
   const step = findStep(definition, proposal.step);
@@ -146,7 +154,7 @@ export function judge(
   checkPreconditions(state, step);
   checkTiming(state, step, timestamp, proposing);
   validate?.(step);
-  checkGuard(step, state, proposal.input);
+  checkGuard(step, state, { input: proposal.input, output: proposal.output });
   return step;
 }
 
@@ -177,19 +185,20 @@ function outcomeOf(definition: Definition, step: StepDefinition): string | undef
 export function applyStep(
   state: ProcessState,
   step: StepDefinition,
-  done: { envelopeHash: string; author: string; timestamp?: number; input?: unknown },
+  done: { envelopeHash: string; author: string; timestamp?: number; input?: unknown; output?: unknown },
   definition?: Definition,
 ): ProcessState {
   const seq = state.seq;
   const previous = state.done[step.id];
-  const keepInput = definition !== undefined && stepsReadByGuards(definition).has(step.id) && done.input !== undefined;
+  const read = definition !== undefined && stepsReadByGuards(definition).has(step.id);
   const record = {
     envelopeHash: done.envelopeHash,
     author: done.author,
     seq,
     count: (previous?.count ?? (previous ? 1 : 0)) + 1,
     ...(done.timestamp !== undefined ? { timestamp: done.timestamp } : {}),
-    ...(keepInput ? { input: done.input } : {}),
+    ...(read && done.input !== undefined ? { input: done.input } : {}),
+    ...(read && done.output !== undefined ? { output: done.output } : {}),
   };
   const next: ProcessState = { ...state, done: { ...state.done, [step.id]: record }, seq: seq + 1 };
   if ((step.from ?? []).length > 0 || (step.to ?? []).length > 0) {

@@ -15,8 +15,9 @@ export interface DoneStep {
   count?: number;
   /** Block timestamp (seconds) of the latest occurrence's pin: the anchor of deadlines. */
   timestamp?: number;
-  /** Input of the latest occurrence, kept only when a guard reads it (all participants hold it). */
+  /** Input and output of the latest occurrence, kept only when a guard reads them (all participants hold them). */
   input?: unknown;
+  output?: unknown;
 }
 
 export interface ProcessState {

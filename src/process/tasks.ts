@@ -4,13 +4,32 @@
  */
 import type { Definition, StepDefinition } from '../model/definition';
 import type { InstanceHeader } from '../model/instance';
-import { nextSteps } from './rules';
-import type { ProcessState } from './state';
+import { applyStep, nextSteps } from './rules';
+import { initialState, type ProcessState } from './state';
 
-export function stateFromConfirmed(confirmed: string[], ended: boolean): ProcessState {
-  const done: ProcessState['done'] = {};
-  confirmed.forEach((step, seq) => (done[step] = { envelopeHash: '', seq, author: '' }));
-  return { done, seq: confirmed.length, ...(ended ? { ended: { outcome: 'ended', envelopeHash: '' } } : {}) };
+/** A confirmed step as a node's history holds it. */
+export interface ConfirmedStep {
+  step: string;
+  envelopeHash: string;
+  author: string;
+  /** Block timestamp of its pin. */
+  timestamp?: number;
+  input?: unknown;
+  output?: unknown;
+}
+
+/**
+ * The decided state rebuilt from the confirmed steps in sequence: the workflow's own fold
+ * (`applyStep` from the initial state), so states of a state machine are marked and consumed
+ * exactly as there.
+ */
+export function stateFromConfirmed(definition: Definition, confirmed: ConfirmedStep[], ended: boolean): ProcessState {
+  let state = initialState(definition);
+  for (const c of confirmed) {
+    const step = definition.steps.find((s) => s.id === c.step);
+    if (step) state = applyStep(state, step, c, definition);
+  }
+  return ended && !state.ended ? { ...state, ended: { outcome: 'ended', envelopeHash: '' } } : state;
 }
 
 /** Steps whose actor role `party` plays and whose predecessors are final. */

@@ -16,6 +16,7 @@ const HOW_TO_GET: Record<Provision.Tool, string> = {
   ferretdb: 'install MongoDB (mongod on PATH), or run `npm run setup` (needs Go) to build FerretDB, or set MONGODB_URI',
   anvil: 'run `npm install` (anvil comes from the optional dependency @foundry-rs/anvil-<platform>-<arch>)',
   mongod: 'install MongoDB so that mongod is on PATH',
+  chromium: loadProvision().CHROMIUM_HOW_TO,
 };
 
 /** Path of a provisioned binary; throws a message that says how to get it when it is missing. */

@@ -14,6 +14,7 @@ import { contextOf, stepLeaf, tagOf } from '../chain/pins';
 import { verifyMerkleProof } from '../chain/merkle';
 import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDoc, TagDoc } from './documents';
 import { isFerretDb, withSerialWrites } from './serial-writes';
+import type { ConfirmedStep } from '../process/tasks';
 
 /** How many of each author's next steps a node recognises ahead of time (detects gaps too). */
 export const TAG_WINDOW = 16;
@@ -140,6 +141,22 @@ export class Store {
    */
   async savePendingStep(instance: InstanceDoc, signed: SignedEnvelope, visible: boolean): Promise<void> {
     const e = signed.envelope;
+    const id = slotId(e.instanceId, e.author, e.nonce);
+    await upsert(this.slots, { _id: id }, {
+      $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), confirmed: false, signaled: 'none', proven: false },
+    });
+    // The slot (author, step number) takes one envelope, ever: claim it before storing anything,
+    // so a second envelope for a taken number is refused and leaves no trace.
+    const claimed = await this.slots.updateOne(
+      { _id: id, $or: [{ envelopeHash: { $exists: false } }, { envelopeHash: signed.hash }] },
+      { $set: { envelopeHash: signed.hash, ...(signed.receipt ? { receipt: signed.receipt } : {}) } },
+    );
+    if (claimed.matchedCount === 0) {
+      const slot = await this.slots.findOne({ _id: id });
+      throw new LockstepError('conflict', `${e.author} already sent a different envelope (${slot?.envelopeHash ?? 'unknown'}) as its step ${e.nonce} in instance ${e.instanceId}`, [
+        { field: '/envelope/nonce', message: 'already taken by another envelope' },
+      ]);
+    }
     const doc: StepDoc = {
       _id: signed.hash,
       envelopeHash: signed.hash,
@@ -153,20 +170,11 @@ export class Store {
       envelope: e,
       updatedAt: new Date(),
       ...(visible && signed.data ? { data: signed.data, input: signed.data.input } : {}),
+      ...(visible && signed.data?.output !== undefined ? { output: signed.data.output } : {}),
+      ...(signed.receipt ? { receipt: signed.receipt } : {}),
     };
     await ignoreDuplicate(this.steps.insertOne(doc));
-    const id = slotId(e.instanceId, e.author, e.nonce);
-    await upsert(this.slots, { _id: id }, {
-      $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), confirmed: false, signaled: 'none', proven: false },
-    });
-    const slot = await this.slots.findOne({ _id: id });
-    if (slot?.envelopeHash && slot.envelopeHash !== signed.hash) {
-      throw new LockstepError('conflict', `${e.author} already sent a different envelope (${slot.envelopeHash}) as its step ${e.nonce} in instance ${e.instanceId}`, [
-        { field: '/envelope/nonce', message: 'already taken by another envelope' },
-      ]);
-    }
     if (signed.receipt) await this.steps.updateOne({ _id: signed.hash }, { $set: { receipt: signed.receipt } });
-    await this.slots.updateOne({ _id: id }, { $set: { envelopeHash: signed.hash, ...(signed.receipt ? { receipt: signed.receipt } : {}) } });
     await this.prove(id, instance.secret);
     await this.events.emit({ type: 'step.proposed', key: `step.proposed:${signed.hash}`, instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
   }
@@ -237,9 +245,17 @@ export class Store {
     if (d.outcome) await this.events.emit({ type: 'instance.ended', key: `instance.ended:${d.instanceId}`, instanceId: d.instanceId, data: { outcome: d.outcome } });
   }
 
-  /** Ids of an instance's confirmed steps. */
-  async confirmedSteps(instanceId: string): Promise<string[]> {
-    return (await this.steps.find({ instanceId, status: 'confirmed' }, { projection: { step: 1 } }).toArray()).map((s) => s.step);
+  /** An instance's confirmed steps in sequence, as the process rules fold them. */
+  async confirmedSteps(instanceId: string): Promise<ConfirmedStep[]> {
+    const steps = await this.steps.find({ instanceId, status: 'confirmed' }).sort({ seq: 1 }).toArray();
+    return steps.map((s) => ({
+      step: s.step,
+      envelopeHash: s.envelopeHash,
+      author: s.author,
+      ...(s.chain ? { timestamp: s.chain.timestamp } : {}),
+      ...(s.input !== undefined ? { input: s.input } : {}),
+      ...(s.output !== undefined ? { output: s.output } : {}),
+    }));
   }
 
   async ping(): Promise<void> {

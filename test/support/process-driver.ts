@@ -77,9 +77,9 @@ export class Instance {
     return res.body.steps;
   }
 
-  /** Proposes a step as the party playing `role`; returns the raw response (202 or a problem). */
-  async propose(role: string, step: string, input: unknown = {}) {
-    return this.net.api(this.roles[role]!).post(`/instances/${this.id}/steps`, { step, input });
+  /** Proposes a step as the party playing `role`; returns the raw response (202 or a problem). `output` only for steps that declare one. */
+  async propose(role: string, step: string, input: unknown = {}, output?: unknown) {
+    return this.net.api(this.roles[role]!).post(`/instances/${this.id}/steps`, { step, input, ...(output !== undefined ? { output } : {}) });
   }
 
   /** Waits until every participant has decided the step; returns each party's view of it. */
@@ -95,8 +95,8 @@ export class Instance {
   }
 
   /** Takes a step that must be accepted, and waits until it is confirmed on every node. */
-  async take(role: string, step: string, input: unknown = {}): Promise<string> {
-    const res = await this.propose(role, step, input);
+  async take(role: string, step: string, input: unknown = {}, output?: unknown): Promise<string> {
+    const res = await this.propose(role, step, input, output);
     if (res.status !== 202) throw new Error(`${step} by ${role}: ${res.status} ${JSON.stringify(res.body)}`);
     const hash = res.body.envelopeHash as string;
     const views = await this.decided(hash);

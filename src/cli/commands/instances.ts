@@ -102,16 +102,19 @@ export function instanceCommands(program: Command): void {
       .argument('<step>', 'step id, e.g. order')
       .option('--input <json>', "the step's input as JSON", '{}')
       .option('--input-file <file>', "read the step's input from a JSON file")
+      .option('--output <json>', "the step's output as JSON, for steps that declare an output schema")
+      .option('--output-file <file>', "read the step's output from a JSON file")
       .option('--wait', 'wait until the step is decided on chain (confirmed or rejected)')
       .option('--timeout <seconds>', 'longest wait with --wait', '30')
       .option('--idempotency-key <key>', 'makes a retried request safe')
       .description('propose a step; it is final once its pin is confirmed on chain'),
-  ).action(async (id: string, step: string, opts: NodeTargetOptions & { input: string; inputFile?: string; wait?: boolean; timeout: string; idempotencyKey?: string }) => {
+  ).action(async (id: string, step: string, opts: NodeTargetOptions & { input: string; inputFile?: string; output?: string; outputFile?: string; wait?: boolean; timeout: string; idempotencyKey?: string }) => {
     const input = opts.inputFile ? parseJson(readFileSync(opts.inputFile, 'utf8'), opts.inputFile) : parseJson(opts.input, '--input');
+    const output = opts.outputFile ? parseJson(readFileSync(opts.outputFile, 'utf8'), opts.outputFile) : opts.output !== undefined ? parseJson(opts.output, '--output') : undefined;
     const query = opts.wait ? `?wait=confirmed&timeout=${encodeURIComponent(opts.timeout)}` : '';
     const headers = opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : undefined;
     const body = await call<{ step?: StepView; envelopeHash?: string; status?: string }>(nodeClient(opts), `taking step "${step}"`, (c) =>
-      c.post(`/instances/${encodeURIComponent(id)}/steps${query}`, { step, input }, { headers }),
+      c.post(`/instances/${encodeURIComponent(id)}/steps${query}`, { step, input, ...(output !== undefined ? { output } : {}) }, { headers }),
     );
     emit(opts, body, () => {
       if (body.step) return `${step}: ${body.step.status}${body.step.rejection ? ` (${body.step.rejection.code}: ${body.step.rejection.message})` : ''}, envelope ${body.step.envelopeHash}`;

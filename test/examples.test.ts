@@ -1,11 +1,3 @@
-/*
- * NOT IN `npm test` (run it with `npm run test:examples`): after the definition language (#3) was
- * merged with the new sequencing (#4), two of these three tests fail. A node that is not entitled
- * to a private step's data (a supplier receiving another supplier's sealed bid) records the
- * envelope but decides neither that step nor any later one of the instance, so its history stops.
- * This is a real bug, left for the next session (see the session-1 closing note); the test moves
- * back under test/ as `examples.test.ts` once it passes.
- */
 /**
  * The three example processes, end to end on the real stack: four parties, one network, several
  * instances at once. Each example runs to each of its end states; every participant ends with
@@ -14,9 +6,9 @@
  * refusing bad input at propose time, two suppliers accepting one award at once (chain order
  * settles it), and a deadline missed in chain time (rejected on every node).
  */
-import { startTestNetwork, type TestNetwork } from '../support/network';
-import { Miner, ProcessDriver, type Instance } from '../support/process-driver';
-import { quietTemporalRuntime } from '../support/quiet-runtime';
+import { startTestNetwork, type TestNetwork } from './support/network';
+import { Miner, ProcessDriver, type Instance } from './support/process-driver';
+import { quietTemporalRuntime } from './support/quiet-runtime';
 
 const DAY = 86_400;
 let net: TestNetwork;
@@ -46,6 +38,8 @@ const CLAIM = { claimRef: 'CLM-2001', patientRef: 'p-42', procedureCode: '99214'
 const CREDIT_ROLES = { buyer: 'acme', seller: 'globex', 'issuing-bank': 'initech', 'advising-bank': 'umbrella' };
 const ISSUE = { creditNumber: 'LC-77', amount: { amount: 50000, currency: 'EUR' }, expiryDate: '2027-03-31', documentsRequired: ['invoice', 'bill-of-lading'] };
 const DOCS = { documents: [{ kind: 'invoice', reference: 'INV-9' }, { kind: 'bill-of-lading', reference: 'BL-3' }] };
+/** The issuing bank's document check: its result is the output of accept-documents. */
+const EXAMINED = { examined: ['invoice', 'bill-of-lading'], examinedOn: '2026-11-20' };
 const TENDER_ROLES = { buyer: 'acme', north: 'globex', south: 'initech' };
 
 async function claimSettled(): Promise<void> {
@@ -57,11 +51,11 @@ async function claimSettled(): Promise<void> {
     await claim.take('provider', 'provide-information', { answer: `report ${round} attached` });
   }
   // The guard refuses an approval above the claim, before anything is sent.
-  const greedy = await claim.propose('insurer-a', 'approve-primary', { coveredAmount: 500 });
+  const greedy = await claim.propose('insurer-a', 'approve-primary', {}, { coveredAmount: 500 });
   expect(greedy.status).toBe(422);
   expect(greedy.body.code).toBe('guard');
   expect(greedy.body.detail).toContain('cannot cover more than the amount claimed');
-  await claim.take('insurer-a', 'approve-primary', { coveredAmount: 400 });
+  await claim.take('insurer-a', 'approve-primary', {}, { coveredAmount: 400 });
   // Parallel branches: the private remittance and the secondary settlement, in either order.
   const [remittance] = await Promise.all([
     claim.take('insurer-a', 'send-remittance', { paymentRef: 'EFT-1', paidAmount: 400, member: { memberId: 'M-1', plan: 'gold' } }),
@@ -86,7 +80,7 @@ async function claimDenied(): Promise<void> {
   await claim.take('provider', 'submit-claim', { ...CLAIM, claimRef: 'CLM-2002' });
   await claim.take('insurer-a', 'deny-claim', { reason: 'procedure not covered by the plan' });
   expect(await claim.outcome()).toBe('denied');
-  const late = await claim.propose('insurer-a', 'approve-primary', { coveredAmount: 1 });
+  const late = await claim.propose('insurer-a', 'approve-primary', {}, { coveredAmount: 1 });
   expect(late.status).toBe(409);
   await expectAgreement(claim);
 }
@@ -96,7 +90,7 @@ async function creditPaid(): Promise<void> {
   await lc.take('issuing-bank', 'issue-credit', ISSUE);
   await lc.take('advising-bank', 'advise-credit', { adviceRef: 'ADV-1' });
   await lc.take('seller', 'present-documents', DOCS);
-  await lc.take('issuing-bank', 'accept-documents');
+  await lc.take('issuing-bank', 'accept-documents', {}, EXAMINED);
   const over = await lc.propose('issuing-bank', 'honour', { amount: { amount: 50001, currency: 'EUR' }, paymentRef: 'PAY-1' });
   expect([over.status, over.body.code]).toEqual([422, 'guard']);
   await lc.take('issuing-bank', 'honour', { amount: { amount: 50000, currency: 'EUR' }, paymentRef: 'PAY-1' });
@@ -133,7 +127,7 @@ async function tenderCancelled(): Promise<void> {
   const tender = await driver.start('acme', 'competitive-tender', TENDER_ROLES);
   await tender.take('buyer', 'call-for-tenders', { lot: 'copper wire', quantity: 200 });
   await Promise.all([tender.take('north', 'bid-north', { unitPrice: 7.5, deliveryDays: 20 }), tender.take('south', 'bid-south', { unitPrice: 7.9, deliveryDays: 12 })]);
-  await tender.take('buyer', 'offer-award', { quantity: 200 });
+  await tender.take('buyer', 'offer-award', { quantity: 200 }, { ranking: ['north', 'south'] });
   await tender.take('buyer', 'cancel-tender', { reason: 'budget withdrawn' });
   expect(await tender.outcome()).toBe('cancelled');
   await expectAgreement(tender);
@@ -150,7 +144,7 @@ test('two suppliers accepting the same award at once: the chain order settles it
   const tender = await driver.start('acme', 'competitive-tender', TENDER_ROLES);
   await tender.take('buyer', 'call-for-tenders', { lot: 'steel beams', quantity: 40 });
   await Promise.all([tender.take('north', 'bid-north', { unitPrice: 120, deliveryDays: 30 }), tender.take('south', 'bid-south', { unitPrice: 118, deliveryDays: 45 })]);
-  await tender.take('buyer', 'offer-award', { quantity: 40 });
+  await tender.take('buyer', 'offer-award', { quantity: 40 }, { ranking: ['north', 'south'] });
 
   // Both accept before either acceptance is sequenced: both pins land in the same block.
   miner.pause();
