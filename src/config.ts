@@ -2,12 +2,14 @@
  * The node's configuration: one typed, validated object built from command-line options, the
  * environment (LOCKSTEP_*) and the network file, with defaults that work on a laptop.
  */
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { NetworkFile } from './model/network';
 import { repoRoot } from './paths';
 import { DEFAULT_RUN_LIMITS, type RunLimits } from '../workflows/messages';
 import { apiKeysFromEnv, type ApiKeyGrant } from './api/auth';
+import { readNetworkFile } from './network-file';
+
+export { readNetworkFile } from './network-file';
 
 export interface NodeConfig {
   party: string;
@@ -67,16 +69,6 @@ function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min:
     throw new Error(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
   }
   return value;
-}
-
-export function readNetworkFile(path: string): NetworkFile {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    throw new Error(`network file ${path} not found: start the local stack (npm run stack) or pass --network`);
-  }
-  return JSON.parse(text) as NetworkFile;
 }
 
 function portOf(url: string, what: string): number {

@@ -1,4 +1,4 @@
-/** The author tools: `lockstep definitions validate | hash | graph`, run as a user runs them. */
+/** The command line as a user runs it: help on every command, the author tools (`definitions validate | hash | graph`), `stack down`. */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,4 +66,35 @@ test('graph draws a partial order of steps with "after" edges and an outcome', (
   expect(graph).toContain('step_order -.->|after| step_accept');
   expect(graph).toContain('step_pay --> outcome_completed');
   expect(graph).toContain('outcome_completed((("completed")))');
+});
+
+const COMMANDS = [
+  [], ['stack'], ['stack', 'up'], ['stack', 'down'], ['node'], ['definitions'], ['definitions', 'validate'], ['definitions', 'hash'], ['definitions', 'graph'],
+  ['instances'], ['instances', 'start'], ['instances', 'list'], ['instances', 'show'], ['steps'], ['steps', 'take'], ['tasks'], ['export'], ['verify'],
+];
+
+test.each(COMMANDS.map((path) => [path.join(' '), path] as const))('lockstep %s --help describes the command', (_name, path) => {
+  const run = lockstep(...path, '--help');
+  expect(run.stderr).toBe('');
+  expect(run.code).toBe(0);
+  expect(run.stdout).toContain(`Usage: lockstep ${path.join(' ')}`.trimEnd());
+});
+
+test('commands that call a node say how to name one, and exit 1', () => {
+  const run = spawnSync(process.execPath, [join(root, 'bin', 'lockstep'), 'instances', 'list'], { encoding: 'utf8', cwd: mkdtempSync(join(tmpdir(), 'lockstep-cli-')), env: { PATH: process.env.PATH } });
+  expect(run.status).toBe(1);
+  expect(run.stderr).toContain('which node? pass --url and --api-key, or --party NAME');
+});
+
+test('definitions hash --json gives the id, version and hash', () => {
+  const file = join(definitions, 'purchase-order.yaml');
+  const run = lockstep('definitions', 'hash', file, '--json');
+  expect(JSON.parse(run.stdout)).toEqual({ file, id: 'purchase-order', version: '1', hash: loadDefinitionFile(file).hash });
+});
+
+test('stack down in a folder without a stack says so and exits 0', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lockstep-cli-'));
+  const run = lockstep('stack', 'down', '--dir', dir);
+  expect(run.code).toBe(0);
+  expect(run.stdout).toContain(`no stack was running in ${dir}`);
 });

@@ -184,3 +184,15 @@ test('a step for a definition hash the node does not hold is refused naming both
   );
   expect(() => registry.byAgreedHash(theirs, 'invitation', 'unknown-process')).toThrow(new RegExp(`${theirs}.*purchase-order@${held.hash}`));
 });
+
+test('two versions of a definition are held side by side: new instances get the newest, old hashes still resolve', () => {
+  const v1 = loadDefinitionFile(join(__dirname, '..', 'definitions', 'purchase-order.yaml'));
+  const v10 = { ...v1, definition: { ...v1.definition, version: '10', title: 'Purchase order, v10' }, hash: `0x${'10'.repeat(32)}`, source: 'v10.yaml' };
+  const v9 = { ...v1, definition: { ...v1.definition, version: '9' }, hash: `0x${'09'.repeat(32)}`, source: 'v9.yaml' };
+  const registry = new DefinitionRegistry([v1, v10, v9]);
+  expect(registry.get('purchase-order').definition.version).toBe('10');
+  expect(registry.all().map((d) => d.hash)).toEqual([v10.hash]);
+  expect(registry.byAgreedHash(v1.hash, 'an old instance').definition.version).toBe('1');
+  expect(registry.byAgreedHash(v9.hash, 'an old instance').definition.version).toBe('9');
+  expect(() => new DefinitionRegistry([v1, { ...v1, source: 'copy.yaml' }])).toThrow(/version 1 is declared twice: .*purchase-order.yaml and copy.yaml/);
+});

@@ -64,7 +64,9 @@ class Consumer {
         if (msg.type === 'ready') {
           this.from = msg.from;
           resolve();
-        } else if (msg.type === 'event') {
+        } else if (msg.type === 'event' && this.ws.readyState === WebSocket.OPEN) {
+          // Once closing, an event can no longer be acknowledged: it is not processed, and the
+          // node delivers it again on the next connection.
           this.events.push({ seq: msg.event.seq, type: msg.event.type, instanceId: msg.event.instanceId });
           if (this.autoAck) this.ack(msg.event.seq);
         }

@@ -13,6 +13,7 @@ import { afterCondition, decodeCursor, encodeCursor, queryFingerprint } from './
 import { dateParam, enumParam, intParam, limitParam, stringParam } from './query';
 import { instanceView, stepView } from './views';
 import { waitForDecision } from './wait';
+import { collectEvidence } from '../evidence/collect';
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
@@ -96,6 +97,12 @@ export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
   r.get('/instances/:id/history', async (req, res) => {
     if (!(await ctx.store.instance(req.params.id))) throw new LockstepError('not_found', `unknown instance ${req.params.id}`, [{ field: 'instanceId', message: 'unknown' }]);
     res.json({ instanceId: req.params.id, steps: (await ctx.store.history(req.params.id)).map((s) => stepView(s, head())) });
+  });
+
+  // Everything a third party needs to verify the history (`lockstep export`), including the
+  // instance's pin secret: served only to this party's own apps, like every other read.
+  r.get('/instances/:id/evidence', async (req, res) => {
+    res.json(await collectEvidence(ctx, req.params.id));
   });
 
   r.get('/instances/:id/steps/:hash', async (req, res) => {

@@ -7,6 +7,7 @@
  */
 import type { LoadedDefinition } from '../model/definition';
 import { EVENT_TYPES } from '../model/event';
+import { evidenceBundleSchema } from '../model/evidence';
 
 type Schema = Record<string, unknown>;
 
@@ -150,6 +151,7 @@ export function openApiDocument(definitions: LoadedDefinition[], party: string):
     },
     '/instances/{id}/steps/{hash}': { get: { summary: 'One step by envelope hash', parameters: [path('id', 'instance id'), path('hash', 'envelope hash')], responses: { '200': ok('the step', { type: 'object', properties: { step: ref('Step') } }), '404': problem('unknown step'), ...AUTH_ERRORS } } },
     '/instances/{id}/history': { get: { summary: "The instance's history (same as its steps)", parameters: [path('id', 'instance id')], responses: { '200': ok('steps', { type: 'object' }), '404': problem('unknown instance'), ...AUTH_ERRORS } } },
+    '/instances/{id}/evidence': { get: { summary: 'Evidence bundle for a third party (lockstep export / verify): definition, decided steps with envelopes, signatures, receipts, readable data and pin references, and the instance secret that links its pins', parameters: [path('id', 'instance id')], responses: { '200': ok('the evidence bundle (format lockstep-evidence/1)', evidenceBundleSchema), '404': problem('unknown instance'), ...AUTH_ERRORS } } },
     '/history': {
       get: {
         summary: 'Query the history cache across instances',

@@ -1,26 +1,40 @@
-/** The definitions a node holds, by id and by agreed hash. */
+/**
+ * The definitions a node holds, by agreed hash (every version) and by id (the newest version, used
+ * for new instances). Older versions stay for the instances that started with them.
+ */
 import type { LoadedDefinition } from '../model/definition';
 import { LockstepError } from '../model/errors';
+
+/** Versions compare numerically where they are numbers: "10" is newer than "9", "1.10" than "1.9". */
+export function compareVersions(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}
 
 export class DefinitionRegistry {
   private readonly byHash = new Map<string, LoadedDefinition>();
   private readonly byId = new Map<string, LoadedDefinition>();
 
   constructor(definitions: LoadedDefinition[]) {
+    const seen = new Map<string, LoadedDefinition>();
     for (const d of definitions) {
-      this.byHash.set(d.hash, d);
-      const clash = this.byId.get(d.definition.id);
+      const key = `${d.definition.id}@${d.definition.version}`;
+      const clash = seen.get(key);
       if (clash) {
-        throw new LockstepError('conflict', `definition id "${d.definition.id}" is declared twice: ${clash.source} and ${d.source}`);
+        throw new LockstepError('conflict', `definition "${d.definition.id}" version ${d.definition.version} is declared twice: ${clash.source} and ${d.source}; give the newer one a higher version`);
       }
-      this.byId.set(d.definition.id, d);
+      seen.set(key, d);
+      this.byHash.set(d.hash, d);
+      const newest = this.byId.get(d.definition.id);
+      if (!newest || compareVersions(d.definition.version, newest.definition.version) > 0) this.byId.set(d.definition.id, d);
     }
   }
 
+  /** The newest version of each definition. */
   all(): LoadedDefinition[] {
     return [...this.byId.values()];
   }
 
+  /** The newest version of a definition: what a new instance starts with. */
   get(id: string): LoadedDefinition {
     const d = this.byId.get(id);
     if (!d) throw new LockstepError('unknown_definition', `unknown definition "${id}"; this node holds: ${[...this.byId.keys()].join(', ') || 'none'}`, [{ field: '/definition', message: 'unknown' }]);

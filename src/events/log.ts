@@ -20,6 +20,12 @@ interface EventDoc extends LockstepEvent {
   recordedAt: Date;
 }
 
+/** `_id` is an event's key: FerretDB answers only `{_id}` lookups from an index, so dedupe goes here. */
+interface KeyDoc {
+  _id: string;
+  seq: number;
+}
+
 interface CounterDoc {
   _id: string;
   value: number;
@@ -33,12 +39,14 @@ export interface EventFilter {
 export class EventLog {
   private readonly events: Collection<EventDoc>;
   private readonly counters: Collection<CounterDoc>;
+  private readonly keys: Collection<KeyDoc>;
   /** Wakes in-process readers at once; readers also poll, so other replicas' events are seen too. */
   readonly appended = new EventEmitter();
 
   constructor(db: Db) {
     this.events = db.collection('events');
     this.counters = db.collection('counters');
+    this.keys = db.collection('eventKeys');
     this.appended.setMaxListeners(0);
   }
 
@@ -49,7 +57,7 @@ export class EventLog {
 
   /** Records a fact once; returns its event, or null if it was already recorded. */
   async emit(input: EventInput): Promise<LockstepEvent | null> {
-    if (await this.events.findOne({ key: input.key }, { projection: { _id: 1 } })) return null;
+    if (await this.keys.findOne({ _id: input.key })) return null;
     const counter = await this.counters.findOneAndUpdate({ _id: 'events' }, { $inc: { value: 1 } }, { upsert: true, returnDocument: 'after' });
     const seq = counter!.value;
     const event: LockstepEvent = {
@@ -62,18 +70,32 @@ export class EventLog {
       data: input.data ?? {},
     };
     try {
+      // The unique index on `key` is what guarantees once, also after a crash before the key below.
       await this.events.insertOne({ _id: seq, key: input.key, recordedAt: new Date(), ...event });
     } catch (error) {
       // Another emitter recorded the same fact first: our number stays a gap.
-      if (error instanceof MongoServerError && error.code === DUPLICATE_KEY) return null;
+      if (error instanceof MongoServerError && error.code === DUPLICATE_KEY) {
+        await this.rememberKey(input.key, seq);
+        return null;
+      }
       throw error;
     }
+    await this.rememberKey(input.key, seq);
     this.appended.emit('event', event);
     return event;
   }
 
+  private async rememberKey(key: string, seq: number): Promise<void> {
+    try {
+      await this.keys.insertOne({ _id: key, seq });
+    } catch (error) {
+      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+    }
+  }
+
   /** Whether the fact with this key is recorded. */
   async has(key: string): Promise<boolean> {
+    if (await this.keys.findOne({ _id: key })) return true;
     return (await this.events.findOne({ key }, { projection: { _id: 1 } })) !== null;
   }
 
@@ -87,12 +109,23 @@ export class EventLog {
    * Returns the events that match `filter` and the number a reader has safely read up to.
    */
   async readAfter(after: number, limit: number, filter: EventFilter = {}): Promise<{ events: LockstepEvent[]; readTo: number }> {
-    const docs = await this.events.find({ _id: { $gt: after } }).sort({ _id: 1 }).limit(limit).toArray();
+    // Read by number, one `{_id}` lookup each (FerretDB answers no range query from an index),
+    // up to the highest number handed out.
+    const last = Math.min(await this.head(), after + limit);
     const events: LockstepEvent[] = [];
     let readTo = after;
     const settled = Date.now() - GAP_GRACE_MS;
-    for (const doc of docs) {
-      if (doc._id !== readTo + 1 && doc.recordedAt.getTime() > settled) break;
+    let gapSince: number | undefined;
+    for (let seq = after + 1; seq <= last; seq++) {
+      const doc = await this.events.findOne({ _id: seq });
+      if (!doc) {
+        gapSince ??= seq;
+        continue;
+      }
+      // A hole before this event: step over it only once this later event is old enough that
+      // the hole's writer must have died.
+      if (gapSince !== undefined && doc.recordedAt.getTime() > settled) break;
+      gapSince = undefined;
       readTo = doc._id;
       if (matches(doc, filter)) events.push(toEvent(doc));
     }

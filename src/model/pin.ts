@@ -33,6 +33,9 @@ export interface PinReceipt {
   proof: string[];
 }
 
-export function comparePositions(a: ChainPosition, b: ChainPosition): number {
+/** Just what orders pins: (block, log index, index in batch). */
+export type PinOrder = Pick<ChainPosition, 'blockNumber' | 'logIndex' | 'index'>;
+
+export function comparePositions(a: PinOrder, b: PinOrder): number {
   return a.blockNumber - b.blockNumber || a.logIndex - b.logIndex || a.index - b.index;
 }

@@ -57,6 +57,19 @@ export interface SlotDoc {
   signaled: 'none' | 'bare' | 'full';
 }
 
+/**
+ * A slot sequenced on chain that is not settled yet: not final, or final but the workflow not yet
+ * told with its data. A small working set, so the listener's and signaller's passes read it
+ * whole instead of scanning every slot (FerretDB answers only `{_id}` filters from an index).
+ */
+export interface UnsettledDoc {
+  _id: string;
+  instanceId: string;
+  blockNumber: number;
+  blockHash: string;
+  confirmed: boolean;
+}
+
 /** A step waiting to be pinned (the batcher's durable queue). */
 export interface PinQueueDoc {
   _id: string;

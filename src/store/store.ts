@@ -12,7 +12,7 @@ import { participantsOf } from '../model/instance';
 import { EventLog } from '../events/log';
 import { contextOf, stepLeaf, tagOf } from '../chain/pins';
 import { verifyMerkleProof } from '../chain/merkle';
-import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDoc, TagDoc } from './documents';
+import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDoc, TagDoc, UnsettledDoc } from './documents';
 import { isFerretDb, withSerialWrites } from './serial-writes';
 import type { ConfirmedStep } from '../process/tasks';
 
@@ -40,6 +40,7 @@ export class Store {
   readonly steps: Collection<StepDoc>;
   readonly tags: Collection<TagDoc>;
   readonly slots: Collection<SlotDoc>;
+  readonly unsettled: Collection<UnsettledDoc>;
   readonly pinQueue: Collection<PinQueueDoc>;
   readonly batches: Collection<BatchDoc>;
   readonly checkpoints: Collection<CheckpointDoc>;
@@ -54,6 +55,7 @@ export class Store {
     this.steps = db.collection('steps');
     this.tags = db.collection('tags');
     this.slots = db.collection('slots');
+    this.unsettled = db.collection('unsettled');
     this.pinQueue = db.collection('pinQueue');
     this.batches = db.collection('batches');
     this.checkpoints = db.collection('checkpoints');
@@ -77,8 +79,7 @@ export class Store {
     await this.steps.createIndex({ instanceId: 1, seq: 1 });
     await this.instances.createIndex({ 'header.definitionId': 1, createdAt: -1 });
     await this.tags.createIndex({ instanceId: 1, author: 1, nonce: 1 });
-    await this.slots.createIndex({ confirmed: 1, signaled: 1 });
-    await this.slots.createIndex({ 'position.blockNumber': 1 });
+    await this.slots.createIndex({ instanceId: 1 });
     await this.pinQueue.createIndex({ batch: 1, queuedAt: 1 });
     await this.batches.createIndex({ status: 1, nonce: 1 });
     // For the API's rich queries: every listed sort order ends in _id, so pages are stable.
@@ -198,7 +199,7 @@ export class Store {
     const proven = p.root === r.root && p.index === r.index && p.count === r.count && verifyMerkleProof(leaf, r.index, r.count, r.proof, r.root);
     if (!proven) return;
     await this.slots.updateOne({ _id: id }, { $set: { proven: true } });
-    await this.steps.updateOne({ _id: slot.envelopeHash, status: 'pending' }, { $set: { chain: positionOf(p), updatedAt: new Date() } });
+    await this.setPendingChain(slot.envelopeHash, positionOf(p));
   }
 
   async step(envelopeHash: string): Promise<StepDoc | null> {
@@ -289,8 +290,10 @@ export class Store {
         { _id: id },
         { $setOnInsert: { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, confirmed: false, signaled: 'none', proven: false } },
       );
-      const first = await this.slots.updateOne({ _id: id, position: { $exists: false } }, { $set: { position: o } });
-      if (first.modifiedCount === 0) continue;
+      // Only the first sequencing counts; the listener is the only writer of positions.
+      if ((await this.slots.findOne({ _id: id }))?.position) continue;
+      await this.slots.updateOne({ _id: id }, { $set: { position: o } });
+      await upsert(this.unsettled, { _id: id }, { $set: { instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash, confirmed: false } });
       ours.push(o);
       await this.expectTags(instance, expected.author, expected.nonce + 1);
       await this.prove(id, instance.secret);
@@ -300,41 +303,64 @@ export class Store {
 
   /** Forgets sequencings in blocks that left the chain: those steps are pending again. */
   async forgetBlocks(blockNumbers: number[]): Promise<number> {
-    const gone = await this.slots.find({ confirmed: false, 'position.blockNumber': { $in: blockNumbers } }).toArray();
-    for (const slot of gone) {
-      await this.slots.updateOne({ _id: slot._id }, { $unset: { position: '' }, $set: { proven: false } });
-      if (slot.envelopeHash) await this.steps.updateOne({ _id: slot.envelopeHash, status: 'pending' }, { $unset: { chain: '' } });
+    const gone = (await this.unsettled.find({}).toArray()).filter((u) => !u.confirmed && blockNumbers.includes(u.blockNumber));
+    for (const u of gone) {
+      const slot = await this.slots.findOne({ _id: u._id });
+      await this.slots.updateOne({ _id: u._id }, { $unset: { position: '' }, $set: { proven: false } });
+      await this.unsettled.deleteOne({ _id: u._id });
+      if (slot?.envelopeHash) await this.setPendingChain(slot.envelopeHash, undefined);
     }
     return gone.length;
   }
 
+  /** Sets (or clears) where a still-pending step sits on chain; a decided step keeps its own. */
+  private async setPendingChain(envelopeHash: string, chain: ChainPosition | undefined): Promise<void> {
+    const step = await this.steps.findOne({ _id: envelopeHash });
+    if (step?.status !== 'pending') return;
+    await this.steps.updateOne({ _id: envelopeHash }, chain ? { $set: { chain, updatedAt: new Date() } } : { $unset: { chain: '' } });
+  }
+
   /** Unconfirmed sequencings, for the listener to check against the canonical chain. */
   async unconfirmedBlocks(): Promise<{ blockNumber: number; blockHash: string }[]> {
-    const slots = await this.slots.find({ confirmed: false, position: { $exists: true } }).toArray();
     const seen = new Map<number, string>();
-    for (const s of slots) seen.set(s.position!.blockNumber, s.position!.blockHash);
+    for (const u of await this.unsettled.find({}).toArray()) if (!u.confirmed) seen.set(u.blockNumber, u.blockHash);
     return [...seen].map(([blockNumber, blockHash]) => ({ blockNumber, blockHash }));
   }
 
   async confirmSlotsUpTo(block: number): Promise<void> {
-    await this.slots.updateMany({ confirmed: false, 'position.blockNumber': { $lte: block } }, { $set: { confirmed: true } });
+    for (const u of await this.unsettled.find({}).toArray()) {
+      if (u.confirmed || u.blockNumber > block) continue;
+      await this.slots.updateOne({ _id: u._id }, { $set: { confirmed: true } });
+      await this.unsettled.updateOne({ _id: u._id }, { $set: { confirmed: true } });
+    }
   }
 
   /** Final slots the workflow has not been told about (or only without their data), in chain order. */
   async slotsToSignal(): Promise<SlotDoc[]> {
-    const candidates = await this.slots.find({ confirmed: true, signaled: { $ne: 'full' } }).toArray();
-    return candidates
-      .filter((s) => (s.proven ? 'full' : 'bare') !== s.signaled)
-      .sort((a, b) => a.position!.blockNumber - b.position!.blockNumber || a.position!.logIndex - b.position!.logIndex || a.position!.index - b.position!.index);
+    const candidates: SlotDoc[] = [];
+    for (const u of await this.unsettled.find({}).toArray()) {
+      if (!u.confirmed) continue;
+      const slot = await this.slots.findOne({ _id: u._id });
+      if (slot?.position && (slot.proven ? 'full' : 'bare') !== slot.signaled) candidates.push(slot);
+    }
+    return candidates.sort((a, b) => a.position!.blockNumber - b.position!.blockNumber || a.position!.logIndex - b.position!.logIndex || a.position!.index - b.position!.index);
   }
 
   async markSignaled(id: string, level: 'bare' | 'full'): Promise<void> {
     await this.slots.updateOne({ _id: id }, { $set: { signaled: level } });
+    // Told with its data: settled, nothing more will happen to this slot.
+    if (level === 'full') await this.unsettled.deleteOne({ _id: id });
   }
 
   /** Steps of an instance sequenced on chain whose data (or proof) this node is still waiting for. */
   async waitingForData(instanceId: string): Promise<SlotDoc[]> {
-    return this.slots.find({ instanceId, position: { $exists: true }, proven: false }).toArray();
+    const waiting: SlotDoc[] = [];
+    for (const u of await this.unsettled.find({}).toArray()) {
+      if (u.instanceId !== instanceId) continue;
+      const slot = await this.slots.findOne({ _id: u._id });
+      if (slot?.position && !slot.proven) waiting.push(slot);
+    }
+    return waiting;
   }
 
   async enqueuePin(request: { envelopeHash: string; instanceId: string; tag: string; leaf: string }): Promise<void> {
