@@ -2,7 +2,7 @@
  * Gas per step at batch sizes 1, 10 and 100, on a local anvil: the on-chain cost of sequencing.
  * Gas is deterministic for a given batch size and chain rules (not a timing), so one run is enough.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hexlify, JsonRpcProvider, randomBytes, Wallet } from 'ethers';
@@ -20,7 +20,8 @@ export interface GasFigure {
 }
 
 export async function measureGas(sizes: number[] = [1, 10, 100]): Promise<{ hardfork: string; figures: GasFigure[] }> {
-  const anvil = await startAnvil({ logDir: mkdtempSync(join(tmpdir(), 'lockstep-bench-')), port: await freePort(), accounts: 2, mining: { mode: 'auto' } });
+  const logDir = mkdtempSync(join(tmpdir(), 'lockstep-gas-'));
+  const anvil = await startAnvil({ logDir, port: await freePort(), accounts: 2, mining: { mode: 'auto' } });
   try {
     // ethers caches identical reads for 250 ms by default, which would reuse a stale nonce here.
     const provider = new JsonRpcProvider(anvil.rpcUrl, undefined, { cacheTimeout: -1, staticNetwork: true });
@@ -42,6 +43,7 @@ export async function measureGas(sizes: number[] = [1, 10, 100]): Promise<{ hard
   } finally {
     anvil.provider.destroy();
     await anvil.process.stop();
+    rmSync(logDir, { recursive: true, force: true });
   }
 }
 
