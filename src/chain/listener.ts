@@ -106,12 +106,14 @@ export class ChainListener {
     await store.confirmSlotsUpTo(finalBlock);
     // Finality never moves backwards: a head below the last final block is itself a deep
     // reorganisation (or a lagging RPC node), caught by the check at the top of the next pass.
-    if (!checkpoint || finalBlock >= checkpoint.confirmedBlock) {
+    const scanned = Math.max(head, from - 1);
+    if (!checkpoint || finalBlock > checkpoint.confirmedBlock || (finalBlock === checkpoint.confirmedBlock && finalBlock >= startBlock && !checkpoint.confirmedBlockHash)) {
       const finalHash = finalBlock >= startBlock ? ((await sequencer.blockHash(finalBlock)) ?? undefined) : undefined;
-      await store.saveCheckpoint(Math.max(head, from - 1), finalBlock, finalHash);
-    } else {
-      await store.saveCheckpoint(Math.max(head, from - 1), checkpoint.confirmedBlock, checkpoint.confirmedBlockHash);
+      await store.saveCheckpoint(scanned, finalBlock, finalHash);
+    } else if (scanned !== checkpoint.scannedBlock) {
+      await store.saveCheckpoint(scanned, checkpoint.confirmedBlock, checkpoint.confirmedBlockHash);
     }
+    // else: nothing moved; no write (every write waits in line on FerretDB).
     await this.opts.onProgress();
   }
 }
