@@ -79,7 +79,6 @@ export class Store {
     await this.steps.createIndex({ instanceId: 1, seq: 1 });
     await this.instances.createIndex({ 'header.definitionId': 1, createdAt: -1 });
     await this.tags.createIndex({ instanceId: 1, author: 1, nonce: 1 });
-    await this.slots.createIndex({ instanceId: 1 });
     await this.pinQueue.createIndex({ batch: 1, queuedAt: 1 });
     await this.batches.createIndex({ status: 1, nonce: 1 });
     // For the API's rich queries: every listed sort order ends in _id, so pages are stable.
@@ -174,8 +173,9 @@ export class Store {
       ...(visible && signed.data?.output !== undefined ? { output: signed.data.output } : {}),
       ...(signed.receipt ? { receipt: signed.receipt } : {}),
     };
-    await ignoreDuplicate(this.steps.insertOne(doc));
-    if (signed.receipt) await this.steps.updateOne({ _id: signed.hash }, { $set: { receipt: signed.receipt } });
+    const inserted = await ignoreDuplicate(this.steps.insertOne(doc));
+    // A repeat delivery may bring the receipt the first one lacked.
+    if (!inserted && signed.receipt) await this.steps.updateOne({ _id: signed.hash }, { $set: { receipt: signed.receipt } });
     await this.prove(id, instance.secret);
     await this.events.emit({ type: 'step.proposed', key: `step.proposed:${signed.hash}`, instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
   }
@@ -400,10 +400,13 @@ async function upsert<T extends Document>(collection: Collection<T>, filter: Fil
   }
 }
 
-async function ignoreDuplicate(p: Promise<unknown>): Promise<void> {
+/** Runs an insert; false (instead of an error) when the document was already there. */
+async function ignoreDuplicate(p: Promise<unknown>): Promise<boolean> {
   try {
     await p;
+    return true;
   } catch (error) {
     if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+    return false;
   }
 }
