@@ -4,6 +4,11 @@
  * stored; a repeat with the same body gets that response back and does nothing; the same key with
  * another body is refused, and so is a repeat while the first is still running. Keys are scoped
  * per app and expire after a TTL (a TTL index where the server has them, and a check on read).
+ *
+ * A claim names the node process running it. If that process died (its heartbeat went stale, or
+ * it is this process and the request is no longer in flight), a retry takes the claim over and
+ * runs the request again; the operation underneath is idempotent by the same key (a step's
+ * Update id comes from it), so the retry completes the original request rather than a copy.
  */
 import { createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
@@ -11,16 +16,17 @@ import { MongoServerError, type Collection, type Db } from 'mongodb';
 import canonicalize from 'canonicalize';
 import { LockstepError } from '../model/errors';
 import { callerOf } from './auth';
+import type { NodeLiveness } from '../node/liveness';
 
 const DUPLICATE_KEY = 11000;
 const HEADER = 'Idempotency-Key';
-/** After this long, a claim whose request never finished (the node died) may be taken over. */
-const ABANDONED_AFTER_MS = 10 * 60_000;
 
 interface IdempotencyDoc {
   _id: string;
   fingerprint: string;
   state: 'running' | 'done';
+  /** The node process running the request (NodeLiveness.processId). */
+  owner?: string;
   status?: number;
   body?: unknown;
   location?: string;
@@ -31,8 +37,14 @@ interface IdempotencyDoc {
 
 export class IdempotencyKeys {
   private readonly docs: Collection<IdempotencyDoc>;
+  /** Claims this process is running now. */
+  private readonly inFlight = new Set<string>();
 
-  constructor(db: Db, private readonly ttlSeconds: number) {
+  constructor(
+    db: Db,
+    private readonly ttlSeconds: number,
+    private readonly liveness: NodeLiveness,
+  ) {
     this.docs = db.collection('idempotency');
   }
 
@@ -55,6 +67,8 @@ export class IdempotencyKeys {
         .digest('hex');
       const existing = await this.claim(id, fingerprint);
       if (existing) return replay(existing, fingerprint, res);
+      this.inFlight.add(id);
+      res.once('close', () => this.inFlight.delete(id));
       res.setHeader(HEADER, key);
       const json = res.json.bind(res);
       res.json = (body: unknown) => {
@@ -74,7 +88,7 @@ export class IdempotencyKeys {
   /** Claims the key; returns the earlier record when it is already taken. */
   private async claim(id: string, fingerprint: string): Promise<IdempotencyDoc | null> {
     const now = new Date();
-    const doc: IdempotencyDoc = { _id: id, fingerprint, state: 'running', claimedAt: now, expiresAt: new Date(now.getTime() + this.ttlSeconds * 1000) };
+    const doc: IdempotencyDoc = { _id: id, fingerprint, state: 'running', owner: this.liveness.processId, claimedAt: now, expiresAt: new Date(now.getTime() + this.ttlSeconds * 1000) };
     try {
       await this.docs.insertOne(doc);
       return null;
@@ -82,12 +96,17 @@ export class IdempotencyKeys {
       if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
     }
     const existing = await this.docs.findOne({ _id: id });
-    const stale = existing && (existing.expiresAt < now || (existing.state === 'running' && existing.claimedAt.getTime() < now.getTime() - ABANDONED_AFTER_MS));
+    const stale = existing && (existing.expiresAt < now || (existing.state === 'running' && !(await this.stillRunning(id, existing))));
     if (existing && !stale) return existing;
     // Expired or abandoned: take it over, unless someone else just did.
     const taken = await this.docs.findOneAndReplace({ _id: id, claimedAt: existing?.claimedAt ?? now }, doc);
     if (taken) return null;
     return (await this.docs.findOne({ _id: id })) ?? doc;
+  }
+
+  private async stillRunning(id: string, claim: IdempotencyDoc): Promise<boolean> {
+    if (claim.owner === this.liveness.processId) return this.inFlight.has(id);
+    return this.liveness.isAlive(claim.owner);
   }
 }
 

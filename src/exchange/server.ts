@@ -87,7 +87,12 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     await ctx.store.savePendingStep(instance, signed, visible);
     // A guard reads only steps every participant sees, so this node holds their data whenever it is needed.
     const read = stepsReadByGuards(definition).has(e.step) && signed.data ? { input: signed.data.input, output: signed.data.output } : {};
-    await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author, ...read });
+    const running = await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author, ...read });
+    // No workflow: if the instance has ended, the step is decided without it once final (late-steps.ts);
+    // otherwise this node's workflow is not started yet, and the sender tries again.
+    if (!running && (await ctx.store.instance(e.instanceId))?.status !== 'ended') {
+      throw new LockstepError('unavailable', `instance ${e.instanceId} is not running on ${ctx.party} yet; retry`, []);
+    }
     // Not awaited: the sender need not wait for this node's signalling pass (it logs its own errors).
     void pins.flush();
     ctx.log.info({ instanceId: e.instanceId, step: e.step, from: e.author, envelopeHash: signed.hash }, 'envelope accepted');

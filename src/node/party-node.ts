@@ -28,6 +28,7 @@ import { IdempotencyKeys } from '../api/idempotency';
 import { Webhooks } from '../events/webhooks';
 import { EventSockets } from '../events/websocket';
 import { serialStatsOf } from '../store/serial-writes';
+import { NodeLiveness } from './liveness';
 import type { Logger } from 'pino';
 
 export interface RunningNode {
@@ -102,7 +103,9 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   batcher.start();
 
   const keys = apiKeysFor(config, network);
-  const idempotency = new IdempotencyKeys(store.db, config.idempotencyTtlSeconds);
+  const liveness = new NodeLiveness(store.db, log);
+  await liveness.start();
+  const idempotency = new IdempotencyKeys(store.db, config.idempotencyTtlSeconds, liveness);
   await idempotency.ensureIndexes();
   const webhooks = new Webhooks(store.db, store.events, config.webhooks, log);
   await webhooks.ensureIndexes();
@@ -122,6 +125,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
       await sockets.close();
       await Promise.all([close(api), close(dx)]);
       await webhooks.stop();
+      await liveness.stop();
       await listener.stop();
       await batcher.stop();
       worker.shutdown();

@@ -8,6 +8,7 @@ import type { NodeContext } from './context';
 import { positionOf } from '../store/store';
 import { notifyConfirmed } from './workflows';
 import { dataWaiting } from '../events/hooks';
+import { decideAfterEnd } from './late-steps';
 
 export class PinSignaller {
   private running: Promise<void> = Promise.resolve();
@@ -23,7 +24,11 @@ export class PinSignaller {
   }
 
   private async pass(): Promise<void> {
+    // Ended instances whose workflow is gone and whose earlier late step still lacks its data:
+    // their later late steps wait, in chain order, as the workflow would have made them.
+    const heldBack = new Set<string>();
     for (const slot of await this.ctx.store.slotsToSignal()) {
+      if (heldBack.has(slot.instanceId)) continue;
       const level = slot.proven ? 'full' : 'bare';
       const alive = await notifyConfirmed(this.ctx, slot.instanceId, {
         slot: `${slot.author}/${slot.nonce}`,
@@ -34,7 +39,8 @@ export class PinSignaller {
         // No workflow: either the instance has ended, or this node has stored its invitation but not
         // yet started its workflow. Only in the first case is the signal moot; otherwise try again.
         if ((await this.ctx.store.instance(slot.instanceId))?.status !== 'ended') continue;
-        this.ctx.log.warn({ instanceId: slot.instanceId, slot: slot._id }, 'final step for an instance that has ended');
+        if (slot.proven) await decideAfterEnd(this.ctx, slot);
+        else heldBack.add(slot.instanceId);
       }
       if (alive && slot.proven) this.ctx.log.debug({ instanceId: slot.instanceId, envelopeHash: slot.envelopeHash }, 'final step signalled');
       await this.ctx.store.markSignaled(slot._id, level);

@@ -41,8 +41,15 @@ export async function startInstanceWorkflow(ctx: NodeContext, header: InstanceHe
   }
 }
 
-export async function notifyEnvelope(ctx: NodeContext, instanceId: string, notice: PendingStep): Promise<void> {
-  await ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId)).signal(envelopeSignal, notice);
+/** Returns false when the instance's workflow no longer runs (it has ended). */
+export async function notifyEnvelope(ctx: NodeContext, instanceId: string, notice: PendingStep): Promise<boolean> {
+  try {
+    await ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId)).signal(envelopeSignal, notice);
+    return true;
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return false;
+    throw error;
+  }
 }
 
 /** Returns false when the instance's workflow no longer runs (it has ended). */

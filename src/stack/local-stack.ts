@@ -30,11 +30,20 @@ export interface StackOptions {
   temporalSqlitePragmas?: string[];
 }
 
+/** The servers a stack can take down and bring back (its database files kept): fault tests do. */
+export type RestartableServer = 'temporal' | 'mongo';
+
 export interface Stack {
   network: NetworkFile;
   networkPath: string;
   /** The servers this stack started: name and pid of the watchdog shell that leads each one's process group. */
   processes(): Array<{ name: string; pid: number }>;
+  /**
+   * Stops one server this stack started (SIGTERM, or SIGKILL for a crash), keeping its files;
+   * `startServer` brings it back on the same port with the same data.
+   */
+  stopServer(server: RestartableServer, signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  startServer(server: RestartableServer): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -152,11 +161,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   await stopStack(dir);
   const ports = await choosePorts(options);
 
-  const started: SupervisedProcess[] = [];
+  let started: SupervisedProcess[] = [];
   const recordSpawn = (child: SupervisedProcess): void => {
     started.push(child);
     writePidFile(dir, { ownerPid: process.pid, processes: started.map(({ name, pid }) => ({ name, pid })) });
   };
+  // How to start each local server again with the same port and files (external ones have none).
+  const starters = new Map<RestartableServer, () => Promise<SupervisedProcess>>();
   let stopping: Promise<void> | null = null;
   const stopAll = (): Promise<void> =>
     (stopping ??= (async () => {
@@ -185,17 +196,20 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         return { address: temporalAddress, uiUrl: undefined };
       }
       log(`starting temporal on 127.0.0.1:${ports.temporal}`);
-      const server = await startTemporalDevServer({
-        address: `127.0.0.1:${ports.temporal}`,
-        namespaces,
-        searchAttributes: options.searchAttributes,
-        dir,
-        logDir,
-        port: ports.temporal,
-        uiPort: ports.temporalUi,
-        onSpawn: recordSpawn,
-        sqlitePragmas: options.temporalSqlitePragmas,
-      });
+      const startTemporal = () =>
+        startTemporalDevServer({
+          address: `127.0.0.1:${ports.temporal}`,
+          namespaces,
+          searchAttributes: options.searchAttributes,
+          dir,
+          logDir,
+          port: ports.temporal,
+          uiPort: ports.temporalUi,
+          onSpawn: recordSpawn,
+          sqlitePragmas: options.temporalSqlitePragmas,
+        });
+      const server = await startTemporal();
+      starters.set('temporal', async () => (await startTemporal()).process);
       log(`temporal ready after ${elapsedSince(startedAt)}`);
       return { address: server.address, uiUrl: server.uiUrl };
     })();
@@ -206,7 +220,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         return mongoUriFromEnv;
       }
       log(`starting MongoDB on 127.0.0.1:${ports.mongo}`);
-      const mongo = await startMongo({ dir, logDir, port: ports.mongo, onSpawn: recordSpawn });
+      const mongoOptions = { dir, logDir, port: ports.mongo, onSpawn: recordSpawn };
+      const mongo = await startMongo(mongoOptions);
+      starters.set('mongo', async () => (await startMongo(mongoOptions)).process);
       log(`${mongo.kind} ready after ${elapsedSince(startedAt)}`);
       return mongo.uri;
     })();
@@ -280,7 +296,22 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const networkPath = path.join(dir, 'network.json');
     writeJsonAtomically(networkPath, network);
     log(`stack ready after ${elapsedSince(startedAt)}: ${networkPath}`);
-    return { network, networkPath, processes: () => started.map(({ name, pid }) => ({ name, pid })), stop: stopAll };
+    const serverNames: Record<RestartableServer, string[]> = { temporal: ['temporal'], mongo: ['mongod', 'ferretdb'] };
+    const stopServer = async (server: RestartableServer, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> => {
+      if (!starters.has(server)) throw new Error(`${server} is not a server this stack started (external servers cannot be restarted)`);
+      const running = started.filter((p) => serverNames[server].includes(p.name));
+      for (const child of running) await (signal === 'SIGKILL' ? child.kill() : child.stop());
+      started = started.filter((p) => !running.includes(p));
+      writePidFile(dir, { ownerPid: process.pid, processes: started.map(({ name, pid }) => ({ name, pid })) });
+    };
+    const startServer = async (server: RestartableServer): Promise<void> => {
+      const start = starters.get(server);
+      if (!start) throw new Error(`${server} is not a server this stack started (external servers cannot be restarted)`);
+      if (started.some((p) => serverNames[server].includes(p.name))) throw new Error(`${server} is already running`);
+      log(`starting ${server} again`);
+      await start();
+    };
+    return { network, networkPath, processes: () => started.map(({ name, pid }) => ({ name, pid })), stopServer, startServer, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -55,6 +55,8 @@ export interface SupervisedProcess {
   exitDescription(): string | null;
   /** SIGTERM, then SIGKILL to the whole group after the grace period. Safe to call repeatedly. */
   stop(): Promise<void>;
+  /** SIGKILL to the whole group at once, as a crash would end it (fault tests); waits until it is gone. */
+  kill(): Promise<void>;
 }
 
 export interface SuperviseOptions {
@@ -152,11 +154,18 @@ export function startSupervised(options: SuperviseOptions): SupervisedProcess {
     if (!(await waitForGroupGone(pid, 2_000))) signalIfAlive(-pid, 'SIGKILL');
   };
 
+  const kill = async (): Promise<void> => {
+    signalIfAlive(-pid, 'SIGKILL');
+    await waitForExit(child, 2_000);
+    await waitForGroupGone(pid, 2_000);
+  };
+
   return {
     name: options.name,
     pid,
     logPath,
     exitDescription: () => exitDescription,
     stop: () => (stopping ??= stop()),
+    kill: () => (stopping ??= kill()),
   };
 }

@@ -3,7 +3,7 @@
  * with manual mining) and one `lockstep node` process per party, run from the compiled build.
  * Parties listed in `cuttable` receive deliveries through a proxy the test can cut.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JsonRpcProvider } from 'ethers';
@@ -19,6 +19,8 @@ export interface NetworkOptions {
   env?: Record<string, string>;
   /** Parties whose incoming deliveries pass through a proxy the test can cut. */
   cuttable?: string[];
+  /** The nodes reach the chain's RPC through a proxy the test can cut (the test itself mines directly). */
+  chainProxy?: boolean;
 }
 
 export interface TestNetwork {
@@ -28,6 +30,8 @@ export interface TestNetwork {
   nodes: PartyProcesses;
   api(party: string): ApiClient;
   proxy(party: string): CuttableProxy;
+  /** The proxy between the nodes and the chain's RPC (with `chainProxy`). */
+  chainProxy(): CuttableProxy;
   /** Mines `blocks` blocks by hand. */
   mine(blocks?: number): Promise<void>;
   /** Resolves once at least `count` transactions wait in anvil's mempool. */
@@ -49,9 +53,11 @@ export async function startTestNetwork(parties: string[], confirmations: number,
   const proxies = new Map<string, CuttableProxy>();
   const innerPorts = new Map<string, number>();
   let nodes: PartyProcesses | undefined;
+  let rpcProxy: CuttableProxy | undefined;
   const stop = async () => {
     await nodes?.stop();
     for (const p of proxies.values()) await p.close();
+    await rpcProxy?.close();
     provider.destroy();
     await stack.stop();
   };
@@ -61,9 +67,16 @@ export async function startTestNetwork(parties: string[], confirmations: number,
       innerPorts.set(party, inner);
       proxies.set(party, await startProxy(Number(new URL(stack.network.parties[party]!.dxUrl).port), inner));
     }
+    let nodesNetworkPath = stack.networkPath;
+    if (opts.chainProxy) {
+      const port = await freePort();
+      rpcProxy = await startProxy(port, Number(new URL(stack.network.chain.rpcUrl).port));
+      nodesNetworkPath = join(dir, 'network-nodes.json');
+      writeFileSync(nodesNetworkPath, JSON.stringify({ ...stack.network, chain: { ...stack.network.chain, rpcUrl: `http://127.0.0.1:${port}` } }, null, 2));
+    }
     nodes = await startPartyProcesses(
       stack.network,
-      stack.networkPath,
+      nodesNetworkPath,
       parties,
       dir,
       { LOCKSTEP_CHAIN_POLL_MS: '100', LOCKSTEP_LOG_LEVEL: 'debug', LOCKSTEP_BATCH_WAIT_MS: '50', ...opts.env },
@@ -81,6 +94,10 @@ export async function startTestNetwork(parties: string[], confirmations: number,
         const p = proxies.get(party);
         if (!p) throw new Error(`${party} was not started behind a proxy`);
         return p;
+      },
+      chainProxy: () => {
+        if (!rpcProxy) throw new Error('the network was not started with chainProxy');
+        return rpcProxy;
       },
       mine: async (blocks = 1) => {
         for (let i = 0; i < blocks; i++) await provider.send('evm_mine', []);
