@@ -154,6 +154,38 @@ test('a node killed (SIGKILL) after accepting a step pins it exactly once after 
   }
 }, 180_000);
 
+test('a losing claim whose data reaches a node after the instance ended is decided there as everywhere else', async () => {
+  const id = await startInstance();
+  await propose('alpha', id, 'open');
+  await mineUntil('open final everywhere', decidedEverywhere(id, 1));
+  net.proxy('beta').cut();
+  let winner: string;
+  let loser: string;
+  try {
+    winner = await propose('beta', id, 'claim-left');
+    await net.pendingTransactions(1);
+    await net.mine(1);
+    // gamma's claim is sequenced after beta's (its node does not know beta's claim is final yet).
+    loser = await propose('gamma', id, 'claim-right');
+    await net.pendingTransactions(1);
+    await net.mine(1);
+    // beta decides its own claim, the instance ends there, and beta's workflow finishes before
+    // gamma's claim (cut off) reaches it.
+    await mineUntil('the instance ended on beta', async () => (await net.api('beta').get(`/instances/${id}`)).body.instance.status === 'ended');
+    await mineUntil('both claims decided on alpha and gamma', async () => {
+      const hs = await Promise.all(['alpha', 'gamma'].map((p) => history(p, id)));
+      return hs.every((h) => h.length === 3 && h.every((s) => s.status !== 'pending'));
+    });
+  } finally {
+    net.proxy('beta').restore();
+  }
+  await eventually('the late claim decided on beta', async () => ((await history('beta', id)).find((s) => s.envelopeHash === loser)?.status === 'rejected' ? true : undefined), 90_000);
+  const histories = await Promise.all(PARTIES.map((p) => history(p, id)));
+  expect(new Set(histories.map(fingerprint)).size).toBe(1);
+  const late = histories[1]!.find((s) => s.envelopeHash === loser)!;
+  expect(late).toEqual(expect.objectContaining({ seq: 2, status: 'rejected', rejection: expect.objectContaining({ code: 'conflict', winner }) }));
+}, 180_000);
+
 test('a reorganisation deeper than the confirmation depth is reported and stops new steps', async () => {
   const id = await startInstance();
   const snapshot = (await net.provider.send('evm_snapshot', [])) as string;
