@@ -8,8 +8,10 @@
  * The seed is printed; LOCKSTEP_FAULT_SEED=<seed> replays the same plan. `npm run soak` runs the
  * same with more instances and faults (LOCKSTEP_FAULT_PROFILE=soak).
  */
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { startTestNetwork, type TestNetwork } from './support/network';
+import { freePorts } from '../src/stack/ports';
 import { quietTemporalRuntime } from './support/quiet-runtime';
 import { seedFromEnv } from './support/seeded-random';
 import { FAULT_KINDS, PARTIES, runWithFaults } from './support/fault-run';
@@ -50,3 +52,28 @@ test(`seeded run with faults (seed ${SEED}): nothing lost, nothing applied twice
   expect(result.duplicated).toBe(0);
   expect(result.divergent).toBe(0);
 }, SOAK ? 3_600_000 : 600_000);
+
+test('a second node process of a party: on FerretDB refused, naming the running one; on MongoDB a replica', async () => {
+  const kind = net.stack.processes().some((p) => p.name === 'ferretdb') ? 'ferretdb' : 'mongod';
+  const [api, dx] = await freePorts(2);
+  const before = await net.api('alpha').get('/status');
+  const second = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [join(__dirname, '..', 'dist/src/cli/main.js'), 'node', '--party', 'alpha', '--network', net.stack.networkPath],
+      { env: { ...process.env, LOCKSTEP_DEFINITIONS: join(__dirname, 'fixtures', 'definitions'), LOCKSTEP_API_PORT: String(api), LOCKSTEP_DX_PORT: String(dx) }, timeout: kind === 'ferretdb' ? 60_000 : 20_000 },
+      (_error, stdout, stderr) => resolve({ status: child.exitCode, stdout, stderr }),
+    );
+  });
+  if (kind === 'mongod') {
+    // A replica: it starts, serves, and leaves the leading to the running process (ended by the timeout).
+    expect(`${second.stdout}${second.stderr}`).toMatch(/node ready/);
+    expect(`${second.stdout}${second.stderr}`).not.toMatch(/leading this party/);
+    return;
+  }
+  expect(second.status).not.toBe(0);
+  expect(`${second.stdout}${second.stderr}`).toMatch(new RegExp(`another node process of alpha \\(pid ${net.nodes.pids().alpha} on `));
+  const after = await net.api('alpha').get('/status');
+  expect(after.status).toBe(200);
+  expect(after.body.party).toBe(before.body.party);
+}, 90_000);

@@ -64,6 +64,8 @@ export class Batcher {
 
   start(): void {
     this.stopped = false;
+    // Another process may have led (and sent batches) since this one last ran.
+    this.recovered = false;
     this.schedule();
   }
 

@@ -8,6 +8,7 @@
  * not atomic between writers.
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Collection, Db } from 'mongodb';
 import type { Logger } from 'pino';
 
@@ -15,9 +16,11 @@ import type { Logger } from 'pino';
 export const HEARTBEAT_MS = 2_000;
 /** A heartbeat older than this means its process is gone (several missed beats, for slow disks and GC pauses). */
 export const STALE_AFTER_MS = 10_000;
+const PRUNE_AFTER_MS = 24 * 3600_000;
 
-interface HeartbeatDoc {
+export interface HeartbeatDoc {
   _id: string;
+  host: string;
   pid: number;
   startedAt: Date;
   seenAt: Date;
@@ -29,22 +32,32 @@ export class NodeLiveness {
   private readonly heartbeats: Collection<HeartbeatDoc>;
   private timer?: NodeJS.Timeout;
   private beating?: Promise<void>;
+  /** When this process last wrote its heartbeat (ms since the epoch). */
+  lastBeat = 0;
 
   constructor(
     db: Db,
     private readonly log: Logger,
+    /** Where this process runs; tests give several instances in one process identities of their own. */
+    private readonly identity: { host: string; pid: number } = { host: hostname(), pid: process.pid },
   ) {
     this.heartbeats = db.collection('heartbeats');
   }
 
   async start(): Promise<void> {
     const now = new Date();
-    await this.heartbeats.insertOne({ _id: this.processId, pid: process.pid, startedAt: now, seenAt: now });
+    // Heartbeats of processes long gone are only clutter (their processes were the only writers).
+    await this.heartbeats.deleteMany({ seenAt: { $lt: new Date(now.getTime() - PRUNE_AFTER_MS) } });
+    await this.heartbeats.insertOne({ _id: this.processId, ...this.identity, startedAt: now, seenAt: now });
+    this.lastBeat = now.getTime();
     this.timer = setInterval(() => {
+      const at = new Date();
       this.beating ??= this.heartbeats
-        .updateOne({ _id: this.processId }, { $set: { seenAt: new Date() } })
+        .updateOne({ _id: this.processId }, { $set: { seenAt: at } })
         .then(
-          () => undefined,
+          () => {
+            this.lastBeat = at.getTime();
+          },
           // The database may be restarting; the next beat tries again, and others only see a stale beat.
           (err: unknown) => this.log.warn({ err }, 'heartbeat not written'),
         )
@@ -64,7 +77,28 @@ export class NodeLiveness {
   async isAlive(processId: string | undefined): Promise<boolean> {
     if (processId === undefined) return false;
     if (processId === this.processId) return true;
-    const beat = await this.heartbeats.findOne({ _id: processId });
-    return beat !== null && beat.seenAt.getTime() > Date.now() - STALE_AFTER_MS;
+    return isRunning(await this.heartbeats.findOne({ _id: processId }), this.identity);
+  }
+
+  async heartbeat(processId: string): Promise<HeartbeatDoc | null> {
+    return this.heartbeats.findOne({ _id: processId });
+  }
+}
+
+/**
+ * A fresh heartbeat means running, except that a process on this same host that no longer exists
+ * is known dead at once: a node restarted after a crash need not wait for its predecessor's
+ * heartbeat to go stale.
+ */
+function isRunning(beat: HeartbeatDoc | null, me: { host: string; pid: number }): boolean {
+  if (!beat || beat.seenAt.getTime() <= Date.now() - STALE_AFTER_MS) return false;
+  if (beat.host !== me.host) return true;
+  // Our own pid under another process id: that process is gone and the pid came back to us.
+  if (beat.pid === me.pid) return false;
+  try {
+    process.kill(beat.pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }

@@ -29,6 +29,7 @@ import { Webhooks } from '../events/webhooks';
 import { EventSockets } from '../events/websocket';
 import { serialStatsOf } from '../store/serial-writes';
 import { NodeLiveness } from './liveness';
+import { Leadership } from './leadership';
 import type { Logger } from 'pino';
 
 export interface RunningNode {
@@ -59,6 +60,14 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   }
   const definitions = new DefinitionRegistry(loadDefinitions(config.definitionsDir));
   const store = await Store.connect(network.mongodb.uri, me.database);
+  const liveness = new NodeLiveness(store.db, log);
+  try {
+    await refuseSecondProcessOnFerretDb(store, liveness, config.party);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  await liveness.start();
   const sequencer = new SequencerClient({ rpcUrl: network.chain.rpcUrl, address: network.chain.sequencer, chainId: network.chain.chainId });
   const batcher = new Batcher({
     store,
@@ -99,17 +108,33 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
     onProgress: () => pins.flush(),
     onDeepReorg: () => undefined, // surfaced through the listener's state in the API's status and refusals
   });
-  listener.start();
-  batcher.start();
 
   const keys = apiKeysFor(config, network);
-  const liveness = new NodeLiveness(store.db, log);
-  await liveness.start();
   const idempotency = new IdempotencyKeys(store.db, config.idempotencyTtlSeconds, liveness);
   await idempotency.ensureIndexes();
   const webhooks = new Webhooks(store.db, store.events, config.webhooks, log);
   await webhooks.ensureIndexes();
-  webhooks.start();
+  // One process of the party runs these (replicas: the others serve the API, the data exchange and
+  // Temporal tasks, and take over when the leader's heartbeat stops).
+  const leadership = new Leadership(
+    store.db,
+    liveness,
+    {
+      start: () => {
+        batcher.start();
+        listener.start();
+        webhooks.start();
+      },
+      stop: async () => {
+        await webhooks.stop();
+        await listener.stop();
+        await batcher.stop();
+      },
+    },
+    log,
+  );
+  pins.onlyWhile(() => leadership.isLeader);
+  await leadership.start();
   const sockets = new EventSockets(store.db, store.events, keys, log, config.eventWindow);
 
   const api = await listen(createApiApp(ctx, listener, { keys, idempotency, webhooks }), config.apiPort, config.listenHost);
@@ -124,10 +149,8 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
       clearInterval(writeStats);
       await sockets.close();
       await Promise.all([close(api), close(dx)]);
-      await webhooks.stop();
+      await leadership.stop();
       await liveness.stop();
-      await listener.stop();
-      await batcher.stop();
       worker.shutdown();
       await workerRun.catch((err: unknown) => log.warn({ err }, 'worker stopped with an error'));
       await workerConnection.close();
@@ -145,6 +168,23 @@ function apiKeysFor(config: NodeConfig, network: NetworkFile): ApiKeys {
   const dev = network.devApiKeys?.[config.party];
   if (!dev) throw new Error(`no API keys for ${config.party}: set LOCKSTEP_API_KEYS or LOCKSTEP_API_KEYS_FILE (see docs/api.md)`);
   return new ApiKeys([{ key: dev, app: 'dev', roles: ['*'] }]);
+}
+
+/**
+ * On FerretDB, whose updates are not atomic between processes (serial-writes.ts), a party runs one
+ * node process per database: a second one is refused while the first is alive.
+ */
+async function refuseSecondProcessOnFerretDb(store: Store, liveness: NodeLiveness, party: string): Promise<void> {
+  if (serialStatsOf(store.db) === null) return;
+  for (const beat of await store.db.collection<{ _id: string }>('heartbeats').find({}).toArray()) {
+    if (!(await liveness.isAlive(beat._id))) continue;
+    const other = await liveness.heartbeat(beat._id);
+    throw new Error(
+      `another node process of ${party} (pid ${other?.pid} on ${other?.host}) is running against this database; ` +
+        'on FerretDB a party runs one node process, because FerretDB 1.x does not apply updates atomically between processes. ' +
+        'Stop the other process, or use MongoDB (MONGODB_URI) to run replicas',
+    );
+  }
 }
 
 /** Debug: the running totals of the serialised writes (FerretDB only), for the benchmark's profile. */

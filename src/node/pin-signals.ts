@@ -12,11 +12,18 @@ import { decideAfterEnd } from './late-steps';
 
 export class PinSignaller {
   private running: Promise<void> = Promise.resolve();
+  private allowed: () => boolean = () => true;
 
   constructor(private readonly ctx: NodeContext) {}
 
+  /** Passes run only while `allowed` holds: with replicas, on the leading process alone (no double signals). */
+  onlyWhile(allowed: () => boolean): void {
+    this.allowed = allowed;
+  }
+
   /** Queues a pass; resolves when it (and any pass before it) has finished. */
   flush(): Promise<void> {
+    if (!this.allowed()) return this.running;
     this.running = this.running.then(() => this.pass()).catch((err: unknown) => {
       this.ctx.log.warn({ err }, 'signalling final pins failed; will retry on the next tick');
     });
