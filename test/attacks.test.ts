@@ -10,6 +10,8 @@ import { startTestNetwork, type TestNetwork } from './support/network';
 import { eventually } from './support/eventually';
 import { quietTemporalRuntime } from './support/quiet-runtime';
 import { sealEnvelope, sealInvitation, newSecret } from '../src/envelope/seal';
+import { SequencerClient } from '../src/chain/sequencer';
+import { contextOf, tagOf } from '../src/chain/pins';
 import type { SignedEnvelope } from '../src/model/envelope';
 import type { StepView } from '../src/api/views';
 
@@ -149,6 +151,37 @@ test('each forged, tampered, misdirected or replayed request is refused, naming 
   expect(JSON.stringify(await history('beta'))).toBe(before);
   const fingerprints = await Promise.all(['alpha', 'beta', 'gamma'].map(async (p) => JSON.stringify((await history(p)).map((s) => [s.envelopeHash, s.status, s.seq]))));
   expect(new Set(fingerprints).size).toBe(1);
+});
+
+test("a pin of gamma's next step sent from another address does not count, and is recorded as a security event", async () => {
+  // delta learned the instance's secret (say, from a leaked evidence bundle) and pins gamma's
+  // next tag first, from its own address and from one the network has never seen.
+  const secret = (await net.api('alpha').get(`/instances/${instanceId}/evidence`)).body.instance.secret as string;
+  const tag = tagOf(contextOf(secret, 'gamma', 1));
+  const chain = net.stack.network.chain;
+  const sequencer = new SequencerClient({ rpcUrl: chain.rpcUrl, address: chain.sequencer, chainId: chain.chainId });
+  const stranger = Wallet.createRandom().connect(net.provider);
+  try {
+    await net.provider.send('anvil_setBalance', [stranger.address, '0x56BC75E2D63100000']);
+    for (const signer of [wallet('delta').connect(net.provider), stranger]) {
+      await signer.sendTransaction({ to: chain.sequencer, data: sequencer.encodeBatch(hexlify(randomBytes(32)), [tag]), gasLimit: 200_000 });
+    }
+  } finally {
+    sequencer.destroy();
+  }
+  await net.pendingTransactions(2);
+  await net.mine(CONFIRMATIONS + 1);
+  for (const p of ['alpha', 'beta', 'gamma']) {
+    const refused = await eventually(`both foreign pins refused on ${p}`, async () => {
+      const res = await net.api(p).get<{ events: { instanceId: string; data: { route: string; sender: string; author: string; message: string } }[] }>(`/events?types=security.refused&instance=${instanceId}`);
+      const chainRefusals = res.body.events.filter((e) => e.data.route === 'chain');
+      return chainRefusals.length >= 2 ? chainRefusals : undefined;
+    });
+    expect(refused.map((e) => e.data.sender).sort()).toEqual([wallet('delta').address, stranger.address].sort());
+    expect(refused.every((e) => e.data.author === 'gamma' && /does not count/.test(e.data.message))).toBe(true);
+  }
+  // Nothing was sequenced for gamma: no step of gamma's is in anyone's history.
+  for (const p of ['alpha', 'beta', 'gamma']) expect((await history(p)).filter((s) => s.author === 'gamma')).toEqual([]);
 });
 
 test('after the attacks the instance goes on: a genuine claim is taken and final on every participant', async () => {

@@ -10,6 +10,7 @@ import type { StepStatus } from '../model/step';
 import { LockstepError } from '../model/errors';
 import { participantsOf } from '../model/instance';
 import { EventLog } from '../events/log';
+import { securityRefused } from '../events/hooks';
 import { contextOf, stepLeaf, tagOf } from '../chain/pins';
 import { verifyMerkleProof } from '../chain/merkle';
 import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDoc, TagDoc, UnsettledDoc } from './documents';
@@ -281,7 +282,21 @@ export class Store {
     const ours: ObservedTag[] = [];
     for (const o of observed) {
       const expected = await this.tags.findOne({ _id: o.tag });
-      if (!expected || addressOf(expected.author)?.toLowerCase() !== o.author.toLowerCase()) continue;
+      if (!expected) continue;
+      if (addressOf(expected.author)?.toLowerCase() !== o.author.toLowerCase()) {
+        // Someone who knows the instance's secret (or a lucky guess) pinned another author's tag:
+        // it does not count, and the party's apps hear of it.
+        await securityRefused(this.events, {
+          digest: `${o.transactionHash}:${o.logIndex}:${o.tag}`,
+          route: 'chain',
+          code: 'forbidden',
+          message: `a pin of ${expected.author}'s step ${expected.nonce} was sent by ${o.author}, not by ${expected.author}'s address (transaction ${o.transactionHash}); it does not count`,
+          sender: o.author,
+          author: expected.author,
+          instanceId: expected.instanceId,
+        });
+        continue;
+      }
       const instance = await this.instance(expected.instanceId);
       if (!instance) continue;
       const id = slotId(expected.instanceId, expected.author, expected.nonce);
