@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { startTestNetwork, type TestNetwork } from './support/network';
 import { freePorts } from '../src/stack/ports';
 import { quietTemporalRuntime } from './support/quiet-runtime';
+import { eventually } from './support/eventually';
 import { seedFromEnv } from './support/seeded-random';
 import { FAULT_KINDS, PARTIES, runWithFaults } from './support/fault-run';
 
@@ -53,6 +54,15 @@ test(`seeded run with faults (seed ${SEED}): nothing lost, nothing applied twice
   expect(result.divergent).toBe(0);
 }, SOAK ? 3_600_000 : 600_000);
 
+/** Runs the CLI to its end; resolves with its exit code and output. */
+function cli(args: string[], timeout = 60_000): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [join(__dirname, '..', 'dist/src/cli/main.js'), ...args], { timeout }, (_error, stdout, stderr) =>
+      resolve({ status: child.exitCode, output: `${stdout}${stderr}` }),
+    );
+  });
+}
+
 test('a second node process of a party: on FerretDB refused, naming the running one; on MongoDB a replica', async () => {
   const kind = net.stack.processes().some((p) => p.name === 'ferretdb') ? 'ferretdb' : 'mongod';
   const [api, dx] = await freePorts(2);
@@ -77,3 +87,33 @@ test('a second node process of a party: on FerretDB refused, naming the running 
   expect(after.status).toBe(200);
   expect(after.body.party).toBe(before.body.party);
 }, 90_000);
+
+test("lockstep rescan rebuilds a stopped node's chain records from the chain; its history stays the same and it goes on", async () => {
+  const network = join(net.dir, 'network-nodes.json');
+  const allSteps = async () => JSON.stringify((await net.api('alpha').get('/history?limit=500')).body.steps);
+  const before = await allSteps();
+  const refused = await cli(['rescan', '--party', 'alpha', '--network', network]);
+  expect(refused.status).not.toBe(0);
+  expect(refused.output).toMatch(/a node process of alpha is running \(pid \d+ on /);
+
+  await net.nodes.kill('alpha', 'SIGTERM');
+  const rescan = await cli(['rescan', '--party', 'alpha', '--network', network]);
+  expect(rescan.output).toMatch(/alpha: chain records of [1-9]\d* step slot\(s\) cleared/);
+  expect(rescan.status).toBe(0);
+  await net.nodes.start('alpha');
+  expect(await allSteps()).toBe(before);
+
+  // And it goes on: a new instance's first step is final on every participant.
+  const res = await net.api('alpha').post('/instances', { definition: 'race', roles: { host: 'alpha', left: 'beta', right: 'gamma' } });
+  expect(res.status).toBe(201);
+  const id = res.body.instance.id as string;
+  await eventually(`${id} on gamma`, async () => ((await net.api('gamma').get(`/instances/${id}`)).status === 200 ? true : undefined), 60_000);
+  expect((await net.api('alpha').post(`/instances/${id}/steps`, { step: 'open', input: {} })).status).toBe(202);
+  for (let i = 0; i < 100; i++) {
+    const statuses = await Promise.all(PARTIES.map(async (p) => (await net.api(p).get(`/instances/${id}/history`)).body.steps?.[0]?.status));
+    if (statuses.every((s) => s === 'confirmed')) break;
+    await net.mine(1);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  for (const p of PARTIES) expect((await net.api(p).get(`/instances/${id}/history`)).body.steps.map((s: { status: string }) => s.status)).toEqual(['confirmed']);
+}, 180_000);

@@ -6,6 +6,7 @@ import { DefinitionError, formatProblem } from '../definitions/load';
 import { repoRoot } from '../paths';
 import { stackCommands } from './commands/stack';
 import { nodeCommand } from './commands/node';
+import { rescanCommand } from './commands/rescan';
 import { definitionCommands } from './commands/definitions';
 import { instanceCommands } from './commands/instances';
 import { evidenceCommands } from './commands/evidence';
@@ -18,6 +19,7 @@ const program = new Command('lockstep')
 
 stackCommands(program);
 nodeCommand(program);
+rescanCommand(program);
 definitionCommands(program);
 instanceCommands(program);
 evidenceCommands(program);

@@ -389,6 +389,20 @@ export class Store {
     }
   }
 
+  /**
+   * Forgets everything this node learned from the chain (where steps were sequenced, what is
+   * final, what the workflows were told), so the listener reads it all again from the deploy
+   * block: `lockstep rescan`, for records restored from an old backup or damaged. Decisions stay:
+   * the chain gives the same order again, and workflows ignore what they already applied.
+   */
+  async forgetChainRecords(): Promise<{ slots: number; unsettled: number }> {
+    await this.checkpoints.deleteOne({ _id: 'chain' });
+    const unsettled = (await this.unsettled.deleteMany({})).deletedCount;
+    const slots = (await this.slots.updateMany({}, { $unset: { position: '' }, $set: { confirmed: false, signaled: 'none', proven: false } })).modifiedCount;
+    await this.steps.updateMany({ status: 'pending' }, { $unset: { chain: '' } });
+    return { slots, unsettled };
+  }
+
   async checkpoint(): Promise<CheckpointDoc | null> {
     return this.checkpoints.findOne({ _id: 'chain' });
   }
