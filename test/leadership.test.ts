@@ -110,3 +110,25 @@ test('a leader that stops cleanly hands over at once', async () => {
   await b.leadership.stop();
   await b.liveness.stop();
 }, 30_000);
+
+test('a leader whose heartbeat cannot be written steps down, and leads again once it can', async () => {
+  await db.collection('leadership').deleteMany({});
+  const a = member('a', 'host-a');
+  await a.liveness.start();
+  await a.leadership.start();
+  expect(a.leadership.isLeader).toBe(true);
+  const generation = a.leadership.current()!.generation;
+  const campaign = () => (a.leadership as unknown as { campaign(): Promise<void> }).campaign();
+  // The database was away long enough that others may think this process gone.
+  a.liveness.lastBeat = Date.now() - STALE_AFTER_MS;
+  await campaign();
+  expect([a.leadership.isLeader, a.stopped]).toEqual([false, 1]);
+  await campaign();
+  expect(a.leadership.isLeader).toBe(false); // not while its own heartbeat is still failing
+  a.liveness.lastBeat = Date.now();
+  await campaign();
+  expect([a.leadership.isLeader, a.started]).toEqual([true, 2]);
+  expect(a.leadership.current()!.generation).toBe(generation + 1);
+  await a.leadership.stop();
+  await a.liveness.stop();
+}, 30_000);

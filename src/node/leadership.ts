@@ -93,10 +93,14 @@ export class Leadership {
     this.holder = newest;
     if (this.leading) {
       if (newest?.owner !== this.liveness.processId) return this.stepDown(`generation ${newest?.generation} is led by ${newest?.owner}`);
-      if (Date.now() - this.liveness.lastBeat > STALE_AFTER_MS - HEARTBEAT_MS) return this.stepDown('own heartbeat could not be written');
+      if (this.ownBeatStale()) return this.stepDown('own heartbeat could not be written');
       return;
     }
-    if (newest && (await this.liveness.isAlive(newest.owner))) return;
+    // Not while this process's own heartbeat is failing: others would rightly take over.
+    if (this.ownBeatStale()) return;
+    // A leader that stepped down (its heartbeat could not be written) takes the next generation
+    // like anyone else once it is healthy again.
+    if (newest && newest.owner !== this.liveness.processId && (await this.liveness.isAlive(newest.owner))) return;
     const doc: LeaderDoc = { _id: key(this.generation + 1), generation: this.generation + 1, owner: this.liveness.processId, since: new Date() };
     try {
       await this.docs.insertOne(doc);
@@ -109,6 +113,11 @@ export class Leadership {
     this.leading = true;
     this.log.info({ generation: doc.generation, previous: newest?.owner }, 'leading this party\'s batcher, chain listener and webhooks');
     await this.work.start();
+  }
+
+  /** Whether this process's heartbeat is (nearly) old enough for others to think it gone. */
+  private ownBeatStale(): boolean {
+    return Date.now() - this.liveness.lastBeat > STALE_AFTER_MS - HEARTBEAT_MS;
   }
 
   private async stepDown(why: string): Promise<void> {
