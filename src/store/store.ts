@@ -369,9 +369,11 @@ export class Store {
 
   /** Marks a batch's steps as taken by it (idempotent; used again when recovering after a crash). */
   async assignBatch(batch: BatchDoc): Promise<void> {
-    for (const [index, envelopeHash] of batch.envelopeHashes.entries()) {
-      await this.pinQueue.updateOne({ _id: envelopeHash }, { $set: { batch: batch._id, index } });
-    }
+    // One round trip (one turn in FerretDB's write line) for the whole batch, each item by _id.
+    await this.pinQueue.bulkWrite(
+      batch.envelopeHashes.map((envelopeHash, index) => ({ updateOne: { filter: { _id: envelopeHash }, update: { $set: { batch: batch._id, index } } } })),
+      { ordered: false },
+    );
   }
 
   async checkpoint(): Promise<CheckpointDoc | null> {
