@@ -3,41 +3,61 @@
  * (so the workflow holds back every later step until this one's data arrives), then again once
  * the envelope is here and proven against the batch root. Runs after each listener pass and each
  * delivery. Serialised within the process; repeats are harmless, the workflow deduplicates.
+ *
+ * Chain order matters within an instance (one workflow); different instances are told side by
+ * side, and a pass writes down what it told in one write per collection, not one per slot.
  */
 import type { NodeContext } from './context';
+import type { SlotDoc } from '../store/documents';
 import { positionOf } from '../store/store';
 import { notifyConfirmed } from './workflows';
 import { dataWaiting } from '../events/hooks';
 
+type Level = 'bare' | 'full';
+
 export class PinSignaller {
   private running: Promise<void> = Promise.resolve();
+  /** A pass asked for and not started yet: later requests share it (it will see their writes). */
+  private queued?: Promise<void>;
 
   constructor(private readonly ctx: NodeContext) {}
 
   /** Queues a pass; resolves when it (and any pass before it) has finished. */
   flush(): Promise<void> {
-    this.running = this.running.then(() => this.pass()).catch((err: unknown) => {
-      this.ctx.log.warn({ err }, 'signalling final pins failed; will retry on the next tick');
-    });
-    return this.running;
+    if (this.queued) return this.queued;
+    const next = this.running
+      .then(() => {
+        this.queued = undefined;
+        return this.pass();
+      })
+      .catch((err: unknown) => {
+        this.ctx.log.warn({ err }, 'signalling final pins failed; will retry on the next tick');
+      });
+    this.queued = next;
+    this.running = next;
+    return next;
   }
 
   private async pass(): Promise<void> {
+    const byInstance = new Map<string, SlotDoc[]>();
     for (const slot of await this.ctx.store.slotsToSignal()) {
-      const level = slot.proven ? 'full' : 'bare';
-      const alive = await notifyConfirmed(this.ctx, slot.instanceId, {
-        slot: `${slot.author}/${slot.nonce}`,
-        position: positionOf(slot.position!),
-        ...(slot.proven ? { envelopeHash: slot.envelopeHash! } : {}),
-      });
-      if (!alive) {
-        // No workflow: either the instance has ended, or this node has stored its invitation but not
-        // yet started its workflow. Only in the first case is the signal moot; otherwise try again.
-        if ((await this.ctx.store.instance(slot.instanceId))?.status !== 'ended') continue;
-        this.ctx.log.warn({ instanceId: slot.instanceId, slot: slot._id }, 'final step for an instance that has ended');
-      }
-      if (alive && slot.proven) this.ctx.log.debug({ instanceId: slot.instanceId, envelopeHash: slot.envelopeHash }, 'final step signalled');
-      await this.ctx.store.markSignaled(slot._id, level);
+      const list = byInstance.get(slot.instanceId) ?? [];
+      list.push(slot);
+      byInstance.set(slot.instanceId, list);
+    }
+    if (byInstance.size === 0) return;
+    const told: { slot: SlotDoc; level: Level }[] = [];
+    const outcomes = await Promise.allSettled(
+      [...byInstance.values()].map(async (slots) => {
+        // In chain order; a failure stops this instance's signals here, so none overtakes it.
+        for (const slot of slots) {
+          const level = await this.tell(slot);
+          if (level) told.push({ slot, level });
+        }
+      }),
+    );
+    await this.ctx.store.markSignaled(told.map(({ slot, level }) => ({ id: slot._id, level })));
+    for (const { slot, level } of told) {
       // Final on chain, but the envelope (or its proof) is not here: the instance now waits for it,
       // and apps must be able to see that instead of a silent stall.
       if (level === 'bare') {
@@ -49,5 +69,25 @@ export class PinSignaller {
         });
       }
     }
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** Signals one final slot; the level to write down, or null to try again on a later pass. */
+  private async tell(slot: SlotDoc): Promise<Level | null> {
+    const level: Level = slot.proven ? 'full' : 'bare';
+    const alive = await notifyConfirmed(this.ctx, slot.instanceId, {
+      slot: `${slot.author}/${slot.nonce}`,
+      position: positionOf(slot.position!),
+      ...(slot.proven ? { envelopeHash: slot.envelopeHash! } : {}),
+    });
+    if (!alive) {
+      // No workflow: either the instance has ended, or this node has stored its invitation but not
+      // yet started its workflow. Only in the first case is the signal moot; otherwise try again.
+      if ((await this.ctx.store.instance(slot.instanceId))?.status !== 'ended') return null;
+      this.ctx.log.warn({ instanceId: slot.instanceId, slot: slot._id }, 'final step for an instance that has ended');
+    }
+    if (alive && slot.proven) this.ctx.log.debug({ instanceId: slot.instanceId, envelopeHash: slot.envelopeHash }, 'final step signalled');
+    return level;
   }
 }

@@ -346,10 +346,16 @@ export class Store {
     return candidates.sort((a, b) => a.position!.blockNumber - b.position!.blockNumber || a.position!.logIndex - b.position!.logIndex || a.position!.index - b.position!.index);
   }
 
-  async markSignaled(id: string, level: 'bare' | 'full'): Promise<void> {
-    await this.slots.updateOne({ _id: id }, { $set: { signaled: level } });
-    // Told with its data: settled, nothing more will happen to this slot.
-    if (level === 'full') await this.unsettled.deleteOne({ _id: id });
+  /** Writes down what the workflows were told: one write per collection for the lot, each slot by _id. */
+  async markSignaled(told: { id: string; level: 'bare' | 'full' }[]): Promise<void> {
+    if (told.length === 0) return;
+    await this.slots.bulkWrite(
+      told.map(({ id, level }) => ({ updateOne: { filter: { _id: id }, update: { $set: { signaled: level } } } })),
+      { ordered: false },
+    );
+    // Told with its data: settled, nothing more will happen to these slots.
+    const settled = told.filter((t) => t.level === 'full').map(({ id }) => ({ deleteOne: { filter: { _id: id } } }));
+    if (settled.length > 0) await this.unsettled.bulkWrite(settled, { ordered: false });
   }
 
   /** Steps of an instance sequenced on chain whose data (or proof) this node is still waiting for. */
