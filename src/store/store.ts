@@ -142,16 +142,26 @@ export class Store {
   async savePendingStep(instance: InstanceDoc, signed: SignedEnvelope, visible: boolean): Promise<void> {
     const e = signed.envelope;
     const id = slotId(e.instanceId, e.author, e.nonce);
-    await upsert(this.slots, { _id: id }, {
-      $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), confirmed: false, signaled: 'none', proven: false },
-    });
     // The slot (author, step number) takes one envelope, ever: claim it before storing anything,
-    // so a second envelope for a taken number is refused and leaves no trace.
-    const claimed = await this.slots.updateOne(
-      { _id: id, $or: [{ envelopeHash: { $exists: false } }, { envelopeHash: signed.hash }] },
-      { $set: { envelopeHash: signed.hash, ...(signed.receipt ? { receipt: signed.receipt } : {}) } },
-    );
-    if (claimed.matchedCount === 0) {
+    // so a second envelope for a taken number is refused and leaves no trace. One write creates
+    // the slot or claims it; a slot already holding another envelope fails the upsert's insert.
+    const claim = {
+      filter: { _id: id, $or: [{ envelopeHash: { $exists: false } }, { envelopeHash: signed.hash }] },
+      update: {
+        $set: { envelopeHash: signed.hash, ...(signed.receipt ? { receipt: signed.receipt } : {}) },
+        $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), confirmed: false, signaled: 'none' as const, proven: false },
+      },
+    };
+    let claimed: boolean;
+    try {
+      await this.slots.updateOne(claim.filter, claim.update, { upsert: true });
+      claimed = true;
+    } catch (error) {
+      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+      // The slot exists: taken by another envelope, or created by a concurrent writer just now.
+      claimed = (await this.slots.updateOne(claim.filter, { $set: claim.update.$set })).matchedCount > 0;
+    }
+    if (!claimed) {
       const slot = await this.slots.findOne({ _id: id });
       throw new LockstepError('conflict', `${e.author} already sent a different envelope (${slot?.envelopeHash ?? 'unknown'}) as its step ${e.nonce} in instance ${e.instanceId}`, [
         { field: '/envelope/nonce', message: 'already taken by another envelope' },
@@ -265,11 +275,10 @@ export class Store {
 
   /** Precomputes the tags of an author's next steps, so they are recognised before their data. */
   private async expectTags(instance: InstanceDoc, author: string, fromNonce: number): Promise<void> {
-    const wanted = Array.from({ length: TAG_WINDOW }, (_, i) => fromNonce + i);
-    const known = new Set(
-      (await this.tags.find({ instanceId: instance._id, author, nonce: { $gte: fromNonce, $lt: fromNonce + TAG_WINDOW } }).toArray()).map((t) => t.nonce),
-    );
-    const missing = wanted.filter((n) => !known.has(n)).map((nonce) => ({ _id: tagOf(contextOf(instance.secret, author, nonce)), instanceId: instance._id, author, nonce }));
+    const wanted = Array.from({ length: TAG_WINDOW }, (_, i) => ({ _id: tagOf(contextOf(instance.secret, author, fromNonce + i)), instanceId: instance._id, author, nonce: fromNonce + i }));
+    // By _id, one lookup each: FerretDB would read the whole (ever growing) collection for a range.
+    const known = await Promise.all(wanted.map((t) => this.tags.findOne({ _id: t._id }, { projection: { _id: 1 } })));
+    const missing = wanted.filter((_, i) => known[i] === null);
     if (missing.length > 0) await ignoreDuplicate(this.tags.insertMany(missing, { ordered: false }));
   }
 
@@ -285,14 +294,13 @@ export class Store {
       const instance = await this.instance(expected.instanceId);
       if (!instance) continue;
       const id = slotId(expected.instanceId, expected.author, expected.nonce);
+      // Only the first sequencing counts; the listener is the only writer of positions.
+      if ((await this.slots.findOne({ _id: id }))?.position) continue;
       await upsert(
         this.slots,
         { _id: id },
-        { $setOnInsert: { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, confirmed: false, signaled: 'none', proven: false } },
+        { $set: { position: o }, $setOnInsert: { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, confirmed: false, signaled: 'none', proven: false } },
       );
-      // Only the first sequencing counts; the listener is the only writer of positions.
-      if ((await this.slots.findOne({ _id: id }))?.position) continue;
-      await this.slots.updateOne({ _id: id }, { $set: { position: o } });
       await upsert(this.unsettled, { _id: id }, { $set: { instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash, confirmed: false } });
       ours.push(o);
       await this.expectTags(instance, expected.author, expected.nonce + 1);
@@ -328,11 +336,11 @@ export class Store {
   }
 
   async confirmSlotsUpTo(block: number): Promise<void> {
-    for (const u of await this.unsettled.find({}).toArray()) {
-      if (u.confirmed || u.blockNumber > block) continue;
-      await this.slots.updateOne({ _id: u._id }, { $set: { confirmed: true } });
-      await this.unsettled.updateOne({ _id: u._id }, { $set: { confirmed: true } });
-    }
+    const ids = (await this.unsettled.find({}).toArray()).filter((u) => !u.confirmed && u.blockNumber <= block).map((u) => u._id);
+    if (ids.length === 0) return;
+    // One write per collection for the lot, each slot by _id; the slots first, as before.
+    await this.slots.bulkWrite(ids.map((_id) => ({ updateOne: { filter: { _id }, update: { $set: { confirmed: true } } } })), { ordered: false });
+    await this.unsettled.bulkWrite(ids.map((_id) => ({ updateOne: { filter: { _id }, update: { $set: { confirmed: true } } } })), { ordered: false });
   }
 
   /** Final slots the workflow has not been told about (or only without their data), in chain order. */
