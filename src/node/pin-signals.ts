@@ -6,6 +6,10 @@
  *
  * Chain order matters within an instance (one workflow); different instances are told side by
  * side, and a pass writes down what it told in one write per collection, not one per slot.
+ *
+ * A pin final before its data is the rule for peers, not a stall (the chain is usually quicker
+ * than the author's delivery), so the `data.waiting` event, three writes, is recorded only when
+ * the data is still missing DATA_WAIT_GRACE_MS after the bare signal.
  */
 import type { NodeContext } from './context';
 import type { SlotDoc } from '../store/documents';
@@ -15,10 +19,15 @@ import { dataWaiting } from '../events/hooks';
 
 type Level = 'bare' | 'full';
 
+/** How long a final pin may wait for its data before apps are told (`data.waiting`). */
+export const DATA_WAIT_GRACE_MS = 2_000;
+
 export class PinSignaller {
   private running: Promise<void> = Promise.resolve();
   /** A pass asked for and not started yet: later requests share it (it will see their writes). */
   private queued?: Promise<void>;
+  /** Slots told bare and not yet reported as waiting, with when they were told (0: at once). */
+  private waitingSince?: Map<string, number>;
 
   constructor(private readonly ctx: NodeContext) {}
 
@@ -39,6 +48,13 @@ export class PinSignaller {
   }
 
   private async pass(): Promise<void> {
+    // After a start, slots told bare by an earlier process and still without data: report them.
+    this.waitingSince ??= new Map((await this.ctx.store.slotsToldBare()).map((s) => [s._id, 0]));
+    await this.signal();
+    await this.reportWaiting();
+  }
+
+  private async signal(): Promise<void> {
     const byInstance = new Map<string, SlotDoc[]>();
     for (const slot of await this.ctx.store.slotsToSignal()) {
       const list = byInstance.get(slot.instanceId) ?? [];
@@ -57,20 +73,33 @@ export class PinSignaller {
       }),
     );
     await this.ctx.store.markSignaled(told.map(({ slot, level }) => ({ id: slot._id, level })));
+    const now = Date.now();
     for (const { slot, level } of told) {
-      // Final on chain, but the envelope (or its proof) is not here: the instance now waits for it,
-      // and apps must be able to see that instead of a silent stall.
-      if (level === 'bare') {
-        await dataWaiting(this.ctx.store.events, {
-          instanceId: slot.instanceId,
-          ...(slot.envelopeHash ? { envelopeHash: slot.envelopeHash } : {}),
-          pin: `${slot.author}/${slot.nonce}`,
-          waitingFor: 'data',
-        });
-      }
+      if (level === 'bare') this.waitingSince!.set(slot._id, now);
+      else this.waitingSince!.delete(slot._id);
     }
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (failed) throw failed.reason;
+  }
+
+  /**
+   * Final on chain, but the envelope (or its proof) is still not here after the grace: the
+   * instance waits for it, and apps must be able to see that instead of a silent stall.
+   */
+  private async reportWaiting(): Promise<void> {
+    const due = Date.now() - DATA_WAIT_GRACE_MS;
+    for (const [id, since] of [...this.waitingSince!]) {
+      if (since > due) continue;
+      this.waitingSince!.delete(id);
+      const slot = await this.ctx.store.slots.findOne({ _id: id });
+      if (!slot || slot.proven) continue;
+      await dataWaiting(this.ctx.store.events, {
+        instanceId: slot.instanceId,
+        ...(slot.envelopeHash ? { envelopeHash: slot.envelopeHash } : {}),
+        pin: `${slot.author}/${slot.nonce}`,
+        waitingFor: 'data',
+      });
+    }
   }
 
   /** Signals one final slot; the level to write down, or null to try again on a later pass. */

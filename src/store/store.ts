@@ -366,6 +366,16 @@ export class Store {
     if (settled.length > 0) await this.unsettled.bulkWrite(settled, { ordered: false });
   }
 
+  /** Final slots the workflow was told of without their data, still not proven. */
+  async slotsToldBare(): Promise<SlotDoc[]> {
+    const bare: SlotDoc[] = [];
+    for (const u of await this.unsettled.find({}).toArray()) {
+      const slot = u.confirmed ? await this.slots.findOne({ _id: u._id }) : null;
+      if (slot?.signaled === 'bare' && !slot.proven) bare.push(slot);
+    }
+    return bare;
+  }
+
   /** Steps of an instance sequenced on chain whose data (or proof) this node is still waiting for. */
   async waitingForData(instanceId: string): Promise<SlotDoc[]> {
     const waiting: SlotDoc[] = [];
