@@ -24,6 +24,8 @@ export function slotId(instanceId: string, author: string, nonce: number): strin
 }
 
 const DUPLICATE_KEY = 11000;
+/** How many instances' agreed parts a node keeps in memory. */
+const AGREED_CACHE_SIZE = 10_000;
 
 export interface Decision {
   instanceId: string;
@@ -46,6 +48,8 @@ export class Store {
   readonly checkpoints: Collection<CheckpointDoc>;
   /** What happened on this node, for apps (REST, WebSocket, webhooks). */
   readonly events: EventLog;
+  /** Instances as first read: their agreed part (header, secret, signature) never changes. */
+  private readonly agreed = new Map<string, InstanceDoc>();
 
   private constructor(
     private readonly client: MongoClient,
@@ -107,7 +111,7 @@ export class Store {
     };
     try {
       await this.instances.insertOne(doc);
-      for (const author of participantsOf(doc.header)) await this.expectTags(doc, author, 1);
+      await this.expectTags(doc, participantsOf(doc.header), 1);
       await this.instanceStarted(doc);
       return doc;
     } catch (error) {
@@ -115,7 +119,7 @@ export class Store {
       const existing = await this.instances.findOne({ _id: doc._id });
       if (existing && existing.invitationSignature === invitation.signature && existing.secret === invitation.secret) {
         // No-ops unless a crash came between the insert and what follows it.
-        for (const author of participantsOf(existing.header)) await this.expectTags(existing, author, 1);
+        await this.expectTags(existing, participantsOf(existing.header), 1);
         await this.instanceStarted(existing);
         return existing;
       }
@@ -129,6 +133,23 @@ export class Store {
 
   async instance(id: string): Promise<InstanceDoc | null> {
     return this.instances.findOne({ _id: id });
+  }
+
+  /**
+   * An instance for its agreed part (header, secret, invitation signature), from memory after
+   * the first read: these never change once stored. Its status and outcome may be stale; read
+   * instance() for those.
+   */
+  async agreedInstance(id: string): Promise<InstanceDoc | null> {
+    const cached = this.agreed.get(id);
+    if (cached) return cached;
+    const doc = await this.instance(id);
+    if (doc) {
+      // Bounded: the oldest entry goes first (a Map keeps insertion order).
+      if (this.agreed.size >= AGREED_CACHE_SIZE) this.agreed.delete(this.agreed.keys().next().value!);
+      this.agreed.set(id, doc);
+    }
+    return doc;
   }
 
   async listInstances(filter: Filter<InstanceDoc>, limit: number): Promise<InstanceDoc[]> {
@@ -228,7 +249,7 @@ export class Store {
   }
 
   async recordDecision(d: Decision): Promise<void> {
-    await this.steps.updateOne(
+    const decided = await this.steps.findOneAndUpdate(
       { _id: d.envelopeHash },
       {
         $set: {
@@ -240,11 +261,11 @@ export class Store {
           ...(d.rejection ? { rejection: d.rejection } : {}),
         },
       },
+      { projection: { step: 1, author: 1 } },
     );
     if (d.outcome) {
       await this.instances.updateOne({ _id: d.instanceId }, { $set: { status: 'ended', outcome: d.outcome, updatedAt: new Date() } });
     }
-    const decided = await this.steps.findOne({ _id: d.envelopeHash });
     await this.events.emit({
       type: d.status === 'confirmed' ? 'step.confirmed' : 'step.rejected',
       key: `step.decided:${d.envelopeHash}`,
@@ -273,9 +294,11 @@ export class Store {
     await this.db.command({ ping: 1 });
   }
 
-  /** Precomputes the tags of an author's next steps, so they are recognised before their data. */
-  private async expectTags(instance: InstanceDoc, author: string, fromNonce: number): Promise<void> {
-    const wanted = Array.from({ length: TAG_WINDOW }, (_, i) => ({ _id: tagOf(contextOf(instance.secret, author, fromNonce + i)), instanceId: instance._id, author, nonce: fromNonce + i }));
+  /** Precomputes the tags of the authors' next steps (one write for all), so they are recognised before their data. */
+  private async expectTags(instance: InstanceDoc, authors: string[], fromNonce: number): Promise<void> {
+    const wanted = authors.flatMap((author) =>
+      Array.from({ length: TAG_WINDOW }, (_, i) => ({ _id: tagOf(contextOf(instance.secret, author, fromNonce + i)), instanceId: instance._id, author, nonce: fromNonce + i })),
+    );
     // By _id, one lookup each: FerretDB would read the whole (ever growing) collection for a range.
     const known = await Promise.all(wanted.map((t) => this.tags.findOne({ _id: t._id }, { projection: { _id: 1 } })));
     const missing = wanted.filter((_, i) => known[i] === null);
@@ -291,7 +314,7 @@ export class Store {
     for (const o of observed) {
       const expected = await this.tags.findOne({ _id: o.tag });
       if (!expected || addressOf(expected.author)?.toLowerCase() !== o.author.toLowerCase()) continue;
-      const instance = await this.instance(expected.instanceId);
+      const instance = await this.agreedInstance(expected.instanceId);
       if (!instance) continue;
       const id = slotId(expected.instanceId, expected.author, expected.nonce);
       // Only the first sequencing counts; the listener is the only writer of positions.
@@ -303,7 +326,7 @@ export class Store {
       );
       await upsert(this.unsettled, { _id: id }, { $set: { instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash, confirmed: false } });
       ours.push(o);
-      await this.expectTags(instance, expected.author, expected.nonce + 1);
+      await this.expectTags(instance, [expected.author], expected.nonce + 1);
       await this.prove(id, instance.secret);
     }
     return ours;
