@@ -261,7 +261,7 @@ export class Store {
           ...(d.rejection ? { rejection: d.rejection } : {}),
         },
       },
-      { projection: { step: 1, author: 1 } },
+      // No projection: FerretDB 1.x refuses one on findAndModify.
     );
     if (d.outcome) {
       await this.instances.updateOne({ _id: d.instanceId }, { $set: { status: 'ended', outcome: d.outcome, updatedAt: new Date() } });
