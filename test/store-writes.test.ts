@@ -11,6 +11,7 @@ import { startMongo, type RunningMongo } from '../src/stack/mongo-server';
 import { freePort } from '../src/stack/ports';
 import { isFerretDb, SerialQueue, withSerialWrites } from '../src/store/serial-writes';
 import { slotId, Store } from '../src/store/store';
+import { EventLog } from '../src/events/log';
 import type { SignedEnvelope } from '../src/model/envelope';
 import type { Invitation } from '../src/model/instance';
 import { contextOf, tagOf } from '../src/chain/pins';
@@ -104,6 +105,20 @@ describe('a step number takes one envelope, claimed in one write', () => {
     // The window of expected tags moved on past the observed one.
     expect(await store.tags.findOne({ _id: tagOf(contextOf(secret, 'alpha', 17)) })).not.toBeNull();
   });
+});
+
+test('the event log numbers concurrent events once each, without gaps, and a restarted node goes on after the last', async () => {
+  const db = mongo.kind === 'ferretdb' ? withSerialWrites(raw) : raw;
+  const first = new EventLog(db, mongo.kind === 'ferretdb');
+  const emitted = await Promise.all(Array.from({ length: 15 }, (_, i) => first.emit({ type: 'instance.started', key: `numbering:${i}`, data: {} })));
+  expect(emitted.map((e) => e!.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+  expect(await first.emit({ type: 'instance.started', key: 'numbering:3', data: {} })).toBeNull();
+  expect(await first.head()).toBe(15);
+  const restarted = new EventLog(db, mongo.kind === 'ferretdb');
+  expect(await restarted.head()).toBe(15);
+  expect((await restarted.emit({ type: 'instance.started', key: 'numbering:after', data: {} }))?.seq).toBe(16);
+  expect(await restarted.emit({ type: 'instance.started', key: 'numbering:3', data: {} })).toBeNull();
+  expect((await restarted.readAfter(0, 100)).events.map((e) => e.seq)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
 });
 
 test('a counter taken concurrently with $inc hands out every number once', async () => {

@@ -54,6 +54,8 @@ export class Store {
   private constructor(
     private readonly client: MongoClient,
     readonly db: Db,
+    /** FerretDB: writes go one at a time and this process is the database's only writer. */
+    serialised = false,
   ) {
     this.instances = db.collection('instances');
     this.steps = db.collection('steps');
@@ -63,14 +65,15 @@ export class Store {
     this.pinQueue = db.collection('pinQueue');
     this.batches = db.collection('batches');
     this.checkpoints = db.collection('checkpoints');
-    this.events = new EventLog(db);
+    this.events = new EventLog(db, serialised);
   }
 
   static async connect(uri: string, database: string): Promise<Store> {
     const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 });
     await client.connect();
     const db = client.db(database);
-    const store = new Store(client, (await isFerretDb(db)) ? withSerialWrites(db) : db);
+    const ferret = await isFerretDb(db);
+    const store = new Store(client, ferret ? withSerialWrites(db) : db, ferret);
     await store.ensureIndexes();
     return store;
   }
