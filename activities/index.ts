@@ -30,7 +30,7 @@ export interface SealRequest {
 
 export function createActivities(ctx: NodeContext) {
   async function instance(instanceId: string): Promise<InstanceDoc> {
-    const doc = await ctx.store.instance(instanceId);
+    const doc = await ctx.store.agreedInstance(instanceId);
     if (!doc) throw ApplicationFailure.nonRetryable(`instance ${instanceId} is not in this node's store`, 'not_found');
     return doc;
   }

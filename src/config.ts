@@ -29,7 +29,7 @@ export interface NodeConfig {
   batchWaitMs: number;
   /** An unmined pin transaction is broadcast again (re-priced if refused) after this long. */
   resubmitAfterMs: number;
-  /** How often the batcher looks at its queue and sent batches: each look is several queries (full scans on FerretDB). */
+  /** How often the batcher looks at its queue and sent batches (in its memory after start; each look asks the chain about sent batches). */
   batcherTickMs: number;
   /** Largest request body accepted by the API and data-exchange endpoints. */
   bodyLimitBytes: number;

@@ -10,6 +10,11 @@ import { MongoClient, type Db } from 'mongodb';
 import { startMongo, type RunningMongo } from '../src/stack/mongo-server';
 import { freePort } from '../src/stack/ports';
 import { isFerretDb, SerialQueue, withSerialWrites } from '../src/store/serial-writes';
+import { slotId, Store } from '../src/store/store';
+import { EventLog } from '../src/events/log';
+import type { SignedEnvelope } from '../src/model/envelope';
+import type { Invitation } from '../src/model/instance';
+import { contextOf, tagOf } from '../src/chain/pins';
 
 let mongo: RunningMongo;
 let client: MongoClient;
@@ -42,6 +47,78 @@ test('concurrent $set of different fields on one document: every field is kept',
   for (const doc of await raw.collection('slots').find({}).toArray()) {
     for (const f of fields) expect(doc[f]).toBe(`${String(doc._id)}:${f}`);
   }
+});
+
+test('concurrent bulkWrites of different fields on the same documents: every field is kept', async () => {
+  const db = withSerialWrites(raw);
+  const docs = db.collection<{ _id: string } & Record<string, unknown>>('bulk');
+  const ids = Array.from({ length: 10 }, (_, i) => `doc-${i}`);
+  await docs.insertMany(ids.map((_id) => ({ _id })));
+  const fields = ['confirmed', 'signaled', 'position', 'receipt'];
+  await Promise.all(
+    fields.map((f) => docs.bulkWrite(ids.map((_id) => ({ updateOne: { filter: { _id }, update: { $set: { [f]: `${_id}:${f}` } } } })), { ordered: false })),
+  );
+  for (const doc of await raw.collection('bulk').find({}).toArray()) {
+    for (const f of fields) expect(doc[f]).toBe(`${String(doc._id)}:${f}`);
+  }
+});
+
+describe('a step number takes one envelope, claimed in one write', () => {
+  let store: Store;
+  const secret = `0x${'11'.repeat(32)}`;
+  const invitation: Invitation = {
+    header: { id: 'inst-claim', definitionId: 'd', definitionHash: `0x${'22'.repeat(32)}`, roles: { a: 'alpha', b: 'beta' }, createdBy: 'alpha', createdAt: '2026-01-01T00:00:00Z' },
+    secret,
+    signature: '0xsig',
+  };
+  const envelope = (hash: string, nonce: number): SignedEnvelope => ({
+    envelope: { v: 1, instanceId: 'inst-claim', definitionHash: invitation.header.definitionHash, step: 's', author: 'alpha', nonce, proposedAt: '2026-01-01T00:00:01Z', inputHash: hash },
+    hash,
+    signature: '0xsig',
+  });
+
+  beforeAll(async () => {
+    store = await Store.connect(mongo.uri, 'store_claims');
+  });
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  test('a fresh slot is created and claimed; the same envelope again changes nothing; another is refused', async () => {
+    const instance = await store.saveInstance(invitation);
+    await store.savePendingStep(instance, envelope('0xaaa', 1), false);
+    await store.savePendingStep(instance, envelope('0xaaa', 1), false);
+    await expect(store.savePendingStep(instance, envelope('0xbbb', 1), false)).rejects.toThrow(/alpha already sent a different envelope \(0xaaa\)/);
+    const slot = await store.slots.findOne({ _id: slotId('inst-claim', 'alpha', 1) });
+    expect(slot).toMatchObject({ envelopeHash: '0xaaa', author: 'alpha', nonce: 1, tag: tagOf(contextOf(secret, 'alpha', 1)), proven: false, confirmed: false, signaled: 'none' });
+    expect(await store.step('0xbbb')).toBeNull();
+  });
+
+  test('a slot the listener created first (tag seen before the data) is claimed and keeps its position', async () => {
+    const instance = (await store.instance('inst-claim'))!;
+    const tag = tagOf(contextOf(secret, 'alpha', 2));
+    const position = { tag, author: '0xA', root: '0xr', index: 0, count: 1, blockNumber: 7, blockHash: '0xb', timestamp: 1, transactionHash: '0xt', logIndex: 0 };
+    const ours = await store.observeTags([position], () => '0xA');
+    expect(ours).toHaveLength(1);
+    await store.savePendingStep(instance, envelope('0xccc', 2), false);
+    expect(await store.slots.findOne({ _id: slotId('inst-claim', 'alpha', 2) })).toMatchObject({ envelopeHash: '0xccc', position, proven: false });
+    // The window of expected tags moved on past the observed one.
+    expect(await store.tags.findOne({ _id: tagOf(contextOf(secret, 'alpha', 17)) })).not.toBeNull();
+  });
+});
+
+test('the event log numbers concurrent events once each, without gaps, and a restarted node goes on after the last', async () => {
+  const db = mongo.kind === 'ferretdb' ? withSerialWrites(raw) : raw;
+  const first = new EventLog(db, mongo.kind === 'ferretdb');
+  const emitted = await Promise.all(Array.from({ length: 15 }, (_, i) => first.emit({ type: 'instance.started', key: `numbering:${i}`, data: {} })));
+  expect(emitted.map((e) => e!.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+  expect(await first.emit({ type: 'instance.started', key: 'numbering:3', data: {} })).toBeNull();
+  expect(await first.head()).toBe(15);
+  const restarted = new EventLog(db, mongo.kind === 'ferretdb');
+  expect(await restarted.head()).toBe(15);
+  expect((await restarted.emit({ type: 'instance.started', key: 'numbering:after', data: {} }))?.seq).toBe(16);
+  expect(await restarted.emit({ type: 'instance.started', key: 'numbering:3', data: {} })).toBeNull();
+  expect((await restarted.readAfter(0, 100)).events.map((e) => e.seq)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
 });
 
 test('a counter taken concurrently with $inc hands out every number once', async () => {

@@ -5,6 +5,11 @@
  *
  *   queue item ──cut──► batch doc (leaves, nonce, signed tx) ──► items marked ──► broadcast
  *
+ * Only the party's leading process runs its batcher (src/node/leadership.ts), so once it has
+ * read the queue and the open batches back at start, it keeps them in memory and polls
+ * nothing but the chain; MongoDB holds the durable copy it writes before acting. (On FerretDB a
+ * query on anything but `_id` reads the whole collection, and both collections only grow.)
+ *
  * The batcher owns its account's nonces. A transaction that is not mined in time is re-signed at
  * the same nonce with higher fees, so a nonce is never left stuck. A batch whose transaction can
  * never be mined (it reverted, or its nonce went to another transaction) is sent again with the
@@ -56,6 +61,14 @@ export class Batcher {
   private stopped = true;
   private ticking: Promise<void> = Promise.resolve();
   private recovered = false;
+  /** Steps queued and not in a batch yet, oldest first. */
+  private readonly waiting = new Map<string, PinQueueDoc>();
+  /** Batches not final yet, by _id: what watch() follows (the objects are kept equal to their documents). */
+  private readonly open = new Map<string, BatchDoc>();
+  /** Envelope hash to its batch, for the steps of open batches. */
+  private readonly batchOf = new Map<string, string>();
+  /** Highest nonce any batch was written down with (-1: none). */
+  private lastNonce = -1;
 
   constructor(private readonly opts: BatcherOptions) {
     if (opts.batchSize < 1 || opts.batchSize > MAX_TAGS_PER_BATCH) throw new Error(`batch size must be 1..${MAX_TAGS_PER_BATCH}, got ${opts.batchSize}`);
@@ -64,8 +77,11 @@ export class Batcher {
 
   start(): void {
     this.stopped = false;
-    // Another process may have led (and sent batches) since this one last ran.
+    // Another process may have led (and sent batches) since this one last ran: read it all back.
     this.recovered = false;
+    this.waiting.clear();
+    this.open.clear();
+    this.batchOf.clear();
     this.schedule();
   }
 
@@ -77,13 +93,24 @@ export class Batcher {
 
   /** Queues a step (idempotent) and resolves with its receipt once its batch is on its way. */
   async pin(request: PinRequest, timeoutMs: number): Promise<PinReceipt & { transactionHash: string }> {
-    await this.opts.store.enqueuePin(request);
+    const { store } = this.opts;
+    const hash = request.envelopeHash;
+    await store.enqueuePin(request);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const item = await this.opts.store.pinQueue.findOne({ _id: request.envelopeHash });
-      if (item?.batch) {
-        const batch = await this.opts.store.batches.findOne({ _id: item.batch });
-        if (batch && batch.status !== 'signed') return receiptOf(batch, item.index!);
+      if (this.waiting.has(hash) || this.batchOf.has(hash)) {
+        const batch = this.open.get(this.batchOf.get(hash) ?? '');
+        if (batch && batch.status !== 'signed') return receiptOf(batch, batch.envelopeHashes.indexOf(hash));
+      } else if (this.recovered || this.stopped) {
+        // Not in memory: new, or batched earlier (by a previous process, or before a retry); or
+        // this process does not lead (replicas), and the leader's batcher takes it from the queue.
+        const item = await store.pinQueue.findOne({ _id: hash });
+        if (item?.batch) {
+          const batch = await store.batches.findOne({ _id: item.batch });
+          if (batch && batch.status !== 'signed') return receiptOf(batch, item.index!);
+        } else if (item && !this.stopped && !this.waiting.has(hash) && !this.batchOf.has(hash)) {
+          this.waiting.set(hash, item);
+        }
       }
       await sleep(this.opts.tickMs ?? DEFAULT_TICK_MS);
     }
@@ -108,21 +135,45 @@ export class Batcher {
     await this.watch();
   }
 
-  /** After a crash: items of batches already written down belong to them, not to a new batch. */
+  /**
+   * At start (and after a crash): reads the open batches and the queue back. Items of batches
+   * already written down belong to them, not to a new batch.
+   */
   private async recover(): Promise<void> {
-    for (const batch of await this.opts.store.batches.find({ status: { $in: ['signed', 'sent'] } }).toArray()) {
-      await this.opts.store.assignBatch(batch);
+    const { store } = this.opts;
+    const last = await store.batches.find({}).sort({ nonce: -1 }).limit(1).toArray();
+    this.lastNonce = last[0]?.nonce ?? -1;
+    for (const batch of await store.batches.find({ status: { $in: ['signed', 'sent', 'mined'] } }).toArray()) this.track(batch);
+    for (const batch of this.open.values()) {
+      if (batch.status === 'signed' || batch.status === 'sent') await store.assignBatch(batch);
       if (batch.status === 'signed') await this.broadcast(batch, batch.rawTxs[batch.rawTxs.length - 1]!);
+    }
+    for (const item of await store.pinQueue.find({ batch: { $exists: false } }).sort({ queuedAt: 1, _id: 1 }).toArray()) {
+      if (!this.batchOf.has(item._id)) this.waiting.set(item._id, item);
     }
   }
 
+  private track(batch: BatchDoc): void {
+    this.open.set(batch._id, batch);
+    for (const hash of batch.envelopeHashes) this.batchOf.set(hash, batch._id);
+  }
+
+  private untrack(batch: BatchDoc): void {
+    this.open.delete(batch._id);
+    for (const hash of batch.envelopeHashes) if (this.batchOf.get(hash) === batch._id) this.batchOf.delete(hash);
+  }
+
   private async cut(): Promise<void> {
-    const { store, batchSize, batchWaitMs } = this.opts;
-    const waiting = await store.pinQueue.find({ batch: { $exists: false } }).sort({ queuedAt: 1, _id: 1 }).limit(batchSize).toArray();
-    if (waiting.length === 0) return;
-    const oldest = waiting[0]!.queuedAt.getTime();
-    if (waiting.length < batchSize && Date.now() - oldest < batchWaitMs) return;
-    await this.send(waiting);
+    const { batchSize, batchWaitMs } = this.opts;
+    if (this.waiting.size === 0) return;
+    const items: PinQueueDoc[] = [];
+    for (const item of this.waiting.values()) {
+      items.push(item);
+      if (items.length === batchSize) break;
+    }
+    const oldest = items[0]!.queuedAt.getTime();
+    if (items.length < batchSize && Date.now() - oldest < batchWaitMs) return;
+    await this.send(items);
   }
 
   private async send(items: PinQueueDoc[]): Promise<void> {
@@ -161,6 +212,10 @@ export class Batcher {
       lastSentAt: new Date(),
     };
     await store.batches.insertOne(batch);
+    for (const item of items) this.waiting.delete(item._id);
+    this.track(batch);
+    this.lastNonce = Math.max(this.lastNonce, nonce);
+    // Should either of these fail, watch() takes the batch (still 'signed') up again.
     await store.assignBatch(batch);
     await this.broadcast(batch, raw);
     this.opts.log.info({ batch: batch._id, steps: items.length, nonce, transactionHash: batch.txHashes[0] }, 'batch sent');
@@ -168,8 +223,7 @@ export class Batcher {
 
   private async nextNonce(): Promise<number> {
     const onChain = await this.opts.provider.getTransactionCount(this.wallet.address, 'pending');
-    const last = await this.opts.store.batches.find({}).sort({ nonce: -1 }).limit(1).toArray();
-    return Math.max(onChain, last[0] ? last[0].nonce + 1 : 0);
+    return Math.max(onChain, this.lastNonce + 1);
   }
 
   private async broadcast(batch: BatchDoc, raw: string): Promise<void> {
@@ -182,17 +236,35 @@ export class Batcher {
         this.opts.log.warn({ batch: batch._id, err: message }, 'broadcast refused; will retry');
       }
     }
-    await this.opts.store.batches.updateOne({ _id: batch._id }, { $set: { status: batch.status === 'mined' ? 'mined' : 'sent', lastSentAt: new Date() } });
+    await this.save(batch, { status: batch.status === 'mined' ? 'mined' : 'sent', lastSentAt: new Date() });
+  }
+
+  /** Writes a change to a batch down, then applies it to the batch this process follows. */
+  private async save(batch: BatchDoc, set: Partial<BatchDoc>, unset: (keyof BatchDoc)[] = []): Promise<void> {
+    await this.opts.store.batches.updateOne(
+      { _id: batch._id },
+      unset.length > 0 ? { $set: set, $unset: Object.fromEntries(unset.map((k) => [k, ''])) } : { $set: set },
+    );
+    const followed = this.open.get(batch._id);
+    for (const target of new Set([batch, ...(followed ? [followed] : [])])) {
+      Object.assign(target, set);
+      for (const key of unset) delete target[key];
+    }
   }
 
   /** Follows sent batches to their receipts; re-sends, re-prices or retires the stragglers. */
   private async watch(): Promise<void> {
     const { store, provider, resubmitAfterMs } = this.opts;
-    for (const batch of await store.batches.find({ status: 'sent' }).toArray()) {
+    for (const batch of [...this.open.values()].filter((b) => b.status === 'signed')) {
+      // Written down, but assigning or broadcasting it failed earlier in this process.
+      await store.assignBatch(batch);
+      await this.broadcast(batch, batch.rawTxs[batch.rawTxs.length - 1]!);
+    }
+    for (const batch of [...this.open.values()].filter((b) => b.status === 'sent')) {
       const receipt = await this.findReceipt(batch);
       if (receipt) {
         if (receipt.status === 1) {
-          await store.batches.updateOne({ _id: batch._id }, { $set: { status: 'mined', minedTx: receipt.hash, minedBlock: receipt.blockNumber } });
+          await this.save(batch, { status: 'mined', minedTx: receipt.hash, minedBlock: receipt.blockNumber });
         } else {
           await this.retire(batch, `transaction ${receipt.hash} reverted`, true);
         }
@@ -211,16 +283,17 @@ export class Batcher {
       await this.reprice(batch);
     }
     // A mined batch whose receipt vanished was reorganised away: send it again.
-    const mined = await store.batches.find({ status: 'mined' }).toArray();
+    const mined = [...this.open.values()].filter((b) => b.status === 'mined');
     const head = mined.length > 0 ? await provider.getBlockNumber() : 0;
     for (const batch of mined) {
       const receipt = await this.findReceipt(batch);
       if (receipt && head - receipt.blockNumber + 1 >= this.opts.confirmations) {
-        await store.batches.updateOne({ _id: batch._id }, { $set: { status: 'final' } });
+        await this.save(batch, { status: 'final' });
+        this.untrack(batch);
       } else if (!receipt) {
         this.opts.log.warn({ batch: batch._id, block: batch.minedBlock }, 'batch reorganised out of the chain; sending it again');
-        await store.batches.updateOne({ _id: batch._id }, { $set: { status: 'sent' }, $unset: { minedTx: '', minedBlock: '' } });
-        await this.broadcast({ ...batch, status: 'sent' }, batch.rawTxs[batch.rawTxs.length - 1]!);
+        await this.save(batch, { status: 'sent' }, ['minedTx', 'minedBlock']);
+        await this.broadcast(batch, batch.rawTxs[batch.rawTxs.length - 1]!);
       }
     }
   }
@@ -241,10 +314,12 @@ export class Batcher {
     const maxFeePerGas = atLeast(bump(batch.maxFeePerGas), fees.maxFeePerGas);
     const maxPriorityFeePerGas = atLeast(bump(batch.maxPriorityFeePerGas), fees.maxPriorityFeePerGas);
     const raw = await this.sign(batch, batch.nonce, BigInt(batch.gasLimit), maxFeePerGas, maxPriorityFeePerGas);
-    await this.opts.store.batches.updateOne(
-      { _id: batch._id },
-      { $push: { rawTxs: raw, txHashes: txHashOf(raw) }, $set: { maxFeePerGas: maxFeePerGas.toString(), maxPriorityFeePerGas: maxPriorityFeePerGas.toString() } },
-    );
+    await this.save(batch, {
+      rawTxs: [...batch.rawTxs, raw],
+      txHashes: [...batch.txHashes, txHashOf(raw)],
+      maxFeePerGas: maxFeePerGas.toString(),
+      maxPriorityFeePerGas: maxPriorityFeePerGas.toString(),
+    });
     this.opts.log.warn({ batch: batch._id, nonce: batch.nonce, maxFeePerGas: maxFeePerGas.toString() }, 'batch not mined in time; re-sent with higher fees');
     await this.broadcast(batch, raw);
   }
@@ -272,10 +347,8 @@ export class Batcher {
     const gasLimit = reverted ? BigInt(batch.gasLimit) * 2n : BigInt(batch.gasLimit);
     const raw = await this.sign(batch, nonce, gasLimit, BigInt(batch.maxFeePerGas), BigInt(batch.maxPriorityFeePerGas));
     this.opts.log.error({ batch: batch._id, reason, nonce }, 'batch transaction can never be mined; sending the same batch under a new nonce');
-    await this.opts.store.batches.updateOne(
-      { _id: batch._id },
-      { $set: { nonce, gasLimit: gasLimit.toString(), rawTxs: [raw], txHashes: [txHashOf(raw)], reason, status: 'sent', lastSentAt: new Date() } },
-    );
+    await this.save(batch, { nonce, gasLimit: gasLimit.toString(), rawTxs: [raw], txHashes: [txHashOf(raw)], reason, status: 'sent', lastSentAt: new Date() });
+    this.lastNonce = Math.max(this.lastNonce, nonce);
     await this.broadcast(batch, raw);
   }
 }

@@ -6,6 +6,10 @@
  *
  * Readers must not step over a number that is still being written by a slower emitter: they
  * stop at a gap until it is older than GAP_GRACE_MS, after which it is treated as permanent.
+ *
+ * On FerretDB the node is the database's only writer (one process per party database, see
+ * docs/operations.md), so there it numbers events itself, from the highest number recorded when
+ * it started, and spares the counter's write: each FerretDB write waits in the node's one line.
  */
 import { EventEmitter } from 'node:events';
 import { MongoServerError, type Collection, type Db } from 'mongodb';
@@ -42,8 +46,13 @@ export class EventLog {
   private readonly keys: Collection<KeyDoc>;
   /** Wakes in-process readers at once; readers also poll, so other replicas' events are seen too. */
   readonly appended = new EventEmitter();
+  /** Only writer (FerretDB): the highest number handed out, once read back at the first use. */
+  private issued?: Promise<{ value: number }>;
 
-  constructor(db: Db) {
+  constructor(
+    db: Db,
+    private readonly onlyWriter = false,
+  ) {
     this.events = db.collection('events');
     this.counters = db.collection('counters');
     this.keys = db.collection('eventKeys');
@@ -58,8 +67,7 @@ export class EventLog {
   /** Records a fact once; returns its event, or null if it was already recorded. */
   async emit(input: EventInput): Promise<LockstepEvent | null> {
     if (await this.keys.findOne({ _id: input.key })) return null;
-    const counter = await this.counters.findOneAndUpdate({ _id: 'events' }, { $inc: { value: 1 } }, { upsert: true, returnDocument: 'after' });
-    const seq = counter!.value;
+    const seq = await this.nextNumber();
     const event: LockstepEvent = {
       seq,
       type: input.type,
@@ -85,6 +93,27 @@ export class EventLog {
     return event;
   }
 
+  private async nextNumber(): Promise<number> {
+    if (!this.onlyWriter) {
+      const counter = await this.counters.findOneAndUpdate({ _id: 'events' }, { $inc: { value: 1 } }, { upsert: true, returnDocument: 'after' });
+      return counter!.value;
+    }
+    const issued = await this.issuedSoFar();
+    return ++issued.value;
+  }
+
+  /** A number handed out whose event was never written (a crash) may be handed out again: no reader saw it. */
+  private issuedSoFar(): Promise<{ value: number }> {
+    this.issued ??= (async () => {
+      const counter = (await this.counters.findOne({ _id: 'events' }))?.value ?? 0;
+      const [last] = await this.events.find({}, { projection: { _id: 1 } }).sort({ _id: -1 }).limit(1).toArray();
+      return { value: Math.max(counter, last?._id ?? 0) };
+    })();
+    // A failed read is tried again on the next use.
+    this.issued.catch(() => (this.issued = undefined)).catch(() => undefined);
+    return this.issued;
+  }
+
   private async rememberKey(key: string, seq: number): Promise<void> {
     try {
       await this.keys.insertOne({ _id: key, seq });
@@ -100,6 +129,7 @@ export class EventLog {
 
   /** Highest number handed out so far (0 when none). */
   async head(): Promise<number> {
+    if (this.onlyWriter) return (await this.issuedSoFar()).value;
     return (await this.counters.findOne({ _id: 'events' }))?.value ?? 0;
   }
 

@@ -57,7 +57,7 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     if (sender !== undefined && sender !== e.author) {
       throw new LockstepError('forbidden', `${sender} may not forward an envelope authored by ${e.author}`, [{ field: '/envelope/author', message: 'not the sender' }]);
     }
-    const instance = await ctx.store.instance(e.instanceId);
+    const instance = await ctx.store.agreedInstance(e.instanceId);
     if (!instance) throw new LockstepError('not_found', `unknown instance ${e.instanceId} (its invitation may still be on its way)`, [{ field: '/envelope/instanceId', message: 'unknown instance' }]);
     if (instance.header.definitionHash !== e.definitionHash) {
       throw new LockstepError('unknown_definition', `envelope is for definition ${e.definitionHash} but instance ${e.instanceId} runs ${instance.header.definitionHash}`, [

@@ -16,13 +16,21 @@ import { judge, StepRefused } from '../process/rules';
 import { stateFromConfirmed } from '../process/tasks';
 import { LockstepError } from '../model/errors';
 import { positionOf } from '../store/store';
+import { comparePositions } from '../model/pin';
 
-/** Decides a final, proven step of an ended instance; does nothing if it is already decided. */
-export async function decideAfterEnd(ctx: NodeContext, slot: SlotDoc): Promise<void> {
+/**
+ * Decides a final, proven step of an ended instance. True once it is decided (now or before);
+ * false while an earlier final step of the instance still lacks its data (try again later).
+ */
+export async function decideAfterEnd(ctx: NodeContext, slot: SlotDoc): Promise<boolean> {
   const step = slot.envelopeHash ? await ctx.store.step(slot.envelopeHash) : null;
-  if (!step || step.status !== 'pending' || !slot.position) return;
+  if (!slot.position || !step) return false;
+  if (step.status !== 'pending') return true;
   const instance = await ctx.store.instance(slot.instanceId);
-  if (!instance) return;
+  if (!instance) return false;
+  const position = slot.position;
+  const earlierWaiting = (await ctx.store.waitingForData(instance._id)).some((w) => w.position && comparePositions(w.position, position) < 0);
+  if (earlierWaiting) return false;
   const { definition } = ctx.definitions.byAgreedHash(instance.header.definitionHash, `instance ${instance._id}`);
   const decided = (await ctx.store.history(instance._id)).filter((s) => s.status !== 'pending').length;
   const state = stateFromConfirmed(definition, await ctx.store.confirmedSteps(instance._id), true);
@@ -45,4 +53,5 @@ export async function decideAfterEnd(ctx: NodeContext, slot: SlotDoc): Promise<v
     rejection,
   });
   ctx.log.info({ instanceId: instance._id, step: step.step, envelopeHash: step.envelopeHash, seq: decided }, 'step after the end decided');
+  return true;
 }

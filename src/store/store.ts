@@ -25,6 +25,8 @@ export function slotId(instanceId: string, author: string, nonce: number): strin
 }
 
 const DUPLICATE_KEY = 11000;
+/** How many instances' agreed parts a node keeps in memory. */
+const AGREED_CACHE_SIZE = 10_000;
 
 export interface Decision {
   instanceId: string;
@@ -47,10 +49,14 @@ export class Store {
   readonly checkpoints: Collection<CheckpointDoc>;
   /** What happened on this node, for apps (REST, WebSocket, webhooks). */
   readonly events: EventLog;
+  /** Instances as first read: their agreed part (header, secret, signature) never changes. */
+  private readonly agreed = new Map<string, InstanceDoc>();
 
   private constructor(
     private readonly client: MongoClient,
     readonly db: Db,
+    /** FerretDB: writes go one at a time and this process is the database's only writer. */
+    serialised = false,
   ) {
     this.instances = db.collection('instances');
     this.steps = db.collection('steps');
@@ -60,14 +66,15 @@ export class Store {
     this.pinQueue = db.collection('pinQueue');
     this.batches = db.collection('batches');
     this.checkpoints = db.collection('checkpoints');
-    this.events = new EventLog(db);
+    this.events = new EventLog(db, serialised);
   }
 
   static async connect(uri: string, database: string): Promise<Store> {
     const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 });
     await client.connect();
     const db = client.db(database);
-    const store = new Store(client, (await isFerretDb(db)) ? withSerialWrites(db) : db);
+    const ferret = await isFerretDb(db);
+    const store = new Store(client, ferret ? withSerialWrites(db) : db, ferret);
     await store.ensureIndexes();
     return store;
   }
@@ -108,7 +115,7 @@ export class Store {
     };
     try {
       await this.instances.insertOne(doc);
-      for (const author of participantsOf(doc.header)) await this.expectTags(doc, author, 1);
+      await this.expectTags(doc, participantsOf(doc.header), 1);
       await this.instanceStarted(doc);
       return doc;
     } catch (error) {
@@ -116,7 +123,7 @@ export class Store {
       const existing = await this.instances.findOne({ _id: doc._id });
       if (existing && existing.invitationSignature === invitation.signature && existing.secret === invitation.secret) {
         // No-ops unless a crash came between the insert and what follows it.
-        for (const author of participantsOf(existing.header)) await this.expectTags(existing, author, 1);
+        await this.expectTags(existing, participantsOf(existing.header), 1);
         await this.instanceStarted(existing);
         return existing;
       }
@@ -132,6 +139,23 @@ export class Store {
     return this.instances.findOne({ _id: id });
   }
 
+  /**
+   * An instance for its agreed part (header, secret, invitation signature), from memory after
+   * the first read: these never change once stored. Its status and outcome may be stale; read
+   * instance() for those.
+   */
+  async agreedInstance(id: string): Promise<InstanceDoc | null> {
+    const cached = this.agreed.get(id);
+    if (cached) return cached;
+    const doc = await this.instance(id);
+    if (doc) {
+      // Bounded: the oldest entry goes first (a Map keeps insertion order).
+      if (this.agreed.size >= AGREED_CACHE_SIZE) this.agreed.delete(this.agreed.keys().next().value!);
+      this.agreed.set(id, doc);
+    }
+    return doc;
+  }
+
   async listInstances(filter: Filter<InstanceDoc>, limit: number): Promise<InstanceDoc[]> {
     return this.instances.find(filter).sort({ createdAt: -1 }).limit(limit).toArray();
   }
@@ -143,16 +167,26 @@ export class Store {
   async savePendingStep(instance: InstanceDoc, signed: SignedEnvelope, visible: boolean): Promise<void> {
     const e = signed.envelope;
     const id = slotId(e.instanceId, e.author, e.nonce);
-    await upsert(this.slots, { _id: id }, {
-      $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), confirmed: false, signaled: 'none', proven: false },
-    });
     // The slot (author, step number) takes one envelope, ever: claim it before storing anything,
-    // so a second envelope for a taken number is refused and leaves no trace.
-    const claimed = await this.slots.updateOne(
-      { _id: id, $or: [{ envelopeHash: { $exists: false } }, { envelopeHash: signed.hash }] },
-      { $set: { envelopeHash: signed.hash, ...(signed.receipt ? { receipt: signed.receipt } : {}) } },
-    );
-    if (claimed.matchedCount === 0) {
+    // so a second envelope for a taken number is refused and leaves no trace. One write creates
+    // the slot or claims it; a slot already holding another envelope fails the upsert's insert.
+    const claim = {
+      filter: { _id: id, $or: [{ envelopeHash: { $exists: false } }, { envelopeHash: signed.hash }] },
+      update: {
+        $set: { envelopeHash: signed.hash, ...(signed.receipt ? { receipt: signed.receipt } : {}) },
+        $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), confirmed: false, signaled: 'none' as const, proven: false },
+      },
+    };
+    let claimed: boolean;
+    try {
+      await this.slots.updateOne(claim.filter, claim.update, { upsert: true });
+      claimed = true;
+    } catch (error) {
+      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+      // The slot exists: taken by another envelope, or created by a concurrent writer just now.
+      claimed = (await this.slots.updateOne(claim.filter, { $set: claim.update.$set })).matchedCount > 0;
+    }
+    if (!claimed) {
       const slot = await this.slots.findOne({ _id: id });
       throw new LockstepError('conflict', `${e.author} already sent a different envelope (${slot?.envelopeHash ?? 'unknown'}) as its step ${e.nonce} in instance ${e.instanceId}`, [
         { field: '/envelope/nonce', message: 'already taken by another envelope' },
@@ -219,7 +253,7 @@ export class Store {
   }
 
   async recordDecision(d: Decision): Promise<void> {
-    await this.steps.updateOne(
+    const decided = await this.steps.findOneAndUpdate(
       { _id: d.envelopeHash },
       {
         $set: {
@@ -231,11 +265,11 @@ export class Store {
           ...(d.rejection ? { rejection: d.rejection } : {}),
         },
       },
+      // No projection: FerretDB 1.x refuses one on findAndModify.
     );
     if (d.outcome) {
       await this.instances.updateOne({ _id: d.instanceId }, { $set: { status: 'ended', outcome: d.outcome, updatedAt: new Date() } });
     }
-    const decided = await this.steps.findOne({ _id: d.envelopeHash });
     await this.events.emit({
       type: d.status === 'confirmed' ? 'step.confirmed' : 'step.rejected',
       key: `step.decided:${d.envelopeHash}`,
@@ -264,13 +298,14 @@ export class Store {
     await this.db.command({ ping: 1 });
   }
 
-  /** Precomputes the tags of an author's next steps, so they are recognised before their data. */
-  private async expectTags(instance: InstanceDoc, author: string, fromNonce: number): Promise<void> {
-    const wanted = Array.from({ length: TAG_WINDOW }, (_, i) => fromNonce + i);
-    const known = new Set(
-      (await this.tags.find({ instanceId: instance._id, author, nonce: { $gte: fromNonce, $lt: fromNonce + TAG_WINDOW } }).toArray()).map((t) => t.nonce),
+  /** Precomputes the tags of the authors' next steps (one write for all), so they are recognised before their data. */
+  private async expectTags(instance: InstanceDoc, authors: string[], fromNonce: number): Promise<void> {
+    const wanted = authors.flatMap((author) =>
+      Array.from({ length: TAG_WINDOW }, (_, i) => ({ _id: tagOf(contextOf(instance.secret, author, fromNonce + i)), instanceId: instance._id, author, nonce: fromNonce + i })),
     );
-    const missing = wanted.filter((n) => !known.has(n)).map((nonce) => ({ _id: tagOf(contextOf(instance.secret, author, nonce)), instanceId: instance._id, author, nonce }));
+    // By _id, one lookup each: FerretDB would read the whole (ever growing) collection for a range.
+    const known = await Promise.all(wanted.map((t) => this.tags.findOne({ _id: t._id }, { projection: { _id: 1 } })));
+    const missing = wanted.filter((_, i) => known[i] === null);
     if (missing.length > 0) await ignoreDuplicate(this.tags.insertMany(missing, { ordered: false }));
   }
 
@@ -297,20 +332,19 @@ export class Store {
         });
         continue;
       }
-      const instance = await this.instance(expected.instanceId);
+      const instance = await this.agreedInstance(expected.instanceId);
       if (!instance) continue;
       const id = slotId(expected.instanceId, expected.author, expected.nonce);
+      // Only the first sequencing counts; the listener is the only writer of positions.
+      if ((await this.slots.findOne({ _id: id }))?.position) continue;
       await upsert(
         this.slots,
         { _id: id },
-        { $setOnInsert: { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, confirmed: false, signaled: 'none', proven: false } },
+        { $set: { position: o }, $setOnInsert: { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, confirmed: false, signaled: 'none', proven: false } },
       );
-      // Only the first sequencing counts; the listener is the only writer of positions.
-      if ((await this.slots.findOne({ _id: id }))?.position) continue;
-      await this.slots.updateOne({ _id: id }, { $set: { position: o } });
       await upsert(this.unsettled, { _id: id }, { $set: { instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash, confirmed: false } });
       ours.push(o);
-      await this.expectTags(instance, expected.author, expected.nonce + 1);
+      await this.expectTags(instance, [expected.author], expected.nonce + 1);
       await this.prove(id, instance.secret);
     }
     return ours;
@@ -343,11 +377,11 @@ export class Store {
   }
 
   async confirmSlotsUpTo(block: number): Promise<void> {
-    for (const u of await this.unsettled.find({}).toArray()) {
-      if (u.confirmed || u.blockNumber > block) continue;
-      await this.slots.updateOne({ _id: u._id }, { $set: { confirmed: true } });
-      await this.unsettled.updateOne({ _id: u._id }, { $set: { confirmed: true } });
-    }
+    const ids = (await this.unsettled.find({}).toArray()).filter((u) => !u.confirmed && u.blockNumber <= block).map((u) => u._id);
+    if (ids.length === 0) return;
+    // One write per collection for the lot, each slot by _id; the slots first, as before.
+    await this.slots.bulkWrite(ids.map((_id) => ({ updateOne: { filter: { _id }, update: { $set: { confirmed: true } } } })), { ordered: false });
+    await this.unsettled.bulkWrite(ids.map((_id) => ({ updateOne: { filter: { _id }, update: { $set: { confirmed: true } } } })), { ordered: false });
   }
 
   /** Final slots the workflow has not been told about (or only without their data), in chain order. */
@@ -361,10 +395,26 @@ export class Store {
     return candidates.sort((a, b) => a.position!.blockNumber - b.position!.blockNumber || a.position!.logIndex - b.position!.logIndex || a.position!.index - b.position!.index);
   }
 
-  async markSignaled(id: string, level: 'bare' | 'full'): Promise<void> {
-    await this.slots.updateOne({ _id: id }, { $set: { signaled: level } });
-    // Told with its data: settled, nothing more will happen to this slot.
-    if (level === 'full') await this.unsettled.deleteOne({ _id: id });
+  /** Writes down what the workflows were told: one write per collection for the lot, each slot by _id. */
+  async markSignaled(told: { id: string; level: 'bare' | 'full' }[]): Promise<void> {
+    if (told.length === 0) return;
+    await this.slots.bulkWrite(
+      told.map(({ id, level }) => ({ updateOne: { filter: { _id: id }, update: { $set: { signaled: level } } } })),
+      { ordered: false },
+    );
+    // Told with its data: settled, nothing more will happen to these slots.
+    const settled = told.filter((t) => t.level === 'full').map(({ id }) => ({ deleteOne: { filter: { _id: id } } }));
+    if (settled.length > 0) await this.unsettled.bulkWrite(settled, { ordered: false });
+  }
+
+  /** Final slots the workflow was told of without their data, still not proven. */
+  async slotsToldBare(): Promise<SlotDoc[]> {
+    const bare: SlotDoc[] = [];
+    for (const u of await this.unsettled.find({}).toArray()) {
+      const slot = u.confirmed ? await this.slots.findOne({ _id: u._id }) : null;
+      if (slot?.signaled === 'bare' && !slot.proven) bare.push(slot);
+    }
+    return bare;
   }
 
   /** Steps of an instance sequenced on chain whose data (or proof) this node is still waiting for. */
@@ -384,9 +434,11 @@ export class Store {
 
   /** Marks a batch's steps as taken by it (idempotent; used again when recovering after a crash). */
   async assignBatch(batch: BatchDoc): Promise<void> {
-    for (const [index, envelopeHash] of batch.envelopeHashes.entries()) {
-      await this.pinQueue.updateOne({ _id: envelopeHash }, { $set: { batch: batch._id, index } });
-    }
+    // One round trip (one turn in FerretDB's write line) for the whole batch, each item by _id.
+    await this.pinQueue.bulkWrite(
+      batch.envelopeHashes.map((envelopeHash, index) => ({ updateOne: { filter: { _id: envelopeHash }, update: { $set: { batch: batch._id, index } } } })),
+      { ordered: false },
+    );
   }
 
   /**
