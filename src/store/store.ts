@@ -336,7 +336,13 @@ export class Store {
       if (!instance) continue;
       const id = slotId(expected.instanceId, expected.author, expected.nonce);
       // Only the first sequencing counts; the listener is the only writer of positions.
-      if ((await this.slots.findOne({ _id: id }))?.position) continue;
+      const seen = (await this.slots.findOne({ _id: id }))?.position;
+      if (seen) {
+        // This very sequencing, read again after a crash that may have cut the last pass short
+        // between writing the position and proving the slot: finish what that pass began.
+        if (seen.blockHash === o.blockHash && seen.logIndex === o.logIndex && seen.index === o.index) await this.prove(id, instance.secret);
+        continue;
+      }
       await upsert(
         this.slots,
         { _id: id },
