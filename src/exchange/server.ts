@@ -15,6 +15,7 @@ import { findStep } from '../process/rules';
 import { validateStepData } from '../process/step-data';
 import { stepsReadByGuards } from '../process/guard';
 import { problemHandler } from '../http/problem';
+import { bodyDigestOf, jsonBody } from '../http/json-body';
 import type { NodeContext } from '../node/context';
 import { notifyEnvelope, startInstanceWorkflow } from '../node/workflows';
 import type { PinSignaller } from '../node/pin-signals';
@@ -30,7 +31,7 @@ function senderOf(req: Request): string | undefined {
 export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.use(express.json({ limit: ctx.config.bodyLimitBytes, strict: true }));
+  app.use(jsonBody(ctx.config.bodyLimitBytes));
 
   app.post('/dx/v1/invitations', async (req, res) => {
     const invitation = requireShape<Invitation>(req.body, 'invitation');
@@ -94,6 +95,8 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     res.status(200).json({ accepted: signed.hash });
   });
 
+  // Peers and scanners alike get a problem+json for a route that does not exist, not Express's HTML page.
+  app.use((req, _res, next) => next(new LockstepError('not_found', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use(recordRefusal(ctx));
   app.use(problemHandler(ctx.log));
   return app;
@@ -111,7 +114,8 @@ function recordRefusal(ctx: NodeContext): ErrorRequestHandler {
     if (!(error instanceof LockstepError) || BENIGN.has(error.code)) return next(error);
     const body = (req.body ?? {}) as Partial<SignedEnvelope> & Partial<Invitation>;
     const refusal = {
-      digest: createHash('sha256').update(JSON.stringify(req.body ?? null)).digest('hex'),
+      // The raw bytes' digest: re-serialising the body could be as costly as the request was hostile.
+      digest: bodyDigestOf(req) ?? createHash('sha256').update('').digest('hex'),
       route: req.path,
       code: error.code,
       message: error.message,
