@@ -5,7 +5,8 @@
  * against the step's schemas (a node never trusts a peer's validation).
  */
 import { createHash } from 'node:crypto';
-import express, { type ErrorRequestHandler, type Express, type Request } from 'express';
+import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
+import { certifiedPeerOf } from './tls';
 import type { SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
 import { participantsOf, rolesOf } from '../model/instance';
@@ -23,14 +24,30 @@ import { requireShape } from '../http/shape';
 import { syncHumanTasks } from '../events/human-tasks';
 import { securityRefused, stepInvalid } from '../events/hooks';
 
+/**
+ * The sending party: over mutual TLS the one its client certificate names, which a claimed
+ * `x-lockstep-party` must match; otherwise the header, unauthenticated (the signatures are what count).
+ */
 function senderOf(req: Request): string | undefined {
   const header = req.header('x-lockstep-party');
-  return header === undefined ? undefined : String(header);
+  return certifiedPeerOf(req.socket) ?? (header === undefined ? undefined : String(header));
+}
+
+function requireCertifiedSender(): RequestHandler {
+  return (req, _res, next) => {
+    const certified = certifiedPeerOf(req.socket);
+    const claimed = req.header('x-lockstep-party');
+    if (certified !== undefined && claimed !== undefined && claimed !== certified) {
+      throw new LockstepError('forbidden', `the client certificate is ${certified}'s, but the request claims to come from ${claimed.slice(0, 64)}`, [{ field: 'x-lockstep-party', message: 'not the certificate holder' }]);
+    }
+    next();
+  };
 }
 
 export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.use(requireCertifiedSender());
   app.use(jsonBody(ctx.config.bodyLimitBytes));
 
   app.post('/dx/v1/invitations', async (req, res) => {

@@ -106,7 +106,9 @@ interface Template {
   fields: Array<{ path: string[]; kind: FieldKind }>;
   /** Objects in the template that take no unknown properties. */
   closed: string[][];
-  /** The status a shape error gets here. */
+  /** Fields the wire schema leaves open (any JSON), where a deep value gets furthest. */
+  open: string[][];
+  /** What a shape error says here. */
   shape: RegExp;
 }
 
@@ -137,18 +139,21 @@ function templates(ctx: FuzzContext): Template[] {
       valid: () => ({ definition: 'race', roles: { host: ctx.signerName, left: ctx.receiverName, right: ctx.receiverName } }),
       fields: [{ path: ['definition'], kind: 'name' }, { path: ['roles'], kind: 'object' }, { path: ['roles', 'host'], kind: 'name' }],
       closed: [[]],
+      open: [],
     },
     {
       target: 'rest', method: 'POST', path: `/api/v1/instances/${ctx.instanceId}/steps`, shape: /not a valid proposeStep|input/,
       valid: () => ({ step: 'note-host', input: { text: 'fuzz' } }),
       fields: [{ path: ['step'], kind: 'name' }, { path: ['input'], kind: 'stepInput' }],
       closed: [[]],
+      open: [['input'], ['output'], ['input', 'text']],
     },
     {
       target: 'rest', method: 'POST', path: '/api/v1/webhooks', shape: /not a valid webhookSubscription/,
       valid: () => ({ url: 'http://127.0.0.1:9/hook', types: ['step.decided'], instanceId: ctx.instanceId, secret: 's'.repeat(24), from: 0 }),
       fields: [{ path: ['url'], kind: 'url' }, { path: ['types'], kind: 'array' }, { path: ['instanceId'], kind: 'id' }, { path: ['secret'], kind: 'secret' }, { path: ['from'], kind: 'int' }],
       closed: [[]],
+      open: [],
     },
     {
       target: 'dx', method: 'POST', path: '/dx/v1/envelopes', shape: /not a valid envelope/,
@@ -160,6 +165,7 @@ function templates(ctx: FuzzContext): Template[] {
         { path: ['envelope', 'inputHash'], kind: 'hash' }, { path: ['data'], kind: 'object' }, { path: ['data', 'salt'], kind: 'hash' },
       ],
       closed: [[], ['envelope'], ['data']],
+      open: [['data', 'input'], ['data', 'output'], ['data', 'input', 'text']],
     },
     {
       target: 'dx', method: 'POST', path: '/dx/v1/invitations', shape: /not a valid invitation/,
@@ -170,6 +176,7 @@ function templates(ctx: FuzzContext): Template[] {
         { path: ['header', 'roles'], kind: 'object' }, { path: ['header', 'createdBy'], kind: 'name' }, { path: ['header', 'createdAt'], kind: 'date' },
       ],
       closed: [[], ['header']],
+      open: [],
     },
   ];
 }
@@ -216,7 +223,7 @@ function mutate(rng: Rng, t: Template, ctx: FuzzContext, headers: Record<string,
     }
     case 'deepField': {
       // A deep value in a field the wire schema leaves open (step input, envelope data) reaches furthest.
-      const field = pick(rng, t.fields).path;
+      const field = t.open.length > 0 && rng() < 0.7 ? pick(rng, t.open) : pick(rng, t.fields).path;
       const marker = '"__DEEP__"';
       setAt(body, field, '__DEEP__');
       const depth = pick(rng, [65, 10_000]);

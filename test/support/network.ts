@@ -19,6 +19,8 @@ export interface NetworkOptions {
   env?: Record<string, string>;
   /** Parties whose incoming deliveries pass through a proxy the test can cut. */
   cuttable?: string[];
+  /** Data exchange over TLS or mutual TLS, with the local stack's throwaway CA. */
+  dxTls?: 'off' | 'tls' | 'mutual';
 }
 
 export interface TestNetwork {
@@ -44,6 +46,7 @@ export async function startTestNetwork(parties: string[], confirmations: number,
     mining: { mode: 'manual' },
     confirmations,
     searchAttributes: { ...LOCKSTEP_SEARCH_ATTRIBUTES },
+    dxTls: opts.dxTls,
   });
   const provider = new JsonRpcProvider(stack.network.chain.rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1 });
   const proxies = new Map<string, CuttableProxy>();
