@@ -3,7 +3,8 @@
  * certificate per party, and nodes serve and deliver over HTTPS, each presenting its own
  * certificate. A step completes between two nodes that way; a client without a certificate, or
  * with one from another CA, is refused in the handshake; plain HTTP gets nowhere; and a client
- * certificate cannot be used to claim to be another party.
+ * certificate cannot be used to claim to be another party, nor to stand in for another party's
+ * endpoint.
  */
 import https from 'node:https';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -14,6 +15,9 @@ import { eventually } from './support/eventually';
 import { quietTemporalRuntime } from './support/quiet-runtime';
 import { makeLocalCertificates } from '../src/stack/certificates';
 import type { StepView } from '../src/api/views';
+import { DxClient } from '../src/exchange/client';
+import type { Invitation } from '../src/model/instance';
+import type { PartyEndpoint } from '../src/model/network';
 
 const CONFIRMATIONS = 1;
 let net: TestNetwork;
@@ -94,4 +98,24 @@ test('plain HTTP to the TLS endpoint gets no answer, and the client refuses a se
   await expect(fetch(`${plain}/dx/v1/envelopes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(10_000) })).rejects.toThrow();
   // Without the stack's CA, the server's certificate is not trusted.
   await expect(postToBeta({})).rejects.toThrow(/self[- ]signed|unable to (get|verify)/i);
+}, 30_000);
+
+test("a node delivers only to the party it means: a server holding another party's certificate is refused", async () => {
+  const tls = net.stack.network.devTls!;
+  // Beta's certificate and key, serving somewhere a delivery to gamma is sent.
+  const impostor = https.createServer({ cert: pem(tls.parties.beta!.cert), key: pem(tls.parties.beta!.key) }, (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+  await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+  const client = new DxClient({ cert: pem(tls.parties.alpha!.cert), key: pem(tls.parties.alpha!.key), ca: pem(tls.ca), requireClientCert: true });
+  const at = (name: string): PartyEndpoint => ({ name, address: '0x0', namespace: name, database: name, apiUrl: 'http://127.0.0.1:1', dxUrl: `https://127.0.0.1:${(impostor.address() as { port: number }).port}` });
+  try {
+    await expect(client.sendInvitation(at('gamma'), {} as Invitation, 'alpha', 5_000)).rejects.toThrow(/certificate is beta's, not gamma's/);
+    // The control: the same server is accepted as the party its certificate names.
+    await expect(client.sendInvitation(at('beta'), {} as Invitation, 'alpha', 5_000)).resolves.toBeUndefined();
+  } finally {
+    client.close();
+    await new Promise((resolve) => impostor.close(resolve));
+  }
 }, 30_000);

@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
 import type { PartyEndpoint } from '../model/network';
@@ -39,8 +40,11 @@ export class DxClient {
   // Kept-alive connections: a TLS handshake per delivery would cost more than the delivery.
   private readonly plain = new http.Agent({ keepAlive: true });
   private readonly secure: https.Agent;
+  /** Under mutual TLS certificates name parties, so a peer's server must also be the party we mean to reach. */
+  private readonly serverMustBeParty: boolean;
 
   constructor(tls?: DxTls) {
+    this.serverMustBeParty = tls?.requireClientCert ?? false;
     this.secure = new https.Agent({
       keepAlive: true,
       minVersion: 'TLSv1.2',
@@ -66,7 +70,7 @@ export class DxClient {
     const url = new URL(`${to.dxUrl}${path}`);
     let answer: Answer;
     try {
-      answer = await this.request(url, JSON.stringify(body), from, timeoutMs);
+      answer = await this.request(url, JSON.stringify(body), from, to.name, timeoutMs);
     } catch (error) {
       throw new DeliveryError(to.name, undefined, `cannot reach ${to.name} at ${url.href}: ${(error as Error).message}`);
     }
@@ -75,7 +79,16 @@ export class DxClient {
     }
   }
 
-  private request(url: URL, body: string, from: string, timeoutMs: number): Promise<Answer> {
+  private serverIdentity(party: string): (host: string, cert: PeerCertificate) => Error | undefined {
+    return (host, cert) => {
+      const hostError = checkServerIdentity(host, cert);
+      if (hostError) return hostError;
+      const cn = cert.subject?.CN;
+      return cn === party ? undefined : new Error(`the server's certificate is ${String(cn)}'s, not ${party}'s`);
+    };
+  }
+
+  private request(url: URL, body: string, from: string, party: string, timeoutMs: number): Promise<Answer> {
     const secure = url.protocol === 'https:';
     return new Promise((resolve, reject) => {
       const req = (secure ? https : http).request(
@@ -83,6 +96,7 @@ export class DxClient {
         {
           method: 'POST',
           agent: secure ? this.secure : this.plain,
+          ...(secure && this.serverMustBeParty ? { checkServerIdentity: this.serverIdentity(party) } : {}),
           headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-lockstep-party': from },
         },
         (res) => {
