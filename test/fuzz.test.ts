@@ -2,19 +2,22 @@
  * Fuzzing, on the real stack: a few hundred seeded bad requests at a node's REST API and at a
  * peer's data-exchange endpoint (malformed JSON, wrong content types, wrong types for every
  * field, bodies over the limit, nesting thousands deep, unknown fields, unicode edge cases, bad
- * ids and query parameters). Each must be a 4xx problem+json naming the problem, in time; the
- * nodes must stay up; and nothing may be stored, in MongoDB or in Temporal.
+ * ids and query parameters), and at the event WebSocket (bad subscriptions, bad acks). Each must
+ * be a 4xx problem+json (or a WebSocket error message) naming the problem, in time; the nodes must
+ * stay up; and nothing may be stored, in MongoDB or in Temporal.
  *
  * The seed is printed; LOCKSTEP_FUZZ_SEED=<seed> replays a run.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Wallet } from 'ethers';
 import { MongoClient } from 'mongodb';
 import { Client, Connection } from '@temporalio/client';
+import WebSocket from 'ws';
 import { startTestNetwork, type TestNetwork } from './support/network';
 import { eventually } from './support/eventually';
 import { quietTemporalRuntime } from './support/quiet-runtime';
-import { generateCases, type FuzzCase, type FuzzContext } from './support/fuzz-inputs';
+import { generateCases, seededRandom, type FuzzCase, type FuzzContext } from './support/fuzz-inputs';
 
 const PARTIES = ['alpha', 'beta'];
 const BODY_LIMIT = 65_536;
@@ -93,6 +96,77 @@ async function send(c: FuzzCase): Promise<Outcome> {
   return { status: res.status, contentType: res.headers.get('content-type') ?? '', body };
 }
 
+const WS_PATH = '/api/v1/events/ws';
+
+/** Bad subscriptions: refused before the upgrade, with the status that names the problem. */
+const BAD_UPGRADES: Array<{ query: string; auth: boolean; path?: string; status: number }> = [
+  { query: 'types=step.nothing', auth: true, status: 400 }, { query: 'from=-1', auth: true, status: 400 }, { query: 'from=1.5', auth: true, status: 400 },
+  { query: 'from=abc', auth: true, status: 400 }, { query: 'consumer=%00', auth: true, status: 400 }, { query: `consumer=${'c'.repeat(65)}`, auth: true, status: 400 },
+  { query: 'consumer=%F0%9F%98%80', auth: true, status: 400 }, { query: '', auth: false, status: 401 }, { query: '', auth: true, path: `${WS_PATH}x`, status: 404 },
+];
+
+/** Bad messages on an open subscription: each must be answered with an error and change nothing. */
+const BAD_MESSAGES: Array<string | Buffer> = [
+  'not json', '{"ack":-1}', '{"ack":1.5}', '{"ack":"1"}', '{"ack":null}', '{"ack":1e300}', '{"ack":999999999}', '[]', 'null', '{}',
+  `${'['.repeat(10_000)}1${']'.repeat(10_000)}`, `{"ack":${'['.repeat(5_000)}1${']'.repeat(5_000)}}`, '{"ack":"\ud800"}', Buffer.from([0xff, 0xfe, 0x00, 0x01]),
+];
+
+function wsUrl(query: string, path = WS_PATH): string {
+  return `${net.stack.network.parties.alpha!.apiUrl.replace(/^http/, 'ws')}${path}${query ? `?${query}` : ''}`;
+}
+
+/** The HTTP status a WebSocket upgrade gets (101 when it is accepted). */
+function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers, handshakeTimeout: REQUEST_TIMEOUT_MS });
+    ws.on('unexpected-response', (req, res) => {
+      resolve(res.statusCode ?? 0);
+      req.destroy();
+    });
+    ws.on('open', () => {
+      resolve(101);
+      ws.close();
+    });
+    ws.on('error', reject);
+  });
+}
+
+/** Sends each bad message on one subscription; returns the faults (a message not answered with an error). */
+async function fuzzSubscription(rng: () => number, count: number): Promise<string[]> {
+  const ws = new WebSocket(wsUrl(`consumer=fuzz-${SEED}`), { headers: { authorization: `Bearer ${ctx.apiKey}` } });
+  const inbox: Array<{ type: string; detail?: string }> = [];
+  let waiter: (() => void) | undefined;
+  ws.on('message', (raw: WebSocket.RawData) => {
+    inbox.push(JSON.parse((raw as Buffer).toString('utf8')) as { type: string; detail?: string });
+    waiter?.();
+  });
+  const next = async (): Promise<{ type: string; detail?: string } | undefined> => {
+    if (inbox.length === 0) await new Promise<void>((resolve) => ((waiter = resolve), setTimeout(resolve, REQUEST_TIMEOUT_MS)));
+    waiter = undefined;
+    return inbox.shift();
+  };
+  const faults: string[] = [];
+  try {
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    if ((await next())?.type !== 'ready') faults.push('ws: no ready message');
+    for (let i = 0; i < count; i++) {
+      const message = BAD_MESSAGES[Math.floor(rng() * BAD_MESSAGES.length)]!;
+      ws.send(message);
+      const answer = await next();
+      if (answer?.type !== 'error' || !/ack/.test(answer.detail ?? '')) faults.push(`ws message ${String(message).slice(0, 40)}: answered ${JSON.stringify(answer)}`);
+    }
+    if (ws.readyState !== WebSocket.OPEN) faults.push('ws: the subscription was closed by bad messages');
+  } finally {
+    ws.close();
+  }
+  return faults;
+}
+
+/** Error-level lines in the nodes' logs: a refusal that logged an internal error was not handled cleanly. */
+function loggedErrors(): number {
+  return PARTIES.map((p) => readFileSync(net.nodes.logs[p]!, 'utf8').split('\n').filter((line) => line.includes('"level":50')).length).reduce((a, b) => a + b, 0);
+}
+
 /** Why an outcome is wrong for its case, or undefined when it is right. */
 function fault(c: FuzzCase, o: Outcome): string | undefined {
   if (o.status >= 500) return `5xx ${o.status}: ${o.body.detail}`;
@@ -108,6 +182,7 @@ test('a few hundred bad inputs are each refused with a 4xx naming the problem, a
   const cases = generateCases(SEED, CASES, ctx);
   const before = await snapshot();
   const pidsBefore = net.nodes.pids();
+  const errorsBefore = loggedErrors();
   const faults: string[] = [];
   let crashes = 0;
   let fiveXx = 0;
@@ -125,6 +200,16 @@ test('a few hundred bad inputs are each refused with a 4xx naming the problem, a
     const why = fault(c, outcome);
     if (why) faults.push(`#${i} ${c.target} ${c.method} ${c.path.slice(0, 80)} [${c.label}]: ${why}`);
   }
+  const rng = seededRandom(SEED ^ 0x5eed);
+  let ws = 0;
+  for (const bad of BAD_UPGRADES) {
+    const status = await upgradeStatus(wsUrl(bad.query, bad.path), bad.auth ? { authorization: `Bearer ${ctx.apiKey}` } : {});
+    ws += 1;
+    if (status !== bad.status) faults.push(`ws upgrade ?${bad.query.slice(0, 40)}: status ${status}, expected ${bad.status}`);
+  }
+  const messages = 40;
+  faults.push(...(await fuzzSubscription(rng, messages)));
+  ws += messages;
   // Give anything a refused request might have set going (a workflow, a write) time to show.
   await new Promise((r) => setTimeout(r, 1000));
   const after = await snapshot();
@@ -134,8 +219,10 @@ test('a few hundred bad inputs are each refused with a 4xx naming the problem, a
     const status = await fetch(`${net.stack.network.parties[party]!.apiUrl}/api/v1/status`);
     if (!status.ok) faults.push(`${party} is not healthy afterwards: ${status.status}`);
   }
+  const errorsLogged = loggedErrors() - errorsBefore;
+  if (errorsLogged > 0) faults.push(`${errorsLogged} error-level lines in the node logs`);
   const rest = cases.filter((c) => c.target === 'rest').length;
-  console.log(`fuzz: ${cases.length} bad inputs tried (REST ${rest}, DX ${cases.length - rest}), ${crashes} crashes, ${fiveXx} 5xx, ${stored.length} stored`);
+  console.log(`fuzz: ${cases.length + ws} bad inputs tried (REST ${rest}, DX ${cases.length - rest}, WebSocket ${ws}), ${crashes} crashes, ${fiveXx} 5xx, ${stored.length} stored`);
   if (faults.length + stored.length > 0) console.log(`node logs in ${net.dir}`);
   expect({ faults, stored, crashes, fiveXx }).toEqual({ faults: [], stored: [], crashes: 0, fiveXx: 0 });
   expect(rest).toBeGreaterThan(100);

@@ -133,8 +133,8 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     const proposedAt = new Date().toISOString(); // workflow time: deterministic on replay
     inFlight++;
     try {
-      const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: request.input ?? {}, output: request.output, nonce, proposedAt });
-      const input = guarded.has(request.step) ? { input: request.input ?? {}, output: request.output } : {};
+      const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: inputOf(request), output: request.output, nonce, proposedAt });
+      const input = guarded.has(request.step) ? { input: inputOf(request), output: request.output } : {};
       pending.set(envelopeHash, { envelopeHash, step: request.step, author: party, ...input });
       showTasks();
       void publish(envelopeHash);
@@ -158,7 +158,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
           { field: '/step', message: 'not a human task' },
         ]);
       }
-      const input = request.input ?? {};
+      const input = inputOf(request);
       // Chain time so far (the last decided pin's) is a lower bound of this step's pin time.
       judge(definition, header, state, { step: request.step, author: party, input, output: request.output }, lastPosition?.timestamp, true, (step) => {
         const mine = [...pending.values()].find((p) => p.step === step.id && p.author === party);
@@ -321,4 +321,9 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   }
   await condition(allHandlersFinished);
   return { outcome: state.ended!.outcome, steps: state.seq };
+}
+
+/** An absent input is `{}`; an explicit null is the caller's value and must meet the step's schema like any other. */
+function inputOf(request: { input?: unknown }): unknown {
+  return request.input === undefined ? {} : request.input;
 }

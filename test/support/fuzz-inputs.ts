@@ -74,7 +74,8 @@ function badStrings(kind: FieldKind): string[] {
     case 'signature':
       return ['0x', `0x${'z'.repeat(130)}`, `0x${'0'.repeat(129)}\u0000`];
     case 'id':
-      return ['', 'x'.repeat(129), `id${LONE_LOW}`, '😀'.repeat(65)];
+      // maxLength counts code points, so 129 emoji are one too many (65 would be 130 UTF-16 units, and fine).
+      return ['', 'x'.repeat(129), `id${LONE_LOW}`, '😀'.repeat(129)];
     case 'url':
       return ['ftp://x', 'javascript:alert(1)', `http://${'a'.repeat(2050)}`, '\u202ehttp://x', `http://x/${LONE_HIGH}`];
     case 'secret':
@@ -88,10 +89,13 @@ function badStrings(kind: FieldKind): string[] {
   }
 }
 
+/** Inputs the fixture step `note-host` (`{ text: string }`) refuses. */
+const STEP_INPUTS: unknown[] = [{ text: 5 }, { text: ['a'] }, { text: `x${LONE_HIGH}` }, 'text', 7, [], null, true];
+
 function badValue(rng: Rng, kind: FieldKind): unknown {
   const strings = badStrings(kind);
   if (TYPE_OF[kind] === 'string' && strings.length > 0 && rng() < 0.5) return pick(rng, strings);
-  if (kind === 'stepInput') return pick(rng, [{ text: 5 }, { text: ['a'] }, { text: `x${LONE_HIGH}` }, 'text', 7, [], null, true]);
+  if (kind === 'stepInput') return pick(rng, STEP_INPUTS);
   if (kind === 'int') return pick(rng, ['1', 1.5, -5, 1e12, null, true, [], {}]);
   if (kind === 'const1') return pick(rng, [2, 0, '1', null]);
   const types = Object.keys(OF_TYPE).filter((t) => t !== TYPE_OF[kind]);
@@ -201,6 +205,20 @@ function deepJson(rng: Rng, depth: number): string {
 
 const MALFORMED = ['{', '{"a":1,}', "{'a':1}", '{"a":NaN}', '{"a":1} trailing', '/* c */{}', '{"a":"\\x41"}', '\u0000', '{"a":01}', '["unterminated', '{"a":1,"a":}', 'nul'];
 
+function wrongValueCase(t: Template, headers: Record<string, string>, field: { path: string[] }, value: unknown): FuzzCase {
+  const body = t.valid();
+  setAt(body, field.path, value);
+  return {
+    target: t.target, method: t.method, path: t.path, label: `${field.path.join('.')} = ${JSON.stringify(value)?.slice(0, 40)}`,
+    headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body), statuses: [400, 422], detail: new RegExp(`${t.shape.source}|surrogate`),
+  };
+}
+
+/** A wrong value for every field of every wire format (all of the step input's), so no field is left to chance. */
+function everyField(rng: Rng, all: Template[], headersOf: (t: Template) => Record<string, string>): FuzzCase[] {
+  return all.flatMap((t) => t.fields.flatMap((field) => (field.kind === 'stepInput' ? STEP_INPUTS : [badValue(rng, field.kind)]).map((value) => wrongValueCase(t, headersOf(t), field, value))));
+}
+
 function mutate(rng: Rng, t: Template, ctx: FuzzContext, headers: Record<string, string>): FuzzCase {
   const base = { target: t.target, method: t.method, path: t.path } as const;
   const json = { ...headers, 'content-type': 'application/json' };
@@ -231,9 +249,7 @@ function mutate(rng: Rng, t: Template, ctx: FuzzContext, headers: Record<string,
     }
     case 'wrongType': {
       const field = pick(rng, t.fields);
-      const value = badValue(rng, field.kind);
-      setAt(body, field.path, value);
-      return { ...base, label: `${field.path.join('.')} = ${JSON.stringify(value)?.slice(0, 40)}`, headers: json, body: JSON.stringify(body), statuses: [400, 422], detail: new RegExp(`${t.shape.source}|surrogate`) };
+      return wrongValueCase(t, headers, field, badValue(rng, field.kind));
     }
     case 'unknownField': {
       const at = pick(rng, t.closed);
@@ -312,12 +328,13 @@ export function generateCases(seed: number, count: number, ctx: FuzzContext): Fu
   const rng = seededRandom(seed);
   const auth = { authorization: `Bearer ${ctx.apiKey}` };
   const all = templates(ctx);
-  const cases: FuzzCase[] = [];
-  for (let i = 0; i < count; i++) {
+  const headersOf = (t: Template) => (t.target === 'rest' ? auth : { 'x-lockstep-party': ctx.signerName });
+  const cases: FuzzCase[] = everyField(rng, all, headersOf);
+  while (cases.length < count) {
     const roll = rng();
     if (roll < 0.65) {
       const t = pick(rng, all);
-      cases.push(mutate(rng, t, ctx, t.target === 'rest' ? auth : { 'x-lockstep-party': ctx.signerName }));
+      cases.push(mutate(rng, t, ctx, headersOf(t)));
     } else if (roll < 0.8) cases.push(pathCases(rng, ctx, auth));
     else if (roll < 0.95) cases.push(queryCase(rng, ctx, auth));
     else cases.push(authCase(rng, ctx));
