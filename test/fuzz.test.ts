@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { Wallet } from 'ethers';
 import { MongoClient } from 'mongodb';
 import { Client, Connection } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
+import { instanceWorkflowId, proposeUpdate } from '../workflows/messages';
 import WebSocket from 'ws';
 import { startTestNetwork, type TestNetwork } from './support/network';
 import { eventually } from './support/eventually';
@@ -162,6 +164,43 @@ async function fuzzSubscription(rng: () => number, count: number): Promise<strin
   return faults;
 }
 
+/**
+ * Swaps a payload `{"raw": "<JSON text>"}` for that text: how the Temporal UI can hand a workflow
+ * a value no JS client could serialise (the UI sends the JSON a person typed).
+ */
+const rawJson: PayloadCodec = {
+  encode: (payloads) =>
+    Promise.resolve(
+      payloads.map((p) => {
+        const value = JSON.parse(new TextDecoder().decode(p.data ?? new Uint8Array())) as { raw?: unknown } | null;
+        return typeof value?.raw === 'string' ? { ...p, data: new TextEncoder().encode(value.raw) } : p;
+      }),
+    ),
+  decode: (payloads) => Promise.resolve(payloads),
+};
+
+/** Step data too deep to serialise, or not well-formed, sent straight to the workflow's propose Update: each refused by its validator. */
+async function fuzzUpdates(): Promise<{ tried: number; faults: string[] }> {
+  const client = new Client({ connection: temporal, namespace: net.stack.network.parties.alpha!.namespace, dataConverter: { payloadCodecs: [rawJson] } });
+  const handle = client.workflow.getHandle(instanceWorkflowId(ctx.instanceId));
+  // JSON texts: 10,000 levels deep, a lone surrogate escape, a NUL escape in a key, 70 levels deep.
+  const inputs = [`${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`, '{"text":"\\ud800"}', '{"a\\u0000b":1}', `${'['.repeat(70)}1${']'.repeat(70)}`];
+  const faults: string[] = [];
+  for (const input of inputs) {
+    try {
+      // An accepted value too deep to serialise leaves the Update unanswered (the workflow task fails on every attempt).
+      const answer = handle.executeUpdate(proposeUpdate, { args: [{ raw: `{"step":"note-host","input":${input}}` } as never] });
+      answer.catch(() => undefined); // settled by the race below, or abandoned after it
+      const outcome = await Promise.race([answer.then(() => 'accepted'), new Promise((resolve) => setTimeout(resolve, REQUEST_TIMEOUT_MS, 'no answer'))]);
+      faults.push(`propose Update with input ${input.slice(0, 30)}: ${String(outcome)}`);
+    } catch (error) {
+      const message = `${(error as Error).message} ${String((error as { cause?: Error }).cause?.message)}`;
+      if (!/nested deeper|surrogate|NUL/.test(message)) faults.push(`propose Update with input ${input.slice(0, 30)}: ${message}`);
+    }
+  }
+  return { tried: inputs.length, faults };
+}
+
 /** Error-level lines in the nodes' logs: a refusal that logged an internal error was not handled cleanly. */
 function loggedErrors(): number {
   return PARTIES.map((p) => readFileSync(net.nodes.logs[p]!, 'utf8').split('\n').filter((line) => line.includes('"level":50')).length).reduce((a, b) => a + b, 0);
@@ -210,6 +249,8 @@ test('a few hundred bad inputs are each refused with a 4xx naming the problem, a
   const messages = 40;
   faults.push(...(await fuzzSubscription(rng, messages)));
   ws += messages;
+  const updates = await fuzzUpdates();
+  faults.push(...updates.faults);
   // Give anything a refused request might have set going (a workflow, a write) time to show.
   await new Promise((r) => setTimeout(r, 1000));
   const after = await snapshot();
@@ -222,7 +263,7 @@ test('a few hundred bad inputs are each refused with a 4xx naming the problem, a
   const errorsLogged = loggedErrors() - errorsBefore;
   if (errorsLogged > 0) faults.push(`${errorsLogged} error-level lines in the node logs`);
   const rest = cases.filter((c) => c.target === 'rest').length;
-  console.log(`fuzz: ${cases.length + ws} bad inputs tried (REST ${rest}, DX ${cases.length - rest}, WebSocket ${ws}), ${crashes} crashes, ${fiveXx} 5xx, ${stored.length} stored`);
+  console.log(`fuzz: ${cases.length + ws + updates.tried} bad inputs tried (REST ${rest}, DX ${cases.length - rest}, WebSocket ${ws}, Temporal Update ${updates.tried}), ${crashes} crashes, ${fiveXx} 5xx, ${stored.length} stored`);
   if (faults.length + stored.length > 0) console.log(`node logs in ${net.dir}`);
   expect({ faults, stored, crashes, fiveXx }).toEqual({ faults: [], stored: [], crashes: 0, fiveXx: 0 });
   expect(rest).toBeGreaterThan(100);

@@ -6,7 +6,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jsonBodyProblem, MAX_JSON_DEPTH } from '../src/http/json-body';
+import { jsonValueProblem as jsonBodyProblem, MAX_JSON_DEPTH } from '../src/process/json-value';
 import { dxTlsFromEnv } from '../src/exchange/tls';
 import type { NetworkFile } from '../src/model/network';
 
