@@ -12,7 +12,6 @@ import { sealEnvelope, signHash } from '../src/envelope/seal';
 import { contextOf, tagOf } from '../src/chain/pins';
 import { leafOf } from '../src/chain/merkle';
 import type { PinReceipt } from '../src/model/pin';
-import { sendEnvelope, sendInvitation } from '../src/exchange/client';
 import type { Decision } from '../src/store/store';
 import type { InstanceDoc, StepDoc } from '../src/store/documents';
 import { syncHumanTasks } from '../src/events/human-tasks';
@@ -48,7 +47,7 @@ export function createActivities(ctx: NodeContext) {
   return {
     async inviteParticipant(req: { instanceId: string; to: string }): Promise<void> {
       const doc = await instance(req.instanceId);
-      await sendInvitation(ctx.network.parties[req.to]!, { header: doc.header, secret: doc.secret, signature: doc.invitationSignature }, ctx.party);
+      await ctx.dx.sendInvitation(ctx.network.parties[req.to]!, { header: doc.header, secret: doc.secret, signature: doc.invitationSignature }, ctx.party);
     },
 
     async sealStep(req: SealRequest): Promise<{ envelopeHash: string }> {
@@ -82,7 +81,7 @@ export function createActivities(ctx: NodeContext) {
       const stepDef = definition.steps.find((s) => s.id === step.step)!;
       const signed: SignedEnvelope = { envelope: step.envelope, hash: step.envelopeHash, signature: step.signature, receipt: step.receipt };
       if (mayRead(stepDef, rolesOf(doc.header, req.to))) signed.data = step.data;
-      await sendEnvelope(ctx.network.parties[req.to]!, signed, ctx.party);
+      await ctx.dx.sendEnvelope(ctx.network.parties[req.to]!, signed, ctx.party);
       ctx.log.info({ instanceId: req.instanceId, step: step.step, envelopeHash: req.envelopeHash, to: req.to, withData: signed.data !== undefined, ms: Date.now() - startedAt }, 'step delivered');
     },
 

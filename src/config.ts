@@ -8,6 +8,7 @@ import { repoRoot } from './paths';
 import { DEFAULT_RUN_LIMITS, type RunLimits } from '../workflows/messages';
 import { apiKeysFromEnv, type ApiKeyGrant } from './api/auth';
 import { readNetworkFile } from './network-file';
+import { dxTlsFromEnv, type DxTls } from './exchange/tls';
 
 export { readNetworkFile } from './network-file';
 
@@ -43,6 +44,8 @@ export interface NodeConfig {
   webhooks: WebhookSettings;
   /** Events a WebSocket client may have unacknowledged before the node stops sending. */
   eventWindow: number;
+  /** TLS (and optionally mutual TLS) for the data-exchange endpoint and this node's deliveries; absent: plain HTTP. */
+  dxTls?: DxTls;
 }
 
 export interface WebhookSettings {
@@ -114,5 +117,7 @@ export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = proce
       timeoutMs: intFromEnv(env, 'LOCKSTEP_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
     },
   };
+  const dxTls = dxTlsFromEnv(env, party, network);
+  if (dxTls) config.dxTls = dxTls;
   return { config, network };
 }

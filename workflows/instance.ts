@@ -26,6 +26,7 @@ import type { Activities } from '../activities';
 import { LockstepError } from '../src/model/errors';
 import { comparePositions, type ChainPosition } from '../src/model/pin';
 import { validateStepData } from '../src/process/step-data';
+import { jsonValueProblem } from '../src/process/json-value';
 import { applyStep, judge, nextSteps, StepRefused } from '../src/process/rules';
 import { stepsReadByGuards } from '../src/process/guard';
 import { initialState } from '../src/process/state';
@@ -133,8 +134,8 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     const proposedAt = new Date().toISOString(); // workflow time: deterministic on replay
     inFlight++;
     try {
-      const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: request.input ?? {}, output: request.output, nonce, proposedAt });
-      const input = guarded.has(request.step) ? { input: request.input ?? {}, output: request.output } : {};
+      const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: inputOf(request), output: request.output, nonce, proposedAt });
+      const input = guarded.has(request.step) ? { input: inputOf(request), output: request.output } : {};
       pending.set(envelopeHash, { envelopeHash, step: request.step, author: party, ...input });
       showTasks();
       void publish(envelopeHash);
@@ -158,7 +159,11 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
           { field: '/step', message: 'not a human task' },
         ]);
       }
-      const input = request.input ?? {};
+      const input = inputOf(request);
+      // The REST API refuses such data at its edge; an Update from the Temporal UI reaches here unchecked,
+      // and a value too deep to serialise would fail the workflow task for good once accepted.
+      const problem = jsonValueProblem({ input, output: request.output });
+      if (problem) throw new LockstepError('bad_request', `step data ${problem.field === '/' ? '' : `at ${problem.field} `}${problem.message}`, [problem]);
       // Chain time so far (the last decided pin's) is a lower bound of this step's pin time.
       judge(definition, header, state, { step: request.step, author: party, input, output: request.output }, lastPosition?.timestamp, true, (step) => {
         const mine = [...pending.values()].find((p) => p.step === step.id && p.author === party);
@@ -321,4 +326,9 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   }
   await condition(allHandlersFinished);
   return { outcome: state.ended!.outcome, steps: state.seq };
+}
+
+/** An absent input is `{}`; an explicit null is the caller's value and must meet the step's schema like any other. */
+function inputOf(request: { input?: unknown }): unknown {
+  return request.input === undefined ? {} : request.input;
 }

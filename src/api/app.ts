@@ -10,6 +10,7 @@ import type { ChainListener } from '../chain/listener';
 import { LockstepError } from '../model/errors';
 import type { NodeContext } from '../node/context';
 import { problemHandler } from '../http/problem';
+import { jsonBody } from '../http/json-body';
 import type { Webhooks } from '../events/webhooks';
 import type { ApiKeys } from './auth';
 import type { IdempotencyKeys } from './idempotency';
@@ -53,7 +54,7 @@ export function createApiApp(ctx: NodeContext, listener: ChainListener, services
     }
     next();
   });
-  api.use(express.json({ limit: ctx.config.bodyLimitBytes, strict: true }));
+  api.use(jsonBody(ctx.config.bodyLimitBytes));
   api.use(services.idempotency.middleware());
 
   api.get('/definitions', (_req, res) => {

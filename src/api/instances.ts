@@ -76,7 +76,8 @@ export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
     const step = findStep(definition, body.step);
     if (rolesOf(doc.header, ctx.party).includes(step.actor)) requireRole(callerOf(res), [step.actor], `take step "${step.id}"`, '/step');
     const key = req.header('Idempotency-Key');
-    const proposal = { step: body.step, input: body.input ?? {}, output: body.output };
+    // Only an absent input defaults to {}: an explicit null is the app's value, checked against the step's schema like any other.
+    const proposal = { step: body.step, input: body.input === undefined ? {} : body.input, output: body.output };
     const result = await proposeStep(ctx, req.params.id, proposal, key === undefined ? undefined : `${callerOf(res).app}\u0000${key}`);
     const link = `/api/v1/instances/${req.params.id}/steps/${result.envelopeHash}`;
     if (wait === 'confirmed') {

@@ -20,7 +20,7 @@ const path = (name: string, description: string) => ({ name, in: 'path', require
 const idempotencyKey = { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 }, description: 'Repeat-safe retries: the same key and body return the first response.' };
 const paging = [query('limit', { type: 'integer', minimum: 1, maximum: 500, default: 100 }, 'page size'), query('cursor', { type: 'string' }, 'the `next` of the previous page')];
 const AUTH_ERRORS = { '401': problem('no or unknown API key') };
-const WRITE_ERRORS = { ...AUTH_ERRORS, '400': problem('malformed JSON or parameter'), '403': problem('the app may not act in the role this needs'), '409': problem('conflict, or the same Idempotency-Key still in progress'), '413': problem('body too large'), '422': problem('body does not fit its schema, or Idempotency-Key reused with another body') };
+const WRITE_ERRORS = { ...AUTH_ERRORS, '400': problem('malformed JSON or parameter'), '403': problem('the app may not act in the role this needs'), '409': problem('conflict, or the same Idempotency-Key still in progress'), '413': problem('body too large'), '415': problem('body is not application/json'), '422': problem('body does not fit its schema, or Idempotency-Key reused with another body') };
 
 /**
  * Points `#/$defs/name…` at the component holding the definition's shared schema: inside the

@@ -105,6 +105,8 @@ export class EventSockets {
     ws.on('message', (raw: RawData) => {
       const seq = parseAck(raw);
       if (seq === undefined) return ws.send(JSON.stringify({ type: 'error', detail: 'send {"ack": <sequence number>}' }));
+      // An ack past what this connection has read would move a durable consumer past events it never got.
+      if (seq > position) return ws.send(JSON.stringify({ type: 'error', detail: `ack ${seq} is beyond the last event sent (${position})` }));
       if (seq <= acked) return;
       acked = seq;
       while (sent.length > 0 && sent[0]! <= acked) sent.shift();

@@ -5,7 +5,8 @@
  * against the step's schemas (a node never trusts a peer's validation).
  */
 import { createHash } from 'node:crypto';
-import express, { type ErrorRequestHandler, type Express, type Request } from 'express';
+import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
+import { certifiedPeerOf } from './tls';
 import type { SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
 import { participantsOf, rolesOf } from '../model/instance';
@@ -15,6 +16,7 @@ import { findStep } from '../process/rules';
 import { validateStepData } from '../process/step-data';
 import { stepsReadByGuards } from '../process/guard';
 import { problemHandler } from '../http/problem';
+import { bodyDigestOf, jsonBody } from '../http/json-body';
 import type { NodeContext } from '../node/context';
 import { notifyEnvelope, startInstanceWorkflow } from '../node/workflows';
 import type { PinSignaller } from '../node/pin-signals';
@@ -22,15 +24,31 @@ import { requireShape } from '../http/shape';
 import { syncHumanTasks } from '../events/human-tasks';
 import { securityRefused, stepInvalid } from '../events/hooks';
 
+/**
+ * The sending party: over mutual TLS the one its client certificate names, which a claimed
+ * `x-lockstep-party` must match; otherwise the header, unauthenticated (the signatures are what count).
+ */
 function senderOf(req: Request): string | undefined {
   const header = req.header('x-lockstep-party');
-  return header === undefined ? undefined : String(header);
+  return certifiedPeerOf(req.socket) ?? (header === undefined ? undefined : String(header));
+}
+
+function requireCertifiedSender(): RequestHandler {
+  return (req, _res, next) => {
+    const certified = certifiedPeerOf(req.socket);
+    const claimed = req.header('x-lockstep-party');
+    if (certified !== undefined && claimed !== undefined && claimed !== certified) {
+      throw new LockstepError('forbidden', `the client certificate is ${certified}'s, but the request claims to come from ${claimed.slice(0, 64)}`, [{ field: 'x-lockstep-party', message: 'not the certificate holder' }]);
+    }
+    next();
+  };
 }
 
 export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.use(express.json({ limit: ctx.config.bodyLimitBytes, strict: true }));
+  app.use(requireCertifiedSender());
+  app.use(jsonBody(ctx.config.bodyLimitBytes));
 
   app.post('/dx/v1/invitations', async (req, res) => {
     const invitation = requireShape<Invitation>(req.body, 'invitation');
@@ -99,6 +117,8 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     res.status(200).json({ accepted: signed.hash });
   });
 
+  // Peers and scanners alike get a problem+json for a route that does not exist, not Express's HTML page.
+  app.use((req, _res, next) => next(new LockstepError('not_found', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use(recordRefusal(ctx));
   app.use(problemHandler(ctx.log));
   return app;
@@ -116,7 +136,8 @@ function recordRefusal(ctx: NodeContext): ErrorRequestHandler {
     if (!(error instanceof LockstepError) || BENIGN.has(error.code)) return next(error);
     const body = (req.body ?? {}) as Partial<SignedEnvelope> & Partial<Invitation>;
     const refusal = {
-      digest: createHash('sha256').update(JSON.stringify(req.body ?? null)).digest('hex'),
+      // The raw bytes' digest: re-serialising the body could be as costly as the request was hostile.
+      digest: bodyDigestOf(req) ?? createHash('sha256').update('').digest('hex'),
       route: req.path,
       code: error.code,
       message: error.message,

@@ -17,6 +17,7 @@ const STATUS: Record<ErrorCode, number> = {
   deadline: 409,
   guard: 422,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   unknown_definition: 409,
   bad_signature: 401,
   unavailable: 503,

@@ -15,6 +15,8 @@ export type ErrorCode =
   /** A step's guard (rule of the road) does not hold. */
   | 'guard'
   | 'payload_too_large'
+  /** A request body that is not JSON. */
+  | 'unsupported_media_type'
   | 'unknown_definition'
   | 'bad_signature'
   | 'unavailable';

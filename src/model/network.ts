@@ -14,7 +14,7 @@ export interface PartyEndpoint {
   database: string;
   /** Base URL of the party's REST API, e.g. http://127.0.0.1:4001 */
   apiUrl: string;
-  /** Base URL of the party's data-exchange endpoint, e.g. http://127.0.0.1:5001 */
+  /** Base URL of the party's data-exchange endpoint, e.g. http://127.0.0.1:5001 (https:// when it serves TLS) */
   dxUrl: string;
 }
 
@@ -39,4 +39,9 @@ export interface NetworkFile {
    * API keys configured accepts its party's key, for any role, so the demo and tests work.
    */
   devApiKeys?: Record<string, string>;
+  /**
+   * Written only by a local stack started with TLS: the files of its throwaway CA and of each
+   * party's certificate, which a node uses when LOCKSTEP_DX_TLS_* are not set.
+   */
+  devTls?: { ca: string; requireClientCert: boolean; parties: Record<string, { cert: string; key: string }> };
 }

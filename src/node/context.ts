@@ -8,6 +8,7 @@ import type { Store } from '../store/store';
 import type { SequencerClient } from '../chain/sequencer';
 import type { Batcher } from '../chain/batcher';
 import type { NodeConfig } from '../config';
+import type { DxClient } from '../exchange/client';
 
 export interface NodeContext {
   party: string;
@@ -19,5 +20,7 @@ export interface NodeContext {
   sequencer: SequencerClient;
   batcher: Batcher;
   temporal: Client;
+  /** Sends invitations and envelopes to peers (over TLS when configured). */
+  dx: DxClient;
   log: Logger;
 }

@@ -3,7 +3,8 @@
  * REST API, its data-exchange endpoint for peers and its chain listener. It reads only its own
  * database and namespace; it meets other parties only through data exchange and the chain.
  */
-import type { Server } from 'node:http';
+import http, { type Server } from 'node:http';
+import https from 'node:https';
 import { Wallet } from 'ethers';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -18,6 +19,8 @@ import { loadDefinitions } from '../definitions/load';
 import { Store } from '../store/store';
 import { createApiApp } from '../api/app';
 import { createExchangeApp } from '../exchange/server';
+import { DxClient } from '../exchange/client';
+import { dxServerOptions } from '../exchange/tls';
 import { createLogger } from '../log';
 import type { NodeContext } from './context';
 import { PinSignaller } from './pin-signals';
@@ -37,10 +40,10 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-function listen(app: { listen: (port: number, host: string, cb: () => void) => Server }, port: number, host: string): Promise<Server> {
+function listen(server: Server, port: number, host: string): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host, () => resolve(server));
     server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
   });
 }
 
@@ -84,7 +87,8 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   });
   const clientConnection = await Connection.connect({ address: network.temporal.address });
   const temporal = new Client({ connection: clientConnection, namespace: me.namespace });
-  const ctx: NodeContext = { party: config.party, config, network, wallet, store, definitions, sequencer, batcher, temporal, log };
+  const dxClient = new DxClient(config.dxTls);
+  const ctx: NodeContext = { party: config.party, config, network, wallet, store, definitions, sequencer, batcher, temporal, dx: dxClient, log };
 
   const workerConnection = await NativeConnection.connect({ address: network.temporal.address });
   const worker = await Worker.create({
@@ -137,10 +141,14 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   await leadership.start();
   const sockets = new EventSockets(store.db, store.events, keys, log, config.eventWindow);
 
-  const api = await listen(createApiApp(ctx, listener, { keys, idempotency, webhooks }), config.apiPort, config.listenHost);
+  const api = await listen(http.createServer(createApiApp(ctx, listener, { keys, idempotency, webhooks })), config.apiPort, config.listenHost);
   sockets.attach(api);
-  const dx = await listen(createExchangeApp(ctx, pins), config.dxPort, config.listenHost);
-  log.info({ api: me.apiUrl, dx: me.dxUrl, namespace: me.namespace, definitions: definitions.all().map((d) => d.definition.id) }, 'node ready');
+  const dxApp = createExchangeApp(ctx, pins);
+  const dx = await listen(config.dxTls ? https.createServer(dxServerOptions(config.dxTls), dxApp) : http.createServer(dxApp), config.dxPort, config.listenHost);
+  const dxTransport = config.dxTls ? (config.dxTls.requireClientCert ? 'mutual TLS' : 'TLS') : 'plain HTTP';
+  // A TLS-terminating proxy may advertise https for a node that speaks HTTP behind it, so this only warns.
+  if ((new URL(me.dxUrl).protocol === 'https:') !== Boolean(config.dxTls)) log.warn({ dx: me.dxUrl, dxTransport }, 'the network file advertises a different scheme than this node serves data exchange with');
+  log.info({ api: me.apiUrl, dx: me.dxUrl, dxTransport, namespace: me.namespace, definitions: definitions.all().map((d) => d.definition.id) }, 'node ready');
   const writeStats = logSerialWrites(store, log);
 
   let stopping: Promise<void> | undefined;
@@ -156,6 +164,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
       await workerConnection.close();
       await clientConnection.close();
       sequencer.destroy();
+      dxClient.close();
       await store.close();
       log.info('node stopped');
     })());

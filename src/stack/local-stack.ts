@@ -8,6 +8,7 @@ import { applyMiningMode, devWallet, needsBlockTimeFlag, startAnvil, waitForChai
 import { checkExternalMongo, startMongo } from './mongo-server';
 import { removePidFile, runningStackOwner, stopStack, writePidFile } from './pid-file';
 import { freePorts, isPortFree } from './ports';
+import { makeLocalCertificates } from './certificates';
 import type { SupervisedProcess } from './supervised-process';
 import { prepareExternalTemporal, startTemporalDevServer, type SearchAttributeKind } from './temporal-server';
 
@@ -28,6 +29,8 @@ export interface StackOptions {
   log?: (line: string) => void;
   /** SQLite pragmas for the Temporal dev server (`journal_mode=wal`…): the benchmark trades durability for speed. */
   temporalSqlitePragmas?: string[];
+  /** Data exchange over TLS with a throwaway CA ('tls'), also requiring client certificates ('mutual'); default 'off' (plain HTTP). */
+  dxTls?: 'off' | 'tls' | 'mutual';
 }
 
 /** The servers a stack can take down and bring back (its database files kept): fault tests do. */
@@ -263,6 +266,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     log(`mining: ${options.mining.mode === 'interval' ? `every ${options.mining.blockTimeMs} ms` : options.mining.mode}`);
     const chainId = Number((await chainProvider.getNetwork()).chainId);
 
+    const tls = (options.dxTls ?? 'off') === 'off' ? undefined : makeLocalCertificates(path.join(dir, 'tls'), options.parties);
+    const dxScheme = tls ? 'https' : 'http';
     const parties: Record<string, PartyEndpoint> = {};
     const devKeys: Record<string, string> = {};
     const devApiKeys: Record<string, string> = {};
@@ -274,7 +279,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         namespace: name,
         database: `lockstep_${name}`,
         apiUrl: `http://127.0.0.1:${ports.partyApi[i]}`,
-        dxUrl: `http://127.0.0.1:${ports.partyDx[i]}`,
+        dxUrl: `${dxScheme}://127.0.0.1:${ports.partyDx[i]}`,
       };
       devKeys[name] = wallet.privateKey;
       devApiKeys[name] = `dev-${name}-${randomBytes(24).toString('base64url')}`;
@@ -292,6 +297,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       parties,
       devKeys,
       devApiKeys,
+      ...(tls
+        ? {
+            devTls: {
+              ca: tls[options.parties[0]!]!.ca,
+              requireClientCert: options.dxTls === 'mutual',
+              parties: Object.fromEntries(Object.entries(tls).map(([party, c]) => [party, { cert: c.cert, key: c.key }])),
+            },
+          }
+        : {}),
     };
     const networkPath = path.join(dir, 'network.json');
     writeJsonAtomically(networkPath, network);

@@ -21,6 +21,8 @@ export interface NetworkOptions {
   cuttable?: string[];
   /** The nodes reach the chain's RPC through a proxy the test can cut (the test itself mines directly). */
   chainProxy?: boolean;
+  /** Data exchange over TLS or mutual TLS, with the local stack's throwaway CA. */
+  dxTls?: 'off' | 'tls' | 'mutual';
 }
 
 export interface TestNetwork {
@@ -48,6 +50,7 @@ export async function startTestNetwork(parties: string[], confirmations: number,
     mining: { mode: 'manual' },
     confirmations,
     searchAttributes: { ...LOCKSTEP_SEARCH_ATTRIBUTES },
+    dxTls: opts.dxTls,
   });
   const provider = new JsonRpcProvider(stack.network.chain.rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1 });
   const proxies = new Map<string, CuttableProxy>();

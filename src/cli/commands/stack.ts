@@ -19,6 +19,8 @@ interface UpOptions extends OutputOptions {
   confirmations: number;
   manualMining: boolean;
   freePorts: boolean;
+  tls: boolean;
+  mtls: boolean;
 }
 
 /** How long `down` waits for a stack's own orderly shutdown before cleaning up after it. */
@@ -52,6 +54,7 @@ function summary(stack: Stack): string {
     `  MongoDB       ${network.mongodb.uri}`,
     `  Chain RPC     ${network.chain.rpcUrl} (chain id ${network.chain.chainId})`,
     `  Sequencer     ${network.chain.sequencer}`,
+    ...(network.devTls ? [`  DX TLS        ${network.devTls.requireClientCert ? 'mutual TLS' : 'TLS'}, CA ${network.devTls.ca}`] : []),
     `  Network file  ${stack.networkPath}`,
     `  Parties       ${Object.keys(network.parties).join(', ')}`,
     '',
@@ -70,6 +73,7 @@ async function up(opts: UpOptions): Promise<void> {
     mining,
     confirmations: opts.confirmations,
     searchAttributes: { ...LOCKSTEP_SEARCH_ATTRIBUTES },
+    dxTls: opts.mtls ? 'mutual' : opts.tls ? 'tls' : 'off',
     log: opts.json ? undefined : (line) => process.stdout.write(`[stack] ${line}\n`),
   });
   emit(opts, { networkFile: stack.networkPath, network: { ...stack.network, devKeys: undefined } }, () => summary(stack));
@@ -119,6 +123,8 @@ export function stackCommands(program: Command): void {
     .option('--confirmations <n>', 'blocks a pin must be buried under', nonNegativeInteger, 2)
     .option('--manual-mining', 'mine only on evm_mine (overrides --block-time)', false)
     .option('--free-ports', 'pick free ports instead of the well-known ones (Temporal 7233, anvil 8545, APIs 4001+…)', false)
+    .option('--tls', 'make a throwaway CA and per-party certificates; nodes serve data exchange over HTTPS', false)
+    .option('--mtls', 'as --tls, and nodes require a client certificate from that CA (mutual TLS)', false)
     .option('--json', 'print the network file as JSON once the stack is up')
     .action(up);
   stack

@@ -1,0 +1,59 @@
+/**
+ * Without a stack: the request-body guard (depth, Unicode, NUL keys) on bodies far deeper than
+ * any recursion survives, and the data-exchange TLS settings, which refuse half-configurations
+ * with a message naming the variable and never the key.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jsonValueProblem as jsonBodyProblem, MAX_JSON_DEPTH } from '../src/process/json-value';
+import { dxTlsFromEnv } from '../src/exchange/tls';
+import type { NetworkFile } from '../src/model/network';
+
+test('the body guard measures depth without recursion, and finds lone surrogates and NUL keys', () => {
+  const deep = JSON.parse(`${'['.repeat(200_000)}1${']'.repeat(200_000)}`) as unknown;
+  expect(jsonBodyProblem(deep)).toEqual({ field: `/${'0/'.repeat(MAX_JSON_DEPTH - 1)}0`, message: `nested deeper than ${MAX_JSON_DEPTH} levels` });
+  const atLimit = JSON.parse(`${'{"a":'.repeat(MAX_JSON_DEPTH)}1${'}'.repeat(MAX_JSON_DEPTH)}`) as unknown;
+  expect(jsonBodyProblem(atLimit)).toBeUndefined();
+  expect(jsonBodyProblem({ input: { text: 'ok 😀 \u202e\u0000' } })).toBeUndefined();
+  expect(jsonBodyProblem({ input: { text: 'half \ud83d' } })).toEqual({ field: '/input/text', message: expect.stringMatching(/lone UTF-16 surrogate/) });
+  expect(jsonBodyProblem({ input: { 'a\u0000b': 1 } })).toEqual({ field: '/input', message: 'has a key containing NUL' });
+  expect(jsonBodyProblem({ 'a/b': { '\udc00': 1 } })?.field).toBe('/a~1b');
+});
+
+describe('data-exchange TLS settings', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lockstep-tls-config-'));
+  const secretKey = '-----BEGIN PRIVATE KEY-----\nTOP-SECRET-KEY-MATERIAL\n-----END PRIVATE KEY-----\n';
+  writeFileSync(join(dir, 'node.crt'), 'CERT');
+  writeFileSync(join(dir, 'node.key'), secretKey);
+  writeFileSync(join(dir, 'ca.crt'), 'CA');
+  const network = { parties: {} } as unknown as NetworkFile;
+  const files = { LOCKSTEP_DX_TLS_CERT: join(dir, 'node.crt'), LOCKSTEP_DX_TLS_KEY: join(dir, 'node.key') };
+
+  test('none configured: plain HTTP', () => {
+    expect(dxTlsFromEnv({}, 'alpha', network)).toBeUndefined();
+  });
+
+  test('certificate, key and CA are read; mutual TLS is off unless asked for', () => {
+    expect(dxTlsFromEnv({ ...files, LOCKSTEP_DX_TLS_CA: join(dir, 'ca.crt') }, 'alpha', network)).toEqual({ cert: 'CERT', key: secretKey, ca: 'CA', requireClientCert: false });
+    expect(dxTlsFromEnv({ ...files, LOCKSTEP_DX_TLS_CA: join(dir, 'ca.crt'), LOCKSTEP_DX_TLS_REQUIRE_CLIENT_CERT: 'true' }, 'alpha', network)?.requireClientCert).toBe(true);
+  });
+
+  test('half a configuration is refused, naming what is missing', () => {
+    expect(() => dxTlsFromEnv({ LOCKSTEP_DX_TLS_CERT: files.LOCKSTEP_DX_TLS_CERT }, 'alpha', network)).toThrow(/set both LOCKSTEP_DX_TLS_CERT and LOCKSTEP_DX_TLS_KEY/);
+    expect(() => dxTlsFromEnv({ LOCKSTEP_DX_TLS_REQUIRE_CLIENT_CERT: 'true' }, 'alpha', network)).toThrow(/needs TLS/);
+    expect(() => dxTlsFromEnv({ ...files, LOCKSTEP_DX_TLS_REQUIRE_CLIENT_CERT: 'true' }, 'alpha', network)).toThrow(/mutual TLS needs LOCKSTEP_DX_TLS_CA/);
+    expect(() => dxTlsFromEnv({ ...files, LOCKSTEP_DX_TLS_REQUIRE_CLIENT_CERT: 'yes' }, 'alpha', network)).toThrow(/must be true or false/);
+  });
+
+  test('an unreadable file names the variable and the path, never key material', () => {
+    let message = '';
+    try {
+      dxTlsFromEnv({ ...files, LOCKSTEP_DX_TLS_CERT: join(dir, 'missing.crt') }, 'alpha', network);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/LOCKSTEP_DX_TLS_CERT: cannot read .*missing\.crt: ENOENT/);
+    expect(message).not.toMatch(/TOP-SECRET/);
+  });
+});
