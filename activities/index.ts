@@ -13,6 +13,7 @@ import { contextOf, tagOf } from '../src/chain/pins';
 import { leafOf } from '../src/chain/merkle';
 import type { PinReceipt } from '../src/model/pin';
 import { sendEnvelope, sendInvitation } from '../src/exchange/client';
+import { PinFailedError } from '../src/chain/batcher';
 import type { Decision } from '../src/store/store';
 import type { InstanceDoc, StepDoc } from '../src/store/documents';
 import { syncHumanTasks } from '../src/events/human-tasks';
@@ -27,6 +28,9 @@ export interface SealRequest {
   nonce: number;
   proposedAt: string;
 }
+
+/** The failure type of a step that can never be pinned: the workflow stops waiting for it. */
+export const PIN_FAILED = 'pin_failed';
 
 export function createActivities(ctx: NodeContext) {
   async function instance(instanceId: string): Promise<InstanceDoc> {
@@ -92,7 +96,15 @@ export function createActivities(ctx: NodeContext) {
       const doc = await instance(req.instanceId);
       const step = await storedStep(req.envelopeHash);
       const context = contextOf(doc.secret, step.author, step.nonce);
-      const receipt = await ctx.batcher.pin({ envelopeHash: step.envelopeHash, instanceId: req.instanceId, tag: tagOf(context), leaf: leafOf(context, step.envelopeHash) }, 25_000);
+      let receipt: PinReceipt & { transactionHash: string };
+      try {
+        receipt = await ctx.batcher.pin({ envelopeHash: step.envelopeHash, instanceId: req.instanceId, tag: tagOf(context), leaf: leafOf(context, step.envelopeHash) }, 25_000);
+      } catch (error) {
+        if (!(error instanceof PinFailedError)) throw error;
+        // Never pinned, so never delivered: only this node knows the step; it ends here, rejected.
+        await ctx.store.setAsideStep(req.instanceId, step.envelopeHash, error.reason);
+        throw ApplicationFailure.nonRetryable(error.message, PIN_FAILED);
+      }
       await ctx.store.saveReceipt(doc, step.envelopeHash, { root: receipt.root, index: receipt.index, count: receipt.count, proof: receipt.proof });
       ctx.log.info({ instanceId: req.instanceId, step: step.step, envelopeHash: step.envelopeHash, transactionHash: receipt.transactionHash, index: receipt.index, ms: Date.now() - startedAt }, 'step pinned');
       return receipt;

@@ -10,6 +10,12 @@
  * never be mined (it reverted, or its nonce went to another transaction) is sent again with the
  * very same content under a fresh nonce: the receipts already handed to peers (root, index,
  * proof) stay valid, and its steps never wait behind it forever.
+ *
+ * Failures are never silent. A step the contract would refuse even alone (found by trying the
+ * steps of a refused batch one by one) is set aside as failed, with a `pin.failed` event, and the
+ * other steps go out without it. A batch that cannot be sent for a reason outside its content (no
+ * funds, a node refusing it) keeps being sent as is, but `health` and a `pin.failing` event say
+ * why, and its fees are raised only when the network took the transaction and did not mine it.
  */
 import { Transaction, Wallet, type JsonRpcProvider } from 'ethers';
 import type { Logger } from 'pino';
@@ -17,6 +23,8 @@ import type { PinReceipt } from '../model/pin';
 import type { BatchDoc, PinQueueDoc } from '../store/documents';
 import type { Store } from '../store/store';
 import { merkleProof, merkleRoot } from './merkle';
+import { LockstepError } from '../model/errors';
+import { pinFailed, pinFailing } from '../events/hooks';
 import type { SequencerClient } from './sequencer';
 import { MAX_TAGS_PER_BATCH } from './sequencer';
 
@@ -49,6 +57,26 @@ export interface PinRequest {
 const DEFAULT_TICK_MS = 50;
 const GAS_MARGIN_PERCENT = 20n;
 const FEE_BUMP_PERCENT = 25n;
+/** A reverted batch is sent again with twice the gas, but never with more than this. */
+const MAX_GAS_LIMIT = 15_000_000n;
+
+export interface BatcherHealth {
+  ok: boolean;
+  /** Why pins are not going out, while they are not. */
+  error: string | null;
+  since: string | null;
+}
+
+/** Thrown by `pin` for a step set aside as one the contract refuses: retrying cannot help. */
+export class PinFailedError extends Error {
+  constructor(
+    readonly envelopeHash: string,
+    readonly reason: string,
+  ) {
+    super(`step ${envelopeHash} can never be pinned: ${reason}`);
+    this.name = 'PinFailedError';
+  }
+}
 
 export class Batcher {
   private readonly wallet: Wallet;
@@ -56,6 +84,9 @@ export class Batcher {
   private stopped = true;
   private ticking: Promise<void> = Promise.resolve();
   private recovered = false;
+  private failure?: { error: string; since: Date };
+  /** Set when anything in the current tick failed; a clean tick clears `failure`. */
+  private tickFailed = false;
 
   constructor(private readonly opts: BatcherOptions) {
     if (opts.batchSize < 1 || opts.batchSize > MAX_TAGS_PER_BATCH) throw new Error(`batch size must be 1..${MAX_TAGS_PER_BATCH}, got ${opts.batchSize}`);
@@ -73,12 +104,25 @@ export class Batcher {
     await this.ticking;
   }
 
+  /** Whether pins are going out; if not, why and since when. */
+  get health(): BatcherHealth {
+    return { ok: this.failure === undefined, error: this.failure?.error ?? null, since: this.failure?.since.toISOString() ?? null };
+  }
+
+  /** Steps queued here and not yet mined: waiting for a batch, or in one not mined yet. */
+  async waitingSteps(): Promise<number> {
+    const unbatched = await this.opts.store.pinQueue.countDocuments({ batch: { $exists: false }, failed: { $exists: false } });
+    const unmined = await this.opts.store.batches.find({ status: { $in: ['signed', 'sent'] } }).toArray();
+    return unbatched + unmined.reduce((n, b) => n + b.envelopeHashes.length, 0);
+  }
+
   /** Queues a step (idempotent) and resolves with its receipt once its batch is on its way. */
   async pin(request: PinRequest, timeoutMs: number): Promise<PinReceipt & { transactionHash: string }> {
     await this.opts.store.enqueuePin(request);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const item = await this.opts.store.pinQueue.findOne({ _id: request.envelopeHash });
+      if (item?.failed) throw new PinFailedError(request.envelopeHash, item.failed);
       if (item?.batch) {
         const batch = await this.opts.store.batches.findOne({ _id: item.batch });
         if (batch && batch.status !== 'signed') return receiptOf(batch, item.index!);
@@ -92,18 +136,31 @@ export class Batcher {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.ticking = this.tick()
-        .catch((err: unknown) => this.opts.log.warn({ err }, 'batcher tick failed; retrying'))
+        .catch((err: unknown) => {
+          this.opts.log.warn({ err }, 'batcher tick failed; retrying');
+          this.failed((err as Error).message);
+        })
         .finally(() => this.schedule());
     }, this.opts.tickMs ?? DEFAULT_TICK_MS);
   }
 
   async tick(): Promise<void> {
+    this.tickFailed = false;
     if (!this.recovered) {
       await this.recover();
       this.recovered = true;
     }
     await this.cut();
     await this.watch();
+    if (!this.tickFailed && this.failure) {
+      this.opts.log.info({ since: this.failure.since, error: this.failure.error }, 'batcher healthy again');
+      this.failure = undefined;
+    }
+  }
+
+  private failed(error: string): void {
+    this.tickFailed = true;
+    if (this.failure?.error !== error) this.failure = { error, since: this.failure?.since ?? new Date() };
   }
 
   /** After a crash: items of batches already written down belong to them, not to a new batch. */
@@ -116,11 +173,39 @@ export class Batcher {
 
   private async cut(): Promise<void> {
     const { store, batchSize, batchWaitMs } = this.opts;
-    const waiting = await store.pinQueue.find({ batch: { $exists: false } }).sort({ queuedAt: 1, _id: 1 }).limit(batchSize).toArray();
+    const waiting = await store.pinQueue.find({ batch: { $exists: false }, failed: { $exists: false } }).sort({ queuedAt: 1, _id: 1 }).limit(batchSize).toArray();
     if (waiting.length === 0) return;
     const oldest = waiting[0]!.queuedAt.getTime();
     if (waiting.length < batchSize && Date.now() - oldest < batchWaitMs) return;
-    await this.send(waiting);
+    try {
+      await this.send(waiting);
+    } catch (err) {
+      // The contract (or the batch's own checks) refuses this content: find the steps it refuses
+      // alone and set them aside, so one bad step never holds the queue. Anything else: retry.
+      if (!(err instanceof LockstepError)) throw err;
+      await this.isolate(waiting, err.message);
+    }
+  }
+
+  /** Tries each step of a refused batch alone; the ones refused alone can never be pinned. */
+  private async isolate(items: PinQueueDoc[], reason: string): Promise<void> {
+    const { store, sequencer } = this.opts;
+    let setAside = 0;
+    for (const item of items) {
+      try {
+        await sequencer.estimateBatchGas(this.wallet.address, sequencer.encodeBatch(merkleRoot([item.leaf]), [item.tag]));
+        continue;
+      } catch (err) {
+        // Not a refusal of the content (the chain is unreachable, say): the next tick tries again.
+        if (!(err instanceof LockstepError)) throw err;
+        const why = err.message;
+        await store.pinQueue.updateOne({ _id: item._id }, { $set: { failed: why } });
+        await pinFailed(store.events, { instanceId: item.instanceId, envelopeHash: item._id, reason: why });
+        this.opts.log.error({ instanceId: item.instanceId, envelopeHash: item._id, reason: why }, 'step can never be pinned; set aside');
+        setAside++;
+      }
+    }
+    if (setAside === 0) this.failed(`a batch of ${items.length} steps is refused, though none is alone: ${reason}`);
   }
 
   private async send(items: PinQueueDoc[]): Promise<void> {
@@ -171,16 +256,35 @@ export class Batcher {
   }
 
   private async broadcast(batch: BatchDoc, raw: string): Promise<void> {
+    let refused: string | undefined;
     try {
       await this.opts.provider.broadcastTransaction(raw);
     } catch (err) {
       const message = (err as Error).message;
       // Already known: an earlier broadcast got through. Anything else is handled by watch().
       if (!/already known|known transaction|already imported/i.test(message)) {
+        refused = shortReason(message);
         this.opts.log.warn({ batch: batch._id, err: message }, 'broadcast refused; will retry');
       }
     }
-    await this.opts.store.batches.updateOne({ _id: batch._id }, { $set: { status: batch.status === 'mined' ? 'mined' : 'sent', lastSentAt: new Date() } });
+    const status = batch.status === 'mined' ? 'mined' : 'sent';
+    if (refused) {
+      this.failed(`pin transaction refused: ${refused}`);
+      await this.opts.store.batches.updateOne({ _id: batch._id }, { $set: { status, lastSentAt: new Date(), refused } });
+      await this.reportFailing(batch, `pin transaction refused: ${refused}`);
+    } else {
+      await this.opts.store.batches.updateOne({ _id: batch._id }, { $set: { status, lastSentAt: new Date() }, $unset: { refused: '' } });
+    }
+  }
+
+  /** Tells the apps of every instance with a step in the batch, once per batch. */
+  private async reportFailing(batch: BatchDoc, reason: string): Promise<void> {
+    const items = await this.opts.store.pinQueue.find({ _id: { $in: batch.envelopeHashes } }).toArray();
+    const instances = [...new Set(items.map((i) => i.instanceId))];
+    for (const instanceId of instances) {
+      const steps = items.filter((i) => i.instanceId === instanceId).map((i) => i._id);
+      await pinFailing(this.opts.store.events, { batch: batch._id, instanceId, steps, reason });
+    }
   }
 
   /** Follows sent batches to their receipts; re-sends, re-prices or retires the stragglers. */
@@ -192,10 +296,13 @@ export class Batcher {
         if (receipt.status === 1) {
           await store.batches.updateOne({ _id: batch._id }, { $set: { status: 'mined', minedTx: receipt.hash, minedBlock: receipt.blockNumber } });
         } else {
+          this.failed(`pin transaction ${receipt.hash} reverted`);
+          await this.reportFailing(batch, `pin transaction ${receipt.hash} reverted`);
           await this.retire(batch, `transaction ${receipt.hash} reverted`, true);
         }
         continue;
       }
+      if (batch.refused) this.failed(`pin transaction refused: ${batch.refused}`);
       if (Date.now() - batch.lastSentAt.getTime() < resubmitAfterMs) continue;
       const mined = await provider.getTransactionCount(this.wallet.address, 'latest');
       if (mined > batch.nonce) {
@@ -204,6 +311,11 @@ export class Batcher {
         // pin them a second time. Only with still no receipt was the nonce used by another tx.
         if (await this.findReceipt(batch)) continue;
         await this.retire(batch, `nonce ${batch.nonce} was consumed by another transaction`, false);
+        continue;
+      }
+      // Refused (no funds, say): raising the fees would only make it dearer once it can go.
+      if (batch.refused && !/underpriced|fee too low|replacement/i.test(batch.refused)) {
+        await this.broadcast(batch, batch.rawTxs[batch.rawTxs.length - 1]!);
         continue;
       }
       await this.reprice(batch);
@@ -267,7 +379,8 @@ export class Batcher {
    */
   private async retire(batch: BatchDoc, reason: string, reverted: boolean): Promise<void> {
     const nonce = await this.nextNonce();
-    const gasLimit = reverted ? BigInt(batch.gasLimit) * 2n : BigInt(batch.gasLimit);
+    const doubled = BigInt(batch.gasLimit) * 2n;
+    const gasLimit = reverted ? (doubled > MAX_GAS_LIMIT ? MAX_GAS_LIMIT : doubled) : BigInt(batch.gasLimit);
     const raw = await this.sign(batch, nonce, gasLimit, BigInt(batch.maxFeePerGas), BigInt(batch.maxPriorityFeePerGas));
     this.opts.log.error({ batch: batch._id, reason, nonce }, 'batch transaction can never be mined; sending the same batch under a new nonce');
     await this.opts.store.batches.updateOne(
@@ -286,6 +399,12 @@ export function receiptOf(batch: BatchDoc, index: number): PinReceipt & { transa
     proof: merkleProof(batch.leaves, index),
     transactionHash: batch.minedTx ?? batch.txHashes[batch.txHashes.length - 1]!,
   };
+}
+
+/** The first line of a JSON-RPC refusal, without ethers' request dump. */
+function shortReason(message: string): string {
+  const m = /"message":\s*"([^"]+)"/.exec(message);
+  return (m ? m[1]! : message.split('(')[0]!).trim().slice(0, 200);
 }
 
 function txHashOf(raw: string): string {
