@@ -5,7 +5,7 @@
  * another body is refused, and so is a repeat while the first is still running. Keys are scoped
  * per app and expire after a TTL (a TTL index where the server has them, and a check on read).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { MongoServerError, type Collection, type Db } from 'mongodb';
 import canonicalize from 'canonicalize';
@@ -14,13 +14,19 @@ import { callerOf } from './auth';
 
 const DUPLICATE_KEY = 11000;
 const HEADER = 'Idempotency-Key';
-/** After this long, a claim whose request never finished (the node died) may be taken over. */
+/**
+ * After this long, a claim whose request never finished may be taken over. A claim made by an
+ * earlier run of this node (it crashed mid-request) is taken over at once: a party runs one node
+ * process, so nothing else can still be working on it.
+ */
 const ABANDONED_AFTER_MS = 10 * 60_000;
 
 interface IdempotencyDoc {
   _id: string;
   fingerprint: string;
   state: 'running' | 'done';
+  /** The node run that claimed the key. */
+  owner?: string;
   status?: number;
   body?: unknown;
   location?: string;
@@ -31,6 +37,8 @@ interface IdempotencyDoc {
 
 export class IdempotencyKeys {
   private readonly docs: Collection<IdempotencyDoc>;
+  /** This run of the node: a claim under another run's name was abandoned by a crash. */
+  private readonly run = randomUUID();
 
   constructor(db: Db, private readonly ttlSeconds: number) {
     this.docs = db.collection('idempotency');
@@ -74,7 +82,7 @@ export class IdempotencyKeys {
   /** Claims the key; returns the earlier record when it is already taken. */
   private async claim(id: string, fingerprint: string): Promise<IdempotencyDoc | null> {
     const now = new Date();
-    const doc: IdempotencyDoc = { _id: id, fingerprint, state: 'running', claimedAt: now, expiresAt: new Date(now.getTime() + this.ttlSeconds * 1000) };
+    const doc: IdempotencyDoc = { _id: id, fingerprint, state: 'running', owner: this.run, claimedAt: now, expiresAt: new Date(now.getTime() + this.ttlSeconds * 1000) };
     try {
       await this.docs.insertOne(doc);
       return null;
@@ -82,7 +90,9 @@ export class IdempotencyKeys {
       if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
     }
     const existing = await this.docs.findOne({ _id: id });
-    const stale = existing && (existing.expiresAt < now || (existing.state === 'running' && existing.claimedAt.getTime() < now.getTime() - ABANDONED_AFTER_MS));
+    const abandoned = existing?.state === 'running' && (existing.owner !== this.run || existing.claimedAt.getTime() < now.getTime() - ABANDONED_AFTER_MS);
+    // Taken over only by the same request: another body under the key is refused as before.
+    const stale = existing && (existing.expiresAt < now || (abandoned && existing.fingerprint === fingerprint));
     if (existing && !stale) return existing;
     // Expired or abandoned: take it over, unless someone else just did.
     const taken = await this.docs.findOneAndReplace({ _id: id, claimedAt: existing?.claimedAt ?? now }, doc);
