@@ -4,15 +4,13 @@
  */
 import { keccak256 } from 'ethers';
 import { ApplicationFailure } from '@temporalio/activity';
-import type { SignedEnvelope } from '../src/model/envelope';
-import type { StepDefinition } from '../src/model/definition';
-import { rolesOf } from '../src/model/instance';
 import type { NodeContext } from '../src/node/context';
 import { sealEnvelope, signHash } from '../src/envelope/seal';
 import { contextOf, tagOf } from '../src/chain/pins';
 import { leafOf } from '../src/chain/merkle';
 import type { PinReceipt } from '../src/model/pin';
 import { sendEnvelope, sendInvitation } from '../src/exchange/client';
+import { envelopeFor } from '../src/exchange/resend';
 import { PinFailedError } from '../src/chain/batcher';
 import type { Decision } from '../src/store/store';
 import type { InstanceDoc, StepDoc } from '../src/store/documents';
@@ -43,10 +41,6 @@ export function createActivities(ctx: NodeContext) {
     const doc = await ctx.store.step(envelopeHash);
     if (!doc) throw ApplicationFailure.nonRetryable(`step ${envelopeHash} is not in this node's store`, 'not_found');
     return doc;
-  }
-
-  function mayRead(step: StepDefinition, roles: string[]): boolean {
-    return !step.visibility || roles.some((r) => step.visibility!.includes(r));
   }
 
   return {
@@ -82,10 +76,7 @@ export function createActivities(ctx: NodeContext) {
       const startedAt = Date.now();
       const doc = await instance(req.instanceId);
       const step = await storedStep(req.envelopeHash);
-      const definition = ctx.definitions.byAgreedHash(doc.header.definitionHash, `instance ${req.instanceId}`).definition;
-      const stepDef = definition.steps.find((s) => s.id === step.step)!;
-      const signed: SignedEnvelope = { envelope: step.envelope, hash: step.envelopeHash, signature: step.signature, receipt: step.receipt };
-      if (mayRead(stepDef, rolesOf(doc.header, req.to))) signed.data = step.data;
+      const signed = envelopeFor(ctx, doc.header, step, req.to);
       await sendEnvelope(ctx.network.parties[req.to]!, signed, ctx.party);
       ctx.log.info({ instanceId: req.instanceId, step: step.step, envelopeHash: req.envelopeHash, to: req.to, withData: signed.data !== undefined, ms: Date.now() - startedAt }, 'step delivered');
     },
