@@ -23,10 +23,9 @@ import type { PinReceipt } from '../model/pin';
 import type { BatchDoc, PinQueueDoc } from '../store/documents';
 import type { Store } from '../store/store';
 import { merkleProof, merkleRoot } from './merkle';
-import { LockstepError } from '../model/errors';
 import { pinFailed, pinFailing } from '../events/hooks';
 import type { SequencerClient } from './sequencer';
-import { MAX_TAGS_PER_BATCH } from './sequencer';
+import { BatchRefused, MAX_TAGS_PER_BATCH } from './sequencer';
 
 export interface BatcherOptions {
   store: Store;
@@ -181,8 +180,9 @@ export class Batcher {
       await this.send(waiting);
     } catch (err) {
       // The contract (or the batch's own checks) refuses this content: find the steps it refuses
-      // alone and set them aside, so one bad step never holds the queue. Anything else: retry.
-      if (!(err instanceof LockstepError)) throw err;
+      // alone and set them aside, so one bad step never holds the queue. Anything else (the chain
+      // unreachable, no contract there): the next tick tries again, and health says why.
+      if (!(err instanceof BatchRefused)) throw err;
       await this.isolate(waiting, err.message);
     }
   }
@@ -197,7 +197,7 @@ export class Batcher {
         continue;
       } catch (err) {
         // Not a refusal of the content (the chain is unreachable, say): the next tick tries again.
-        if (!(err instanceof LockstepError)) throw err;
+        if (!(err instanceof BatchRefused)) throw err;
         const why = err.message;
         await store.pinQueue.updateOne({ _id: item._id }, { $set: { failed: why } });
         await pinFailed(store.events, { instanceId: item.instanceId, envelopeHash: item._id, reason: why });
