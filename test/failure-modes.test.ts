@@ -261,10 +261,10 @@ test('#1446: a party that cannot pay for its pins shows it and blocks no one els
   await sameHistoryEverywhere(stalled);
 }, 240_000);
 
-test('#1446: a pin that can never succeed (its batch reverts) is set aside with a clear error; the node\'s other steps go through', async () => {
+test('#1446: a pin that can never succeed (a batch refused for its content) is set aside with a clear error; the node\'s other steps go through', async () => {
   const id = await startLedger();
   await decided(PARTIES, id, await propose('beta', id, 'claim-left'));
-  // A queued pin whose tag the contract refuses (not 8 bytes): every batch holding it reverts.
+  // A queued pin with a malformed tag (not 8 bytes): every batch holding it is refused before it is sent.
   const poison = `0x${'ab'.repeat(32)}`;
   await db('alpha').collection('pinQueue').insertOne({ _id: poison, instanceId: id, tag: '0x0102030405', leaf: poison, queuedAt: new Date(0) } as never);
   const entry = await propose('alpha', id, 'entry', { n: 1446 });
