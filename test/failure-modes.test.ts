@@ -9,8 +9,8 @@
  *   later (cut off: connections refused; slowed: connections hang past the sender's timeout).
  * - #1219: a request retried under its Idempotency-Key after its node was killed mid-request
  *   attaches to the original: one envelope, applied once on every node.
- * - #1446: a pin transaction that cannot be sent (no funds) or can never succeed (a batch that
- *   reverts) blocks nobody else and shows as a clear state and event, not a silent retry.
+ * - #1446: a pin transaction that cannot be sent (no funds) or can never succeed (a batch refused
+ *   for its content) blocks nobody else and shows as a clear state and event, not a silent retry.
  * - #493: a WebSocket subscriber gets every event once, in order, while 20 instances run, across
  *   reconnects that resume from a position or from the consumer's last acknowledgement.
  */
