@@ -4,14 +4,13 @@
  */
 import { keccak256 } from 'ethers';
 import { ApplicationFailure } from '@temporalio/activity';
-import type { SignedEnvelope } from '../src/model/envelope';
-import type { StepDefinition } from '../src/model/definition';
-import { rolesOf } from '../src/model/instance';
 import type { NodeContext } from '../src/node/context';
 import { sealEnvelope, signHash } from '../src/envelope/seal';
 import { contextOf, tagOf } from '../src/chain/pins';
 import { leafOf } from '../src/chain/merkle';
 import type { PinReceipt } from '../src/model/pin';
+import { envelopeFor } from '../src/exchange/resend';
+import { PinFailedError } from '../src/chain/batcher';
 import type { Decision } from '../src/store/store';
 import type { InstanceDoc, StepDoc } from '../src/store/documents';
 import { syncHumanTasks } from '../src/events/human-tasks';
@@ -27,6 +26,9 @@ export interface SealRequest {
   proposedAt: string;
 }
 
+/** The failure type of a step that can never be pinned: the workflow stops waiting for it. */
+export const PIN_FAILED = 'pin_failed';
+
 export function createActivities(ctx: NodeContext) {
   async function instance(instanceId: string): Promise<InstanceDoc> {
     const doc = await ctx.store.agreedInstance(instanceId);
@@ -38,10 +40,6 @@ export function createActivities(ctx: NodeContext) {
     const doc = await ctx.store.step(envelopeHash);
     if (!doc) throw ApplicationFailure.nonRetryable(`step ${envelopeHash} is not in this node's store`, 'not_found');
     return doc;
-  }
-
-  function mayRead(step: StepDefinition, roles: string[]): boolean {
-    return !step.visibility || roles.some((r) => step.visibility!.includes(r));
   }
 
   return {
@@ -77,10 +75,7 @@ export function createActivities(ctx: NodeContext) {
       const startedAt = Date.now();
       const doc = await instance(req.instanceId);
       const step = await storedStep(req.envelopeHash);
-      const definition = ctx.definitions.byAgreedHash(doc.header.definitionHash, `instance ${req.instanceId}`).definition;
-      const stepDef = definition.steps.find((s) => s.id === step.step)!;
-      const signed: SignedEnvelope = { envelope: step.envelope, hash: step.envelopeHash, signature: step.signature, receipt: step.receipt };
-      if (mayRead(stepDef, rolesOf(doc.header, req.to))) signed.data = step.data;
+      const signed = envelopeFor(ctx, doc.header, step, req.to);
       await ctx.dx.sendEnvelope(ctx.network.parties[req.to]!, signed, ctx.party);
       ctx.log.info({ instanceId: req.instanceId, step: step.step, envelopeHash: req.envelopeHash, to: req.to, withData: signed.data !== undefined, ms: Date.now() - startedAt }, 'step delivered');
     },
@@ -91,7 +86,15 @@ export function createActivities(ctx: NodeContext) {
       const doc = await instance(req.instanceId);
       const step = await storedStep(req.envelopeHash);
       const context = contextOf(doc.secret, step.author, step.nonce);
-      const receipt = await ctx.batcher.pin({ envelopeHash: step.envelopeHash, instanceId: req.instanceId, tag: tagOf(context), leaf: leafOf(context, step.envelopeHash) }, 25_000);
+      let receipt: PinReceipt & { transactionHash: string };
+      try {
+        receipt = await ctx.batcher.pin({ envelopeHash: step.envelopeHash, instanceId: req.instanceId, tag: tagOf(context), leaf: leafOf(context, step.envelopeHash) }, 25_000);
+      } catch (error) {
+        if (!(error instanceof PinFailedError)) throw error;
+        // Never pinned, so never delivered: only this node knows the step; it ends here, rejected.
+        await ctx.store.setAsideStep(req.instanceId, step.envelopeHash, error.reason);
+        throw ApplicationFailure.nonRetryable(error.message, PIN_FAILED);
+      }
       await ctx.store.saveReceipt(doc, step.envelopeHash, { root: receipt.root, index: receipt.index, count: receipt.count, proof: receipt.proof });
       ctx.log.info({ instanceId: req.instanceId, step: step.step, envelopeHash: step.envelopeHash, transactionHash: receipt.transactionHash, index: receipt.index, ms: Date.now() - startedAt }, 'step pinned');
       return receipt;

@@ -10,6 +10,7 @@
  * Deterministic: no I/O, clocks or keys here; everything with a side effect is an activity.
  */
 import {
+  ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
   condition,
@@ -196,7 +197,18 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   async function publish(envelopeHash: string): Promise<void> {
     inFlight++;
     try {
-      await durable.pinStep({ instanceId: header.id, envelopeHash });
+      try {
+        await durable.pinStep({ instanceId: header.id, envelopeHash });
+      } catch (error) {
+        // The batcher set the step aside (the contract refuses it): it was never sent anywhere,
+        // so nobody waits for it; it stops holding this instance and may be proposed again.
+        if (!(error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'pin_failed')) throw error;
+        log.warn('step can never be pinned; set aside', { instanceId: header.id, envelopeHash, reason: error.cause.message });
+        pending.delete(envelopeHash);
+        remember(envelopeHash);
+        showTasks();
+        return;
+      }
       const peers = participantsOf(header).filter((p) => p !== party);
       await Promise.all(peers.map((to) => durable.deliverStep({ instanceId: header.id, envelopeHash, to })));
     } finally {

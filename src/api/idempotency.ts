@@ -96,7 +96,9 @@ export class IdempotencyKeys {
       if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
     }
     const existing = await this.docs.findOne({ _id: id });
-    const stale = existing && (existing.expiresAt < now || (existing.state === 'running' && !(await this.stillRunning(id, existing))));
+    // Taken over only by the same request: another body under the key is refused as before.
+    const abandoned = existing?.state === 'running' && existing.fingerprint === fingerprint && !(await this.stillRunning(id, existing));
+    const stale = existing && (existing.expiresAt < now || abandoned);
     if (existing && !stale) return existing;
     // Expired or abandoned: take it over, unless someone else just did.
     const taken = await this.docs.findOneAndReplace({ _id: id, claimedAt: existing?.claimedAt ?? now }, doc);

@@ -14,6 +14,7 @@ import { dateParam, enumParam, intParam, limitParam, stringParam } from './query
 import { instanceView, stepView } from './views';
 import { waitForDecision } from './wait';
 import { collectEvidence } from '../evidence/collect';
+import { requestMissingData } from '../exchange/resend';
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
@@ -88,6 +89,12 @@ export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
       }
     }
     res.status(202).location(link).json({ ...result, links: { step: link } });
+  });
+
+  // Recovery for data that never came or was lost: ask each author of a waiting pin to send it again.
+  r.post('/instances/:id/data-requests', async (req, res) => {
+    if (!(await ctx.store.instance(req.params.id))) throw new LockstepError('not_found', `unknown instance ${req.params.id}`, [{ field: 'instanceId', message: 'unknown' }]);
+    res.json({ instanceId: req.params.id, requests: await requestMissingData(ctx, req.params.id) });
   });
 
   r.get('/instances/:id/steps', async (req, res) => {

@@ -29,6 +29,8 @@ export function statusRoutes(ctx: NodeContext, listener: ChainListener): Router 
       probe(() => ctx.store.ping()),
     ]);
     const checkpoint = mongodb.ok ? await ctx.store.checkpoint() : null;
+    // Final (or sequenced) pins whose data has not arrived: each holds its instance (see data.waiting events).
+    const waiting = mongodb.ok ? await ctx.store.waitingForData() : [];
     const scanned = checkpoint?.scannedBlock ?? null;
     res.status(temporal.ok && mongodb.ok ? 200 : 503).json({
       party: ctx.party,
@@ -46,6 +48,9 @@ export function statusRoutes(ctx: NodeContext, listener: ChainListener): Router 
       listener: { scannedBlock: scanned, confirmedBlock: checkpoint?.confirmedBlock ?? null, lag: scanned === null ? null : Math.max(0, listener.head - scanned) },
       checkpoint,
       events: { head: mongodb.ok ? await ctx.store.events.head() : null },
+      waitingForData: { pins: waiting.length, instances: new Set(waiting.map((w) => w.instanceId)).size },
+      // Whether this node's pins are going out; if not, why (see pin.failing events).
+      batcher: { ...ctx.batcher.health, waitingSteps: ctx.batcher.waitingSteps() },
     });
   });
   return r;

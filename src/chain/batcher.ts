@@ -10,6 +10,12 @@
  * nothing but the chain; MongoDB holds the durable copy it writes before acting. (On FerretDB a
  * query on anything but `_id` reads the whole collection, and both collections only grow.)
  *
+ * Failures are never silent. A step the contract would refuse even alone (found by trying the
+ * steps of a refused batch one by one) is set aside as failed, with a `pin.failed` event, and the
+ * other steps go out without it. A batch that cannot be sent for a reason outside its content (no
+ * funds, a node refusing it) keeps being sent as is, but `health` and a `pin.failing` event say
+ * why, and its fees are raised only when the network took the transaction and did not mine it.
+ *
  * The batcher owns its account's nonces. A transaction that is not mined in time is re-signed at
  * the same nonce with higher fees, so a nonce is never left stuck. A batch whose transaction can
  * never be mined (it reverted, or its nonce went to another transaction) is sent again with the
@@ -23,7 +29,8 @@ import type { BatchDoc, PinQueueDoc } from '../store/documents';
 import type { Store } from '../store/store';
 import { merkleProof, merkleRoot } from './merkle';
 import type { SequencerClient } from './sequencer';
-import { MAX_TAGS_PER_BATCH } from './sequencer';
+import { BatchRefused, MAX_TAGS_PER_BATCH } from './sequencer';
+import { pinFailed, pinFailing } from '../events/hooks';
 
 export interface BatcherOptions {
   store: Store;
@@ -55,6 +62,27 @@ const DEFAULT_TICK_MS = 50;
 const GAS_MARGIN_PERCENT = 20n;
 const FEE_BUMP_PERCENT = 25n;
 
+/** A reverted batch is sent again with twice the gas, but never with more than this. */
+const MAX_GAS_LIMIT = 15_000_000n;
+
+export interface BatcherHealth {
+  ok: boolean;
+  /** Why pins are not going out, while they are not. */
+  error: string | null;
+  since: string | null;
+}
+
+/** Thrown by `pin` for a step set aside as one the contract refuses: retrying cannot help. */
+export class PinFailedError extends Error {
+  constructor(
+    readonly envelopeHash: string,
+    readonly reason: string,
+  ) {
+    super(`step ${envelopeHash} can never be pinned: ${reason}`);
+    this.name = 'PinFailedError';
+  }
+}
+
 export class Batcher {
   private readonly wallet: Wallet;
   private timer?: NodeJS.Timeout;
@@ -69,6 +97,9 @@ export class Batcher {
   private readonly batchOf = new Map<string, string>();
   /** Highest nonce any batch was written down with (-1: none). */
   private lastNonce = -1;
+  private failure?: { error: string; since: Date };
+  /** Set when anything in the current tick failed; a clean tick clears `failure`. */
+  private tickFailed = false;
 
   constructor(private readonly opts: BatcherOptions) {
     if (opts.batchSize < 1 || opts.batchSize > MAX_TAGS_PER_BATCH) throw new Error(`batch size must be 1..${MAX_TAGS_PER_BATCH}, got ${opts.batchSize}`);
@@ -91,6 +122,18 @@ export class Batcher {
     await this.ticking;
   }
 
+  /** Whether pins are going out; if not, why and since when. */
+  get health(): BatcherHealth {
+    return { ok: this.failure === undefined, error: this.failure?.error ?? null, since: this.failure?.since.toISOString() ?? null };
+  }
+
+  /** Steps queued here and not yet mined: waiting for a batch, or in one not mined yet. */
+  waitingSteps(): number {
+    let unmined = 0;
+    for (const batch of this.open.values()) if (batch.status === 'signed' || batch.status === 'sent') unmined += batch.envelopeHashes.length;
+    return this.waiting.size + unmined;
+  }
+
   /** Queues a step (idempotent) and resolves with its receipt once its batch is on its way. */
   async pin(request: PinRequest, timeoutMs: number): Promise<PinReceipt & { transactionHash: string }> {
     const { store } = this.opts;
@@ -105,6 +148,7 @@ export class Batcher {
         // Not in memory: new, or batched earlier (by a previous process, or before a retry); or
         // this process does not lead (replicas), and the leader's batcher takes it from the queue.
         const item = await store.pinQueue.findOne({ _id: hash });
+        if (item?.failed) throw new PinFailedError(hash, item.failed);
         if (item?.batch) {
           const batch = await store.batches.findOne({ _id: item.batch });
           if (batch && batch.status !== 'signed') return receiptOf(batch, item.index!);
@@ -121,18 +165,31 @@ export class Batcher {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.ticking = this.tick()
-        .catch((err: unknown) => this.opts.log.warn({ err }, 'batcher tick failed; retrying'))
+        .catch((err: unknown) => {
+          this.opts.log.warn({ err }, 'batcher tick failed; retrying');
+          this.failed((err as Error).message);
+        })
         .finally(() => this.schedule());
     }, this.opts.tickMs ?? DEFAULT_TICK_MS);
   }
 
   async tick(): Promise<void> {
+    this.tickFailed = false;
     if (!this.recovered) {
       await this.recover();
       this.recovered = true;
     }
     await this.cut();
     await this.watch();
+    if (!this.tickFailed && this.failure) {
+      this.opts.log.info({ since: this.failure.since, error: this.failure.error }, 'batcher healthy again');
+      this.failure = undefined;
+    }
+  }
+
+  private failed(error: string): void {
+    this.tickFailed = true;
+    if (this.failure?.error !== error) this.failure = { error, since: this.failure?.since ?? new Date() };
   }
 
   /**
@@ -148,7 +205,7 @@ export class Batcher {
       if (batch.status === 'signed' || batch.status === 'sent') await store.assignBatch(batch);
       if (batch.status === 'signed') await this.broadcast(batch, batch.rawTxs[batch.rawTxs.length - 1]!);
     }
-    for (const item of await store.pinQueue.find({ batch: { $exists: false } }).sort({ queuedAt: 1, _id: 1 }).toArray()) {
+    for (const item of await store.pinQueue.find({ batch: { $exists: false }, failed: { $exists: false } }).sort({ queuedAt: 1, _id: 1 }).toArray()) {
       if (!this.batchOf.has(item._id)) this.waiting.set(item._id, item);
     }
   }
@@ -173,7 +230,37 @@ export class Batcher {
     }
     const oldest = items[0]!.queuedAt.getTime();
     if (items.length < batchSize && Date.now() - oldest < batchWaitMs) return;
-    await this.send(items);
+    try {
+      await this.send(items);
+    } catch (err) {
+      // The contract (or the batch's own checks) refuses this content: find the steps it refuses
+      // alone and set them aside, so one bad step never holds the queue. Anything else (the chain
+      // unreachable, no contract there): the next tick tries again, and health says why.
+      if (!(err instanceof BatchRefused)) throw err;
+      await this.isolate(items, err.message);
+    }
+  }
+
+  /** Tries each step of a refused batch alone; the ones refused alone can never be pinned. */
+  private async isolate(items: PinQueueDoc[], reason: string): Promise<void> {
+    const { store, sequencer } = this.opts;
+    let setAside = 0;
+    for (const item of items) {
+      try {
+        await sequencer.estimateBatchGas(this.wallet.address, sequencer.encodeBatch(merkleRoot([item.leaf]), [item.tag]));
+        continue;
+      } catch (err) {
+        // Not a refusal of the content (the chain is unreachable, say): the next tick tries again.
+        if (!(err instanceof BatchRefused)) throw err;
+        const why = err.message;
+        await store.pinQueue.updateOne({ _id: item._id }, { $set: { failed: why } });
+        this.waiting.delete(item._id);
+        await pinFailed(store.events, { instanceId: item.instanceId, envelopeHash: item._id, reason: why });
+        this.opts.log.error({ instanceId: item.instanceId, envelopeHash: item._id, reason: why }, 'step can never be pinned; set aside');
+        setAside++;
+      }
+    }
+    if (setAside === 0) this.failed(`a batch of ${items.length} steps is refused, though none is alone: ${reason}`);
   }
 
   private async send(items: PinQueueDoc[]): Promise<void> {
@@ -227,16 +314,35 @@ export class Batcher {
   }
 
   private async broadcast(batch: BatchDoc, raw: string): Promise<void> {
+    let refused: string | undefined;
     try {
       await this.opts.provider.broadcastTransaction(raw);
     } catch (err) {
       const message = (err as Error).message;
       // Already known: an earlier broadcast got through. Anything else is handled by watch().
       if (!/already known|known transaction|already imported/i.test(message)) {
+        refused = shortReason(message);
         this.opts.log.warn({ batch: batch._id, err: message }, 'broadcast refused; will retry');
       }
     }
-    await this.save(batch, { status: batch.status === 'mined' ? 'mined' : 'sent', lastSentAt: new Date() });
+    const status = batch.status === 'mined' ? 'mined' : 'sent';
+    if (refused) {
+      this.failed(`pin transaction refused: ${refused}`);
+      await this.save(batch, { status, lastSentAt: new Date(), refused });
+      await this.reportFailing(batch, `pin transaction refused: ${refused}`);
+    } else {
+      await this.save(batch, { status, lastSentAt: new Date() }, batch.refused !== undefined ? ['refused'] : []);
+    }
+  }
+
+  /** Tells the apps of every instance with a step in the batch, once per batch. */
+  private async reportFailing(batch: BatchDoc, reason: string): Promise<void> {
+    const items = await this.opts.store.pinQueue.find({ _id: { $in: batch.envelopeHashes } }).toArray();
+    const instances = [...new Set(items.map((i) => i.instanceId))];
+    for (const instanceId of instances) {
+      const steps = items.filter((i) => i.instanceId === instanceId).map((i) => i._id);
+      await pinFailing(this.opts.store.events, { batch: batch._id, instanceId, steps, reason });
+    }
   }
 
   /** Writes a change to a batch down, then applies it to the batch this process follows. */
@@ -266,10 +372,13 @@ export class Batcher {
         if (receipt.status === 1) {
           await this.save(batch, { status: 'mined', minedTx: receipt.hash, minedBlock: receipt.blockNumber });
         } else {
+          this.failed(`pin transaction ${receipt.hash} reverted`);
+          await this.reportFailing(batch, `pin transaction ${receipt.hash} reverted`);
           await this.retire(batch, `transaction ${receipt.hash} reverted`, true);
         }
         continue;
       }
+      if (batch.refused) this.failed(`pin transaction refused: ${batch.refused}`);
       if (Date.now() - batch.lastSentAt.getTime() < resubmitAfterMs) continue;
       const mined = await provider.getTransactionCount(this.wallet.address, 'latest');
       if (mined > batch.nonce) {
@@ -278,6 +387,11 @@ export class Batcher {
         // pin them a second time. Only with still no receipt was the nonce used by another tx.
         if (await this.findReceipt(batch)) continue;
         await this.retire(batch, `nonce ${batch.nonce} was consumed by another transaction`, false);
+        continue;
+      }
+      // Refused (no funds, say): raising the fees would only make it dearer once it can go.
+      if (batch.refused && !/underpriced|fee too low|replacement/i.test(batch.refused)) {
+        await this.broadcast(batch, batch.rawTxs[batch.rawTxs.length - 1]!);
         continue;
       }
       await this.reprice(batch);
@@ -344,7 +458,8 @@ export class Batcher {
    */
   private async retire(batch: BatchDoc, reason: string, reverted: boolean): Promise<void> {
     const nonce = await this.nextNonce();
-    const gasLimit = reverted ? BigInt(batch.gasLimit) * 2n : BigInt(batch.gasLimit);
+    const doubled = BigInt(batch.gasLimit) * 2n;
+    const gasLimit = reverted ? (doubled > MAX_GAS_LIMIT ? MAX_GAS_LIMIT : doubled) : BigInt(batch.gasLimit);
     const raw = await this.sign(batch, nonce, gasLimit, BigInt(batch.maxFeePerGas), BigInt(batch.maxPriorityFeePerGas));
     this.opts.log.error({ batch: batch._id, reason, nonce }, 'batch transaction can never be mined; sending the same batch under a new nonce');
     await this.save(batch, { nonce, gasLimit: gasLimit.toString(), rawTxs: [raw], txHashes: [txHashOf(raw)], reason, status: 'sent', lastSentAt: new Date() });
@@ -369,4 +484,10 @@ function txHashOf(raw: string): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The first line of a JSON-RPC refusal, without ethers' request dump. */
+function shortReason(message: string): string {
+  const m = /"message":\s*"([^"]+)"/.exec(message);
+  return (m ? m[1]! : message.split('(')[0]!).trim().slice(0, 200);
 }

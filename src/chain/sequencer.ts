@@ -24,20 +24,23 @@ const TAG_PATTERN = /^0x[0-9a-fA-F]{16}$/;
 const ROOT_PATTERN = /^0x[0-9a-fA-F]{64}$/;
 
 /** Throws naming the first bad tag, so a caller can find it in a batch of hundreds. */
+/** The batch's own content is refused (malformed, or the contract would revert): sending it again cannot help. */
+export class BatchRefused extends LockstepError {}
+
 export function validateBatch(root: unknown, tags: readonly unknown[]): asserts tags is string[] {
   if (typeof root !== 'string' || !ROOT_PATTERN.test(root)) {
-    throw new LockstepError('validation_failed', `batch root is not a 0x-prefixed 32-byte hex string: ${String(root)}`, [{ field: '/root', message: 'malformed' }]);
+    throw new BatchRefused('validation_failed', `batch root is not a 0x-prefixed 32-byte hex string: ${String(root)}`, [{ field: '/root', message: 'malformed' }]);
   }
   if (!Array.isArray(tags) || tags.length === 0) {
-    throw new LockstepError('validation_failed', 'a batch must hold at least one tag', [{ field: '/tags', message: 'empty' }]);
+    throw new BatchRefused('validation_failed', 'a batch must hold at least one tag', [{ field: '/tags', message: 'empty' }]);
   }
   if (tags.length > MAX_TAGS_PER_BATCH) {
-    throw new LockstepError('validation_failed', `a batch holds at most ${MAX_TAGS_PER_BATCH} tags, got ${tags.length}`, [{ field: '/tags', message: 'too many tags' }]);
+    throw new BatchRefused('validation_failed', `a batch holds at most ${MAX_TAGS_PER_BATCH} tags, got ${tags.length}`, [{ field: '/tags', message: 'too many tags' }]);
   }
   tags.forEach((tag, index) => {
     if (typeof tag !== 'string' || !TAG_PATTERN.test(tag)) {
       const message = `tag at index ${index} is not a 0x-prefixed 8-byte hex string: ${JSON.stringify(tag)}`;
-      throw new LockstepError('validation_failed', message, [{ field: `/tags/${index}`, message }]);
+      throw new BatchRefused('validation_failed', message, [{ field: `/tags/${index}`, message }]);
     }
   });
 }
@@ -135,7 +138,7 @@ export class SequencerClient {
     } catch (err) {
       const revert = decodeSequencerRevert(err);
       if (!revert) throw err;
-      throw new LockstepError('precondition_failed', `Sequencer.pinBatch would revert with ${revert.name}(${revert.args.join(', ')})`);
+      throw new BatchRefused('precondition_failed', `Sequencer.pinBatch would revert with ${revert.name}(${revert.args.join(', ')})`);
     }
   }
 

@@ -53,3 +53,16 @@ export function stepInvalid(events: EventLog, s: { instanceId: string; step: str
     data: { author: s.author, rejection: { code: 'validation_failed', message: 'the step data does not fit its schema', errors: s.errors } },
   });
 }
+
+/**
+ * A step of this instance is queued for the chain but its transaction is refused or reverted
+ * (no funds, say): the batcher keeps trying, and says why here, once per batch and instance.
+ */
+export function pinFailing(events: EventLog, f: { batch: string; instanceId: string; steps: string[]; reason: string }): Promise<LockstepEvent | null> {
+  return events.emit({ type: 'pin.failing', key: `pin.failing:${f.batch}:${f.instanceId}`, instanceId: f.instanceId, data: { batch: f.batch, steps: f.steps, reason: f.reason } });
+}
+
+/** A step the contract refuses even alone: set aside for good, never pinned, never delivered. */
+export function pinFailed(events: EventLog, f: { instanceId: string; envelopeHash: string; reason: string }): Promise<LockstepEvent | null> {
+  return events.emit({ type: 'pin.failed', key: `pin.failed:${f.envelopeHash}`, instanceId: f.instanceId, envelopeHash: f.envelopeHash, data: { reason: f.reason } });
+}

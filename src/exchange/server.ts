@@ -23,6 +23,7 @@ import type { PinSignaller } from '../node/pin-signals';
 import { requireShape } from '../http/shape';
 import { syncHumanTasks } from '../events/human-tasks';
 import { securityRefused, stepInvalid } from '../events/hooks';
+import { resendStep } from './resend';
 
 /**
  * The sending party: over mutual TLS the one its client certificate names, which a claimed
@@ -115,6 +116,12 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     void pins.flush();
     ctx.log.info({ instanceId: e.instanceId, step: e.step, from: e.author, envelopeHash: signed.hash }, 'envelope accepted');
     res.status(200).json({ accepted: signed.hash });
+  });
+
+  // A participant waiting for one of our steps' data asks for it again; it goes to its registered endpoint.
+  app.post('/dx/v1/resend-requests', async (req, res) => {
+    const request = requireShape<{ instanceId: string; nonce: number }>(req.body, 'resendRequest');
+    res.status(200).json({ resent: (await resendStep(ctx, senderOf(req), request)).envelopeHash });
   });
 
   // Peers and scanners alike get a problem+json for a route that does not exist, not Express's HTML page.

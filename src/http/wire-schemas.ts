@@ -21,6 +21,12 @@ const header = {
 };
 
 export const WIRE_SCHEMAS = {
+  resendRequest: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['instanceId', 'nonce'],
+    properties: { instanceId: id, nonce: { type: 'integer', minimum: 1 } },
+  },
   invitation: {
     type: 'object',
     additionalProperties: false,

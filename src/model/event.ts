@@ -9,6 +9,8 @@ export const EVENT_TYPES = [
   'task.completed',
   'chain.reorganised',
   'data.waiting',
+  'pin.failing',
+  'pin.failed',
   'security.refused',
 ] as const;
 

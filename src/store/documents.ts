@@ -79,6 +79,8 @@ export interface PinQueueDoc {
   queuedAt: Date;
   batch?: string;
   index?: number;
+  /** Why this step can never be pinned (a batch holding it alone is refused): set aside, not retried. */
+  failed?: string;
 }
 
 export interface BatchDoc {
@@ -98,6 +100,8 @@ export interface BatchDoc {
   minedTx?: string;
   minedBlock?: number;
   reason?: string;
+  /** Why the last broadcast was refused (cleared once one is taken): the same transaction is sent again, not re-priced. */
+  refused?: string;
   createdAt: Date;
   lastSentAt: Date;
 }

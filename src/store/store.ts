@@ -281,6 +281,14 @@ export class Store {
     if (d.outcome) await this.events.emit({ type: 'instance.ended', key: `instance.ended:${d.instanceId}`, instanceId: d.instanceId, data: { outcome: d.outcome } });
   }
 
+  /** A step of ours the chain will never take: rejected here (no peer ever received it). */
+  async setAsideStep(instanceId: string, envelopeHash: string, reason: string): Promise<void> {
+    const rejection = { code: 'pin_failed', message: `the step can never be pinned: ${reason}` };
+    await this.steps.updateOne({ _id: envelopeHash, status: 'pending' }, { $set: { status: 'rejected', rejection, decidedAt: new Date().toISOString(), updatedAt: new Date() } });
+    const step = await this.steps.findOne({ _id: envelopeHash });
+    await this.events.emit({ type: 'step.rejected', key: `step.decided:${envelopeHash}`, instanceId, step: step?.step, envelopeHash, data: { author: step?.author, rejection } });
+  }
+
   /** An instance's confirmed steps in sequence, as the process rules fold them. */
   async confirmedSteps(instanceId: string): Promise<ConfirmedStep[]> {
     const steps = await this.steps.find({ instanceId, status: 'confirmed' }).sort({ seq: 1 }).toArray();
@@ -423,11 +431,11 @@ export class Store {
     return bare;
   }
 
-  /** Steps of an instance sequenced on chain whose data (or proof) this node is still waiting for. */
-  async waitingForData(instanceId: string): Promise<SlotDoc[]> {
+  /** Steps sequenced on chain whose data (or proof) this node is still waiting for: of one instance, or of all. */
+  async waitingForData(instanceId?: string): Promise<SlotDoc[]> {
     const waiting: SlotDoc[] = [];
     for (const u of await this.unsettled.find({}).toArray()) {
-      if (u.instanceId !== instanceId) continue;
+      if (instanceId !== undefined && u.instanceId !== instanceId) continue;
       const slot = await this.slots.findOne({ _id: u._id });
       if (slot?.position && !slot.proven) waiting.push(slot);
     }
