@@ -37,7 +37,7 @@ export async function startPartyProcesses(
     const out = openSync(logs[party]!, 'a');
     const child = spawn(process.execPath, [join(repoRoot(), 'dist/src/cli/main.js'), 'node', '--party', party, '--network', networkPath], {
       stdio: ['ignore', out, out],
-      env: { ...process.env, ...env, ...envOf(party) },
+      env: { ...process.env, LOCKSTEP_EXIT_WITH_PARENT: String(process.pid), ...env, ...envOf(party) },
     });
     closeSync(out);
     children.set(party, child);

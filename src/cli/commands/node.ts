@@ -12,6 +12,24 @@ function partyKey(party: string, devKeys: Record<string, string> | undefined): s
   return key;
 }
 
+/**
+ * Started by the demo or a test (which set the variable to their own pid), the node stops once
+ * that process is gone, as the stack's servers do: a killed test runner leaves nothing behind.
+ */
+function exitWithParent(parentPid: string | undefined, shutdown: () => void): void {
+  const pid = Number(parentPid);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  const timer = setInterval(() => {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      clearInterval(timer);
+      shutdown();
+    }
+  }, 1_000);
+  timer.unref();
+}
+
 export function nodeCommand(program: Command): void {
   program
     .command('node')
@@ -36,5 +54,6 @@ export function nodeCommand(program: Command): void {
       };
       process.once('SIGINT', shutdown);
       process.once('SIGTERM', shutdown);
+      exitWithParent(process.env.LOCKSTEP_EXIT_WITH_PARENT, shutdown);
     });
 }
