@@ -47,6 +47,12 @@ export class Leadership {
     private readonly liveness: NodeLiveness,
     private readonly work: LeaderWork,
     private readonly log: Logger,
+    /**
+     * This process is the party's only one (on FerretDB a second is refused at start): it leads
+     * without campaigning. Its heartbeat waits in FerretDB's write line and may lag under load;
+     * with nobody to take over, stepping down for that would only stop the work.
+     */
+    private readonly exclusive = false,
   ) {
     this.docs = db.collection('leadership');
   }
@@ -62,6 +68,12 @@ export class Leadership {
 
   /** Campaigns once at once (so a lone node leads from its first moment), then every heartbeat. */
   async start(): Promise<void> {
+    if (this.exclusive) {
+      this.leading = true;
+      this.log.info('leading this party\'s batcher, chain listener and webhooks (its only process)');
+      await this.work.start();
+      return;
+    }
     await this.campaign();
     this.timer = setInterval(() => {
       this.running = this.running.then(() => this.campaign()).catch((err: unknown) => this.log.warn({ err }, 'leadership check failed; retrying'));

@@ -136,6 +136,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
       },
     },
     log,
+    serialStatsOf(store.db) !== null,
   );
   pins.onlyWhile(() => leadership.isLeader);
   await leadership.start();
