@@ -101,8 +101,8 @@ export class IdempotencyKeys {
     const stale = existing && (existing.expiresAt < now || abandoned);
     if (existing && !stale) return existing;
     // Expired or abandoned: take it over, unless someone else just did.
-    const taken = await this.docs.findOneAndReplace({ _id: id, claimedAt: existing?.claimedAt ?? now }, doc);
-    if (taken) return null;
+    const taken = await this.docs.replaceOne({ _id: id, claimedAt: existing?.claimedAt ?? now }, doc);
+    if (taken.matchedCount > 0) return null;
     return (await this.docs.findOne({ _id: id })) ?? doc;
   }
 

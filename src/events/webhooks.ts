@@ -107,11 +107,12 @@ export class Webhooks {
   /** Puts a delivery (typically a dead one) back in the queue with a fresh set of attempts. */
   async redeliver(app: string, id: string, deliveryId: string): Promise<WebhookDelivery> {
     await this.owned(app, id);
-    const doc = await this.deliveries.findOneAndUpdate(
+    // updateOne, then a read: FerretDB 1.24 leaks a pool connection on every findAndModify.
+    const { matchedCount } = await this.deliveries.updateOne(
       { _id: deliveryId, subscriptionId: id },
       { $set: { state: 'pending', attempts: 0, nextAttemptAt: new Date(), lastError: null } },
-      { returnDocument: 'after' },
     );
+    const doc = matchedCount > 0 ? await this.deliveries.findOne({ _id: deliveryId }) : null;
     if (!doc) throw new LockstepError('not_found', `webhook ${id} has no delivery ${deliveryId}`, [{ field: 'deliveryId', message: 'unknown' }]);
     this.wake?.();
     return deliveryView(doc);
@@ -180,8 +181,8 @@ export class Webhooks {
   private async attempt(d: DeliveryDoc): Promise<void> {
     // Claim it: another replica (or a slow earlier tick) must not send it at the same time.
     const lease = new Date(Date.now() + this.settings.timeoutMs + 5_000);
-    const claimed = await this.deliveries.findOneAndUpdate({ _id: d._id, state: 'pending', nextAttemptAt: d.nextAttemptAt }, { $set: { nextAttemptAt: lease } });
-    if (!claimed) return;
+    const claimed = await this.deliveries.updateOne({ _id: d._id, state: 'pending', nextAttemptAt: d.nextAttemptAt }, { $set: { nextAttemptAt: lease } });
+    if (claimed.matchedCount === 0) return;
     const sub = await this.subs.findOne({ _id: d.subscriptionId });
     const event = await this.events.get(d.seq);
     if (!sub || !event) {

@@ -23,6 +23,9 @@ type Level = 'bare' | 'full';
 /** How long a final pin may wait for its data before apps are told (`data.waiting`). */
 export const DATA_WAIT_GRACE_MS = 2_000;
 
+/** How many instances are signalled side by side. */
+const SIGNAL_CONCURRENCY = 4;
+
 export class PinSignaller {
   private running: Promise<void> = Promise.resolve();
   /** A pass asked for and not started yet: later requests share it (it will see their writes). */
@@ -71,15 +74,25 @@ export class PinSignaller {
     }
     if (byInstance.size === 0) return;
     const told: { slot: SlotDoc; level: Level }[] = [];
-    const outcomes = await Promise.allSettled(
-      [...byInstance.values()].map(async (slots) => {
-        // In chain order; a failure stops this instance's signals here, so none overtakes it.
-        for (const slot of slots) {
-          const level = await this.tell(slot);
-          if (level) told.push({ slot, level });
-        }
-      }),
-    );
+    // A few instances at a time: every signal wakes a workflow whose decision then reads and writes
+    // the store, and an unbounded burst of them (50 instances at once) stalled FerretDB outright.
+    const queue = [...byInstance.values()];
+    const outcomes: PromiseSettledResult<void>[] = [];
+    const worker = async (): Promise<void> => {
+      for (let slots = queue.shift(); slots; slots = queue.shift()) {
+        const [outcome] = await Promise.allSettled([
+          (async () => {
+            // In chain order; a failure stops this instance's signals here, so none overtakes it.
+            for (const slot of slots) {
+              const level = await this.tell(slot);
+              if (level) told.push({ slot, level });
+            }
+          })(),
+        ]);
+        outcomes.push(outcome);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(SIGNAL_CONCURRENCY, queue.length) }, worker));
     await this.ctx.store.markSignaled(told.map(({ slot, level }) => ({ id: slot._id, level })));
     const now = Date.now();
     for (const { slot, level } of told) {

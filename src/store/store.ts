@@ -25,6 +25,8 @@ export function slotId(instanceId: string, author: string, nonce: number): strin
 }
 
 const DUPLICATE_KEY = 11000;
+/** Connections per node to its database. */
+const MAX_POOL_SIZE = 10;
 /** How many instances' agreed parts a node keeps in memory. */
 const AGREED_CACHE_SIZE = 10_000;
 
@@ -70,7 +72,10 @@ export class Store {
   }
 
   static async connect(uri: string, database: string): Promise<Store> {
-    const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 });
+    // A bounded pool: a burst of decisions (50 instances at once) opened about 100 connections per
+    // node, and FerretDB, with some 300 from three nodes, stopped serving every database for
+    // minutes. Operations beyond the pool wait in the driver instead.
+    const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, maxPoolSize: MAX_POOL_SIZE });
     await client.connect();
     const db = client.db(database);
     const ferret = await isFerretDb(db);
@@ -217,8 +222,9 @@ export class Store {
 
   /** The author's own receipt, once the batcher has put its step in a batch. */
   async saveReceipt(instance: InstanceDoc, envelopeHash: string, receipt: PinReceipt): Promise<void> {
-    const step = await this.steps.findOneAndUpdate({ _id: envelopeHash }, { $set: { receipt } });
+    const step = await this.steps.findOne({ _id: envelopeHash });
     if (!step) return;
+    await this.steps.updateOne({ _id: envelopeHash }, { $set: { receipt } });
     const id = slotId(step.instanceId, step.author, step.nonce);
     await this.slots.updateOne({ _id: id }, { $set: { receipt } });
     await this.prove(id, instance.secret);
@@ -253,7 +259,10 @@ export class Store {
   }
 
   async recordDecision(d: Decision): Promise<void> {
-    const decided = await this.steps.findOneAndUpdate(
+    // Not findOneAndUpdate: FerretDB 1.24 (SQLite) keeps a connection of its pool for good after
+    // each findAndModify, and stops serving the database once its 100 are gone.
+    const decided = await this.steps.findOne({ _id: d.envelopeHash });
+    await this.steps.updateOne(
       { _id: d.envelopeHash },
       {
         $set: {
@@ -265,7 +274,6 @@ export class Store {
           ...(d.rejection ? { rejection: d.rejection } : {}),
         },
       },
-      // No projection: FerretDB 1.x refuses one on findAndModify.
     );
     if (d.outcome) {
       await this.instances.updateOne({ _id: d.instanceId }, { $set: { status: 'ended', outcome: d.outcome, updatedAt: new Date() } });
