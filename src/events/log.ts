@@ -106,7 +106,8 @@ export class EventLog {
   private issuedSoFar(): Promise<{ value: number }> {
     this.issued ??= (async () => {
       const counter = (await this.counters.findOne({ _id: 'events' }))?.value ?? 0;
-      const [last] = await this.events.find({}, { projection: { _id: 1 } }).sort({ _id: -1 }).limit(1).toArray();
+      // No projection (FerretDB 1.24 keeps the connection of a projected query: see store.ts expectTags).
+      const [last] = await this.events.find({}).sort({ _id: -1 }).limit(1).toArray();
       return { value: Math.max(counter, last?._id ?? 0) };
     })();
     // A failed read is tried again on the next use.

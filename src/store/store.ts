@@ -320,7 +320,9 @@ export class Store {
       Array.from({ length: TAG_WINDOW }, (_, i) => ({ _id: tagOf(contextOf(instance.secret, author, fromNonce + i)), instanceId: instance._id, author, nonce: fromNonce + i })),
     );
     // By _id, one lookup each: FerretDB would read the whole (ever growing) collection for a range.
-    const known = await Promise.all(wanted.map((t) => this.tags.findOne({ _id: t._id }, { projection: { _id: 1 } })));
+    // No projection: FerretDB 1.24 (SQLite) does not give back the connection of a projected query,
+    // and stops serving the database once its pool of 100 is gone.
+    const known = await Promise.all(wanted.map((t) => this.tags.findOne({ _id: t._id })));
     const missing = wanted.filter((_, i) => known[i] === null);
     if (missing.length > 0) await ignoreDuplicate(this.tags.insertMany(missing, { ordered: false }));
   }
