@@ -106,7 +106,6 @@ export class EventLog {
   private issuedSoFar(): Promise<{ value: number }> {
     this.issued ??= (async () => {
       const counter = (await this.counters.findOne({ _id: 'events' }))?.value ?? 0;
-      // No projection (FerretDB 1.24 keeps the connection of a projected query: see store.ts expectTags).
       const [last] = await this.events.find({}).sort({ _id: -1 }).limit(1).toArray();
       return { value: Math.max(counter, last?._id ?? 0) };
     })();

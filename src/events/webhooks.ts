@@ -107,7 +107,6 @@ export class Webhooks {
   /** Puts a delivery (typically a dead one) back in the queue with a fresh set of attempts. */
   async redeliver(app: string, id: string, deliveryId: string): Promise<WebhookDelivery> {
     await this.owned(app, id);
-    // updateOne, then a read: FerretDB 1.24 leaks a pool connection on every findAndModify.
     const { matchedCount } = await this.deliveries.updateOne(
       { _id: deliveryId, subscriptionId: id },
       { $set: { state: 'pending', attempts: 0, nextAttemptAt: new Date(), lastError: null } },

@@ -75,7 +75,7 @@ export class PinSignaller {
     if (byInstance.size === 0) return;
     const told: { slot: SlotDoc; level: Level }[] = [];
     // A few instances at a time: every signal wakes a workflow whose decision then reads and writes
-    // the store, and an unbounded burst of them (50 instances at once) stalled FerretDB outright.
+    // the store, and an unbounded burst of them only queues up there.
     const queue = [...byInstance.values()];
     const outcomes: PromiseSettledResult<void>[] = [];
     const worker = async (): Promise<void> => {

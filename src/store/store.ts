@@ -73,8 +73,7 @@ export class Store {
 
   static async connect(uri: string, database: string): Promise<Store> {
     // A bounded pool: a burst of decisions (50 instances at once) opened about 100 connections per
-    // node, and FerretDB, with some 300 from three nodes, stopped serving every database for
-    // minutes. Operations beyond the pool wait in the driver instead.
+    // node; operations beyond the pool wait in the driver instead.
     const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, maxPoolSize: MAX_POOL_SIZE });
     await client.connect();
     const db = client.db(database);
@@ -259,8 +258,8 @@ export class Store {
   }
 
   async recordDecision(d: Decision): Promise<void> {
-    // Not findOneAndUpdate: FerretDB 1.24 (SQLite) keeps a connection of its pool for good after
-    // each findAndModify, and stops serving the database once its 100 are gone.
+    // A plain update and a read rather than findOneAndUpdate: the simplest commands while FerretDB's
+    // exhausted connection pool (docs/performance.md, "open problem") is not understood.
     const decided = await this.steps.findOne({ _id: d.envelopeHash });
     await this.steps.updateOne(
       { _id: d.envelopeHash },
@@ -320,8 +319,6 @@ export class Store {
       Array.from({ length: TAG_WINDOW }, (_, i) => ({ _id: tagOf(contextOf(instance.secret, author, fromNonce + i)), instanceId: instance._id, author, nonce: fromNonce + i })),
     );
     // By _id, one lookup each: FerretDB would read the whole (ever growing) collection for a range.
-    // No projection: FerretDB 1.24 (SQLite) does not give back the connection of a projected query,
-    // and stops serving the database once its pool of 100 is gone.
     const known = await Promise.all(wanted.map((t) => this.tags.findOne({ _id: t._id })));
     const missing = wanted.filter((_, i) => known[i] === null);
     if (missing.length > 0) await ignoreDuplicate(this.tags.insertMany(missing, { ordered: false }));
@@ -403,9 +400,11 @@ export class Store {
   async confirmSlotsUpTo(block: number): Promise<void> {
     const ids = (await this.unsettled.find({}).toArray()).filter((u) => !u.confirmed && u.blockNumber <= block).map((u) => u._id);
     if (ids.length === 0) return;
-    // One write per collection for the lot, each slot by _id; the slots first, as before.
-    await this.slots.bulkWrite(ids.map((_id) => ({ updateOne: { filter: { _id }, update: { $set: { confirmed: true } } } })), { ordered: false });
-    await this.unsettled.bulkWrite(ids.map((_id) => ({ updateOne: { filter: { _id }, update: { $set: { confirmed: true } } } })), { ordered: false });
+    // One update per slot, never a bulkWrite: an unordered bulkWrite of ~100 updates (a block that
+    // confirms 100 steps) left FerretDB 1.24 holding all 100 connections of each database's pool,
+    // serving nothing more (docs/performance.md, "FerretDB and bulk writes").
+    for (const _id of ids) await this.slots.updateOne({ _id }, { $set: { confirmed: true } });
+    for (const _id of ids) await this.unsettled.updateOne({ _id }, { $set: { confirmed: true } });
   }
 
   /** Final slots the workflow has not been told about (or only without their data), in chain order. */
@@ -422,13 +421,10 @@ export class Store {
   /** Writes down what the workflows were told: one write per collection for the lot, each slot by _id. */
   async markSignaled(told: { id: string; level: 'bare' | 'full' }[]): Promise<void> {
     if (told.length === 0) return;
-    await this.slots.bulkWrite(
-      told.map(({ id, level }) => ({ updateOne: { filter: { _id: id }, update: { $set: { signaled: level } } } })),
-      { ordered: false },
-    );
+    // One update each, never a bulkWrite (see confirmSlotsUpTo).
+    for (const { id, level } of told) await this.slots.updateOne({ _id: id }, { $set: { signaled: level } });
     // Told with its data: settled, nothing more will happen to these slots.
-    const settled = told.filter((t) => t.level === 'full').map(({ id }) => ({ deleteOne: { filter: { _id: id } } }));
-    if (settled.length > 0) await this.unsettled.bulkWrite(settled, { ordered: false });
+    for (const { id, level } of told) if (level === 'full') await this.unsettled.deleteOne({ _id: id });
   }
 
   /** Final slots the workflow was told of without their data, still not proven. */
@@ -458,11 +454,9 @@ export class Store {
 
   /** Marks a batch's steps as taken by it (idempotent; used again when recovering after a crash). */
   async assignBatch(batch: BatchDoc): Promise<void> {
-    // One round trip (one turn in FerretDB's write line) for the whole batch, each item by _id.
-    await this.pinQueue.bulkWrite(
-      batch.envelopeHashes.map((envelopeHash, index) => ({ updateOne: { filter: { _id: envelopeHash }, update: { $set: { batch: batch._id, index } } } })),
-      { ordered: false },
-    );
+    for (const [index, envelopeHash] of batch.envelopeHashes.entries()) {
+      await this.pinQueue.updateOne({ _id: envelopeHash }, { $set: { batch: batch._id, index } });
+    }
   }
 
   /**
