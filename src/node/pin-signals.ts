@@ -5,7 +5,7 @@
  * delivery. Serialised within the process; repeats are harmless, the workflow deduplicates.
  *
  * Chain order matters within an instance (one workflow); different instances are told side by
- * side, and a pass writes down what it told in one write per collection, not one per slot.
+ * side, a few at a time; a pass writes down what it told once it has told it.
  *
  * A pin final before its data is the rule for peers, not a stall (the chain is usually quicker
  * than the author's delivery), so the `data.waiting` event, three writes, is recorded only when

@@ -418,7 +418,7 @@ export class Store {
     return candidates.sort((a, b) => a.position!.blockNumber - b.position!.blockNumber || a.position!.logIndex - b.position!.logIndex || a.position!.index - b.position!.index);
   }
 
-  /** Writes down what the workflows were told: one write per collection for the lot, each slot by _id. */
+  /** Writes down what the workflows were told, each slot by _id. */
   async markSignaled(told: { id: string; level: 'bare' | 'full' }[]): Promise<void> {
     if (told.length === 0) return;
     // One update each, never a bulkWrite (see confirmSlotsUpTo).
