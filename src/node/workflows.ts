@@ -42,20 +42,21 @@ export async function startInstanceWorkflow(ctx: NodeContext, header: InstanceHe
 }
 
 /** Returns false when the instance's workflow no longer runs (it has ended). */
-export async function notifyEnvelope(ctx: NodeContext, instanceId: string, notice: PendingStep): Promise<boolean> {
-  try {
-    await ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId)).signal(envelopeSignal, notice);
-    return true;
-  } catch (error) {
-    if (error instanceof WorkflowNotFoundError) return false;
-    throw error;
-  }
+export function notifyEnvelope(ctx: NodeContext, instanceId: string, notice: PendingStep): Promise<boolean> {
+  return signalIfRunning(ctx, instanceId, (handle) => handle.signal(envelopeSignal, notice));
 }
 
 /** Returns false when the instance's workflow no longer runs (it has ended). */
-export async function notifyConfirmed(ctx: NodeContext, instanceId: string, confirmation: PinConfirmation): Promise<boolean> {
+export function notifyConfirmed(ctx: NodeContext, instanceId: string, confirmation: PinConfirmation): Promise<boolean> {
+  return signalIfRunning(ctx, instanceId, (handle) => handle.signal(pinConfirmedSignal, confirmation));
+}
+
+type InstanceHandle = ReturnType<NodeContext['temporal']['workflow']['getHandle']>;
+
+/** Sends a signal to the instance's workflow; false (not an error) when that workflow has finished. */
+async function signalIfRunning(ctx: NodeContext, instanceId: string, send: (handle: InstanceHandle) => Promise<void>): Promise<boolean> {
   try {
-    await ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId)).signal(pinConfirmedSignal, confirmation);
+    await send(ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId)));
     return true;
   } catch (error) {
     if (error instanceof WorkflowNotFoundError) return false;
