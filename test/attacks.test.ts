@@ -41,9 +41,7 @@ afterAll(async () => {
 
 const wallet = (party: string) => new Wallet(net.stack.network.devKeys![party]!);
 
-async function history(party: string): Promise<StepView[]> {
-  return (await net.api(party).get<{ steps: StepView[] }>(`/instances/${instanceId}/history`)).body.steps;
-}
+const history = (party: string): Promise<StepView[]> => net.history(party, instanceId);
 
 function envelope(signer: string, fields: { author?: string; step?: string; nonce?: number; input?: unknown; instanceId?: string; definitionHash?: string } = {}): SignedEnvelope {
   return sealEnvelope(wallet(signer), {

@@ -5,8 +5,8 @@
  * names the winner, and every node ends with the same history for every instance.
  */
 import { join } from 'node:path';
-import { keccak256, toUtf8Bytes } from 'ethers';
 import { startTestNetwork, type TestNetwork } from './support/network';
+import { historyFingerprint } from './support/history';
 import { eventually } from './support/eventually';
 import { quietTemporalRuntime } from './support/quiet-runtime';
 import type { StepView } from '../src/api/views';
@@ -35,14 +35,6 @@ async function steps(party: string, query: string): Promise<HistoryStep[]> {
   return res.body.steps;
 }
 
-async function instanceHistory(party: string, id: string): Promise<StepView[]> {
-  const res = await net.api(party).get<{ steps: StepView[] }>(`/instances/${id}/history`);
-  if (res.status !== 200) throw new Error(`${party}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body.steps;
-}
-
-const fingerprint = (h: StepView[]) =>
-  keccak256(toUtf8Bytes(JSON.stringify(h.map((s) => [s.seq, s.step, s.author, s.status, s.envelopeHash, s.chain?.blockNumber, s.chain?.logIndex, s.chain?.index, s.rejection?.code ?? null, s.rejection?.winner ?? null]))));
 
 /** Runs `fn` over `items`, at most `limit` at a time. */
 async function inBatches<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -112,8 +104,8 @@ test(`${INSTANCES} instances, competing claims fired concurrently: one winner ea
 
   let divergent = 0;
   for (const id of ids) {
-    const histories = await Promise.all(PARTIES.map((p) => instanceHistory(p, id)));
-    if (new Set(histories.map(fingerprint)).size !== 1) divergent++;
+    const histories = await Promise.all(PARTIES.map((p) => net.history(p, id)));
+    if (new Set(histories.map(historyFingerprint)).size !== 1) divergent++;
     const claimSteps = histories[0]!.filter((s) => s.step.startsWith('claim-'));
     expect(claimSteps).toHaveLength(2);
     const winners = claimSteps.filter((s) => s.status === 'confirmed');

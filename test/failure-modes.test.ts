@@ -15,10 +15,10 @@
  *   reconnects that resume from a position or from the consumer's last acknowledgement.
  */
 import { join } from 'node:path';
-import { keccak256, toUtf8Bytes } from 'ethers';
 import { MongoClient, type Db } from 'mongodb';
 import WebSocket from 'ws';
-import { startTestNetwork, type TestNetwork } from './support/network';
+import { startTestNetwork, type BackgroundMiner, type TestNetwork } from './support/network';
+import { historyFingerprint } from './support/history';
 import { eventually } from './support/eventually';
 import { quietTemporalRuntime } from './support/quiet-runtime';
 import type { StepView } from '../src/api/views';
@@ -29,8 +29,8 @@ const PARTIES = ['alpha', 'beta', 'gamma'];
 const ROLES = { host: 'alpha', left: 'beta', right: 'gamma' };
 let net: TestNetwork;
 let mongo: MongoClient;
-let mining = true;
-let miner: Promise<void> = Promise.resolve();
+/** A block every 200 ms (paused by tests that need two steps in flight at once). */
+let miner: BackgroundMiner | undefined;
 
 beforeAll(async () => {
   quietTemporalRuntime();
@@ -39,35 +39,19 @@ beforeAll(async () => {
     cuttable: ['beta', 'gamma'],
   });
   mongo = await MongoClient.connect(net.stack.network.mongodb.uri);
-  miner = mine();
+  miner = net.mineInBackground(200);
 }, 180_000);
 
 afterAll(async () => {
-  mining = false;
-  await miner;
+  await miner?.stop();
   await mongo?.close();
   await net?.stop();
 });
 
-/** A block every 200 ms while `mining` (paused by tests that need two steps in flight at once). */
-let paused = false;
-async function mine(): Promise<void> {
-  while (mining) {
-    if (!paused) await net.mine(1).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const db = (party: string): Db => mongo.db(net.stack.network.parties[party]!.database);
 
-async function history(party: string, id: string): Promise<StepView[]> {
-  const res = await net.api(party).get<{ steps: StepView[] }>(`/instances/${id}/history`);
-  if (res.status !== 200) throw new Error(`${party}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body.steps;
-}
-
-const fingerprint = (h: StepView[]) =>
-  keccak256(toUtf8Bytes(JSON.stringify(h.map((s) => [s.seq, s.step, s.author, s.status, s.envelopeHash, s.chain?.blockNumber, s.chain?.logIndex, s.chain?.index, s.rejection?.code ?? null]))));
+const history = (party: string, id: string): Promise<StepView[]> => net.history(party, id);
 
 async function startLedger(): Promise<string> {
   const res = await net.api('alpha').post('/instances', { definition: 'ledger', roles: ROLES });
@@ -104,20 +88,20 @@ async function decided(parties: string[], id: string, envelopeHash: string, time
 
 async function sameHistoryEverywhere(id: string): Promise<StepView[]> {
   const all = await Promise.all(PARTIES.map((p) => history(p, id)));
-  expect(new Set(all.map(fingerprint)).size).toBe(1);
+  expect(new Set(all.map(historyFingerprint)).size).toBe(1);
   return all[0]!;
 }
 
 test('#1324: after a conflict and a missed deadline are rejected on chain, the next steps are final on every node', async () => {
   const id = await startLedger();
   // Both claims in flight at once: neither node can know of the other's.
-  paused = true;
+  miner!.pause();
   let left: string, right: string;
   try {
     [left, right] = await Promise.all([propose('beta', id, 'claim-left'), propose('gamma', id, 'claim-right')]);
     await net.pendingTransactions(2);
   } finally {
-    paused = false;
+    miner!.resume();
   }
   const [l, r] = await Promise.all([decided(PARTIES, id, left), decided(PARTIES, id, right)]);
   const loser = l.status === 'rejected' ? l : r;

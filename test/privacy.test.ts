@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { BSON, MongoClient } from 'mongodb';
-import { startTestNetwork, type TestNetwork } from './support/network';
+import { startTestNetwork, type BackgroundMiner, type TestNetwork } from './support/network';
 import { eventually } from './support/eventually';
 import { quietTemporalRuntime } from './support/quiet-runtime';
 import { contextOf, tagOf } from '../src/chain/pins';
@@ -20,33 +20,22 @@ const ROLES = { buyer: 'alpha', seller: 'beta', bank: 'gamma' };
 const PARTICIPANTS = Object.values(ROLES);
 let net: TestNetwork;
 let mongo: MongoClient;
-let mining = true;
-let miner: Promise<void> = Promise.resolve();
+let miner: BackgroundMiner | undefined;
 
 beforeAll(async () => {
   quietTemporalRuntime();
   net = await startTestNetwork(PARTIES, 2, { env: { LOCKSTEP_DEFINITIONS: join(__dirname, 'fixtures', 'failure-modes') } });
   mongo = await MongoClient.connect(net.stack.network.mongodb.uri);
-  miner = (async () => {
-    while (mining) {
-      await net.mine(1).catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  })();
+  miner = net.mineInBackground(200);
 }, 180_000);
 
 afterAll(async () => {
-  mining = false;
-  await miner;
+  await miner?.stop();
   await mongo?.close();
   await net?.stop();
 });
 
-async function history(party: string, id: string): Promise<StepView[]> {
-  const res = await net.api(party).get<{ steps: StepView[] }>(`/instances/${id}/history`);
-  if (res.status !== 200) throw new Error(`${party}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body.steps;
-}
+const history = (party: string, id: string): Promise<StepView[]> => net.history(party, id);
 
 async function takeAndConfirm(party: string, id: string, step: string, input: unknown): Promise<string> {
   const res = await net.api(party).post(`/instances/${id}/steps`, { step, input });

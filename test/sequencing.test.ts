@@ -5,8 +5,8 @@
  * pins it exactly once after restart; a deep reorganisation is reported, not absorbed.
  */
 import { join } from 'node:path';
-import { keccak256, toUtf8Bytes } from 'ethers';
 import { startTestNetwork, type TestNetwork } from './support/network';
+import { historyFingerprint as fingerprint } from './support/history';
 import { eventually } from './support/eventually';
 import { quietTemporalRuntime } from './support/quiet-runtime';
 import { SequencerClient } from '../src/chain/sequencer';
@@ -30,14 +30,7 @@ afterAll(async () => {
 });
 
 
-async function history(party: string, id: string): Promise<StepView[]> {
-  const res = await net.api(party).get<{ steps: StepView[] }>(`/instances/${id}/history`);
-  if (res.status !== 200) throw new Error(`${party}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body.steps;
-}
-
-const fingerprint = (h: StepView[]) =>
-  keccak256(toUtf8Bytes(JSON.stringify(h.map((s) => [s.seq, s.step, s.author, s.status, s.envelopeHash, s.chain?.blockNumber, s.chain?.logIndex, s.chain?.index, s.rejection?.winner ?? null]))));
+const history = (party: string, id: string): Promise<StepView[]> => net.history(party, id);
 
 async function startInstance(): Promise<string> {
   const res = await net.api('alpha').post('/instances', { definition: 'race', roles: ROLES });

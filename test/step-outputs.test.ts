@@ -28,11 +28,7 @@ afterAll(async () => {
   await net?.stop();
 });
 
-async function history(party: string, instanceId: string): Promise<StepView[]> {
-  const res = await net.api(party).get<{ steps: StepView[] }>(`/instances/${instanceId}/history`);
-  if (res.status !== 200) throw new Error(`history on ${party}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body.steps;
-}
+const history = (party: string, instanceId: string): Promise<StepView[]> => net.history(party, instanceId);
 
 /** Proposes a step and waits until both nodes hold it confirmed; returns it as each node shows it. */
 async function take(party: string, instanceId: string, body: { step: string; input: unknown; output?: unknown }): Promise<Record<string, StepView>> {

@@ -31,11 +31,7 @@ afterAll(async () => {
 });
 
 
-async function history(party: string, instanceId: string): Promise<StepView[]> {
-  const res = await net.api(party).get<{ steps: StepView[] }>(`/instances/${instanceId}/history`);
-  if (res.status !== 200) throw new Error(`history on ${party}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body.steps;
-}
+const history = (party: string, instanceId: string): Promise<StepView[]> => net.history(party, instanceId);
 
 async function stepOn(party: string, instanceId: string, envelopeHash: string): Promise<StepView | undefined> {
   return (await history(party, instanceId)).find((s) => s.envelopeHash === envelopeHash);

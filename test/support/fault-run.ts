@@ -14,7 +14,7 @@
  * confirmed, exactly one claim confirmed (the first sequenced), a competing claim rejected as a
  * conflict naming the winner.
  */
-import { keccak256, toUtf8Bytes } from 'ethers';
+import { historyFingerprint } from './history';
 import type { StepView } from '../../src/api/views';
 import type { ApiResponse } from '../../src/api/client';
 import type { TestNetwork } from './network';
@@ -74,12 +74,6 @@ interface Planned {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export const fingerprint = (h: StepView[]): string =>
-  keccak256(
-    toUtf8Bytes(
-      JSON.stringify(h.map((s) => [s.seq, s.step, s.author, s.status, s.envelopeHash, s.chain?.blockNumber, s.chain?.logIndex, s.chain?.index, s.rejection?.code ?? null, s.rejection?.winner ?? null])),
-    ),
-  );
 
 export async function runWithFaults(net: TestNetwork, opts: FaultRunOptions): Promise<FaultRunResult> {
   const rng = new SeededRandom(opts.seed);
@@ -219,12 +213,7 @@ export async function runWithFaults(net: TestNetwork, opts: FaultRunOptions): Pr
   opts.log(`seed ${opts.seed}: ${opts.instances} instances, faults ${faults.map((f) => f.kind + (f.target ? `(${f.target})` : '')).join(', ')}`);
 
   // Blocks keep coming whatever the nodes go through, as on a real chain.
-  const miner = (async () => {
-    while (!stopping) {
-      await net.mine(1).catch(() => undefined);
-      await sleep(300);
-    }
-  })();
+  const miner = net.mineInBackground(300);
   const injector = (async () => {
     for (const [i, fault] of faults.entries()) {
       await sleep(gaps[i]!);
@@ -253,7 +242,7 @@ export async function runWithFaults(net: TestNetwork, opts: FaultRunOptions): Pr
   } finally {
     stopping = true;
     await injector.catch(() => undefined);
-    await miner;
+    await miner.stop();
   }
 
   let lost = 0;
@@ -262,7 +251,7 @@ export async function runWithFaults(net: TestNetwork, opts: FaultRunOptions): Pr
   const wrongOutcomes: string[] = [];
   for (const plan of plans) {
     const histories = await Promise.all(PARTIES.map(async (p) => (await history(p, plan.id)) ?? []));
-    if (new Set(histories.map(fingerprint)).size !== 1) divergent++;
+    if (new Set(histories.map(historyFingerprint)).size !== 1) divergent++;
     for (const h of histories) {
       const hashes = h.map((s) => s.envelopeHash);
       for (const hash of plan.accepted.values()) if (!hashes.includes(hash)) lost++;

@@ -14,6 +14,8 @@ import { startPartyProcesses, type PartyProcesses } from '../../src/stack/party-
 import { ApiClient } from '../../src/api/client';
 import { eventually } from './eventually';
 import { startProxy, type CuttableProxy } from './proxy';
+import { historyOn } from './history';
+import type { StepView } from '../../src/api/views';
 
 export interface NetworkOptions {
   env?: Record<string, string>;
@@ -36,8 +38,20 @@ export interface TestNetwork {
   chainProxy(): CuttableProxy;
   /** Mines `blocks` blocks by hand. */
   mine(blocks?: number): Promise<void>;
+  /** Mines a block every `everyMs` until stopped, as a live chain would; failures (a restart) are ignored. */
+  mineInBackground(everyMs?: number): BackgroundMiner;
   /** Resolves once at least `count` transactions wait in anvil's mempool. */
   pendingTransactions(count: number): Promise<void>;
+  /** The instance's history on `party`'s node (throws unless the API answers 200). */
+  history(party: string, instanceId: string): Promise<StepView[]>;
+  stop(): Promise<void>;
+}
+
+export interface BackgroundMiner {
+  /** No blocks until `resume()`: for tests that need several steps in flight at once. */
+  pause(): void;
+  resume(): void;
+  /** Stops mining; resolves once the last block has been asked for. */
   stop(): Promise<void>;
 }
 
@@ -57,6 +71,9 @@ export async function startTestNetwork(parties: string[], confirmations: number,
   const innerPorts = new Map<string, number>();
   let nodes: PartyProcesses | undefined;
   let rpcProxy: CuttableProxy | undefined;
+  const mine = async (blocks = 1): Promise<void> => {
+    for (let i = 0; i < blocks; i++) await provider.send('evm_mine', []);
+  };
   const stop = async () => {
     await nodes?.stop();
     for (const p of proxies.values()) await p.close();
@@ -102,9 +119,26 @@ export async function startTestNetwork(parties: string[], confirmations: number,
         if (!rpcProxy) throw new Error('the network was not started with chainProxy');
         return rpcProxy;
       },
-      mine: async (blocks = 1) => {
-        for (let i = 0; i < blocks; i++) await provider.send('evm_mine', []);
+      mine,
+      mineInBackground: (everyMs = 200) => {
+        let running = true;
+        let paused = false;
+        const loop = (async () => {
+          while (running) {
+            if (!paused) await mine(1).catch(() => undefined);
+            await new Promise((r) => setTimeout(r, everyMs));
+          }
+        })();
+        return {
+          pause: () => void (paused = true),
+          resume: () => void (paused = false),
+          stop: async () => {
+            running = false;
+            await loop;
+          },
+        };
       },
+      history: (party, instanceId) => historyOn(clients[party]!, party, instanceId),
       pendingTransactions: async (count) => {
         await eventually(`${count} transaction(s) in the mempool`, async () => {
           const status = (await provider.send('txpool_status', [])) as { pending: string };
