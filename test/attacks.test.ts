@@ -26,9 +26,7 @@ beforeAll(async () => {
   quietTemporalRuntime();
   net = await startTestNetwork(PARTIES, CONFIRMATIONS, { env: { LOCKSTEP_DEFINITIONS: join(__dirname, 'fixtures', 'definitions') } });
   definitionHash = (await net.api('alpha').get('/definitions/race')).body.hash as string;
-  const res = await net.api('alpha').post('/instances', { definition: 'race', roles: ROLES });
-  instanceId = res.body.instance.id as string;
-  await eventually('the instance on beta', async () => ((await net.api('beta').get(`/instances/${instanceId}`)).status === 200 ? true : undefined), 60_000);
+  instanceId = await net.startInstance('alpha', 'race', ROLES);
   await net.api('alpha').post(`/instances/${instanceId}/steps`, { step: 'open', input: {} });
   await net.pendingTransactions(1);
   await net.mine(CONFIRMATIONS + 1);

@@ -53,15 +53,7 @@ const db = (party: string): Db => mongo.db(net.stack.network.parties[party]!.dat
 
 const history = (party: string, id: string): Promise<StepView[]> => net.history(party, id);
 
-async function startLedger(): Promise<string> {
-  const res = await net.api('alpha').post('/instances', { definition: 'ledger', roles: ROLES });
-  expect(res.status).toBe(201);
-  const id = res.body.instance.id as string;
-  await Promise.all(
-    ['beta', 'gamma'].map((p) => eventually(`${id} on ${p}`, async () => ((await net.api(p).get(`/instances/${id}`)).status === 200 ? true : undefined), 60_000)),
-  );
-  return id;
-}
+const startLedger = (): Promise<string> => net.startInstance('alpha', 'ledger', ROLES);
 
 /**
  * Proposes a step as a well-behaved app does: a 503 (an invited node still starting the

@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { startTestNetwork, type TestNetwork } from './support/network';
 import { freePorts } from '../src/stack/ports';
 import { quietTemporalRuntime } from './support/quiet-runtime';
-import { eventually } from './support/eventually';
 import { seedFromEnv } from './support/seeded-random';
 import { FAULT_KINDS, PARTIES, runWithFaults } from './support/fault-run';
 
@@ -104,10 +103,7 @@ test("lockstep rescan rebuilds a stopped node's chain records from the chain; it
   expect(await allSteps()).toBe(before);
 
   // And it goes on: a new instance's first step is final on every participant.
-  const res = await net.api('alpha').post('/instances', { definition: 'race', roles: { host: 'alpha', left: 'beta', right: 'gamma' } });
-  expect(res.status).toBe(201);
-  const id = res.body.instance.id as string;
-  await eventually(`${id} on gamma`, async () => ((await net.api('gamma').get(`/instances/${id}`)).status === 200 ? true : undefined), 60_000);
+  const id = await net.startInstance('alpha', 'race', { host: 'alpha', left: 'beta', right: 'gamma' });
   expect((await net.api('alpha').post(`/instances/${id}/steps`, { step: 'open', input: {} })).status).toBe(202);
   for (let i = 0; i < 100; i++) {
     const statuses = await Promise.all(PARTIES.map(async (p) => (await net.api(p).get(`/instances/${id}/history`)).body.steps?.[0]?.status));

@@ -32,15 +32,7 @@ afterAll(async () => {
 
 const history = (party: string, id: string): Promise<StepView[]> => net.history(party, id);
 
-async function startInstance(): Promise<string> {
-  const res = await net.api('alpha').post('/instances', { definition: 'race', roles: ROLES });
-  expect(res.status).toBe(201);
-  const id = res.body.instance.id as string;
-  await Promise.all(
-    ['beta', 'gamma'].map((p) => eventually(`${id} on ${p}`, async () => ((await net.api(p).get(`/instances/${id}`)).status === 200 ? true : undefined), 60_000)),
-  );
-  return id;
-}
+const startInstance = (): Promise<string> => net.startInstance('alpha', 'race', ROLES);
 
 async function propose(party: string, id: string, step: string, input: unknown = {}): Promise<string> {
   const res = await net.api(party).post(`/instances/${id}/steps`, { step, input });

@@ -42,6 +42,10 @@ export interface TestNetwork {
   mineInBackground(everyMs?: number): BackgroundMiner;
   /** Resolves once at least `count` transactions wait in anvil's mempool. */
   pendingTransactions(count: number): Promise<void>;
+  /**
+   * Starts an instance on `creator`'s node and returns its id once every other participant's node knows it (an invited node starts its workflow a moment later).
+   */
+  startInstance(creator: string, definition: string, roles: Record<string, string>): Promise<string>;
   /** The instance's history on `party`'s node (throws unless the API answers 200). */
   history(party: string, instanceId: string): Promise<StepView[]>;
   stop(): Promise<void>;
@@ -139,6 +143,16 @@ export async function startTestNetwork(parties: string[], confirmations: number,
         };
       },
       history: (party, instanceId) => historyOn(clients[party]!, party, instanceId),
+      startInstance: async (creator, definition, roles) => {
+        const res = await clients[creator]!.post('/instances', { definition, roles });
+        if (res.status !== 201) throw new Error(`starting a ${definition} instance on ${creator}: ${res.status} ${JSON.stringify(res.body)}`);
+        const id = res.body.instance.id as string;
+        const others = [...new Set(Object.values(roles))].filter((p) => p !== creator);
+        await Promise.all(
+          others.map((p) => eventually(`${id} on ${p}`, async () => ((await clients[p]!.get(`/instances/${id}`)).status === 200 ? true : undefined), 60_000)),
+        );
+        return id;
+      },
       pendingTransactions: async (count) => {
         await eventually(`${count} transaction(s) in the mempool`, async () => {
           const status = (await provider.send('txpool_status', [])) as { pending: string };
