@@ -35,6 +35,22 @@ module.exports = tseslint.config(
     },
   },
   {
+    // FerretDB 1.24 (the local default store) stalls on unordered bulk writes of ~100 updates (every
+    // pool connection held, nothing served) and leaks a connection per findAndModify:
+    // docs/performance.md, "FerretDB and bulk writes". The node sends single commands.
+    files: ['src/**/*.ts', 'activities/**/*.ts'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        { property: 'bulkWrite', message: 'FerretDB stalls on large bulk writes: send single writes (docs/performance.md)' },
+        ...['findOneAndUpdate', 'findOneAndReplace', 'findOneAndDelete'].map((property) => ({
+          property,
+          message: 'FerretDB leaks a connection per findAndModify: write, then read (docs/performance.md)',
+        })),
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',

@@ -95,6 +95,8 @@ export class EventLog {
 
   private async nextNumber(): Promise<number> {
     if (!this.onlyWriter) {
+      // MongoDB only (on FerretDB the node numbers events itself): one atomic $inc, read back.
+      // eslint-disable-next-line no-restricted-properties
       const counter = await this.counters.findOneAndUpdate({ _id: 'events' }, { $inc: { value: 1 } }, { upsert: true, returnDocument: 'after' });
       return counter!.value;
     }
