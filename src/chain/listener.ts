@@ -8,10 +8,16 @@
  * still canonical; if not, those tags go back to pending (their authors' batchers send them
  * again) and the scan resumes below the fork. A change below the confirmation depth cannot be
  * undone: it is reported loudly and the listener stops finalising until an operator looks.
+ *
+ * A pass that finds the head it last finished at (same number, same hash) reads nothing from the
+ * store: nothing on chain moved, so nothing can have become sequenced, final or forked. On
+ * FerretDB every query waits for the one store the node's work shares, and most polls find no
+ * new block.
  */
 import type { Logger } from 'pino';
 import type { SequencerClient } from './sequencer';
 import type { Store } from '../store/store';
+import type { CheckpointDoc } from '../store/documents';
 
 export interface ListenerOptions {
   sequencer: SequencerClient;
@@ -23,8 +29,8 @@ export interface ListenerOptions {
   log: Logger;
   /** Chain address of each party, to check that a tag was sent by its own author. */
   addressOf: (party: string) => string | undefined;
-  /** Called after every pass that may have made steps final. */
-  onProgress: () => Promise<void>;
+  /** Called after every pass; `moved` is false when the head was the one the last pass finished at. */
+  onProgress: (moved: boolean) => Promise<void>;
   /** Called once when a reorganisation deeper than the confirmation depth is detected. */
   onDeepReorg: (detail: DeepReorg) => void;
 }
@@ -43,11 +49,18 @@ export class ChainListener {
   head = 0;
   lastError?: string;
   deepReorg?: DeepReorg;
+  /** The head the last complete pass read up to. */
+  private settled?: { number: number; hash: string };
+  /** The checkpoint as last read or written: while it runs, this listener is its only writer. */
+  private known?: CheckpointDoc | null;
 
   constructor(private readonly opts: ListenerOptions) {}
 
   start(): void {
     this.stopped = false;
+    // Another process may have led (and moved the checkpoint) since this one last ran.
+    this.settled = undefined;
+    this.known = undefined;
     this.schedule(0);
   }
 
@@ -76,7 +89,13 @@ export class ChainListener {
   async tick(): Promise<void> {
     const { sequencer, store, confirmations, startBlock } = this.opts;
     if (this.deepReorg) return;
-    const checkpoint = await store.checkpoint();
+    const top = await sequencer.headBlock();
+    this.head = top.number;
+    if (this.settled?.hash === top.hash) {
+      await this.opts.onProgress(false);
+      return;
+    }
+    const checkpoint = this.known !== undefined ? this.known : (this.known = await store.checkpoint());
     if (checkpoint?.confirmedBlockHash && checkpoint.confirmedBlock >= startBlock) {
       const actual = await sequencer.blockHash(checkpoint.confirmedBlock);
       if (actual !== checkpoint.confirmedBlockHash) {
@@ -96,8 +115,7 @@ export class ChainListener {
       from = Math.min(from, ...forked);
       this.opts.log.warn({ blocks: forked, steps: undone }, 'chain reorganised: steps in dropped blocks are pending again');
     }
-    const head = await sequencer.head();
-    this.head = head;
+    const head = top.number;
     if (from <= head) {
       const ours = await store.observeTags(await sequencer.tagsBetween(from, head), this.opts.addressOf);
       if (ours.length > 0) this.opts.log.debug({ from, to: head, steps: ours.length }, 'steps sequenced');
@@ -109,11 +127,14 @@ export class ChainListener {
     const scanned = Math.max(head, from - 1);
     if (!checkpoint || finalBlock > checkpoint.confirmedBlock || (finalBlock === checkpoint.confirmedBlock && finalBlock >= startBlock && !checkpoint.confirmedBlockHash)) {
       const finalHash = finalBlock >= startBlock ? ((await sequencer.blockHash(finalBlock)) ?? undefined) : undefined;
+      this.known = undefined;
       await store.saveCheckpoint(scanned, finalBlock, finalHash);
     } else if (scanned !== checkpoint.scannedBlock) {
+      this.known = undefined;
       await store.saveCheckpoint(scanned, checkpoint.confirmedBlock, checkpoint.confirmedBlockHash);
     }
     // else: nothing moved; no write (every write waits in line on FerretDB).
-    await this.opts.onProgress();
+    this.settled = top;
+    await this.opts.onProgress(true);
   }
 }

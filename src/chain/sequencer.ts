@@ -148,6 +148,14 @@ export class SequencerClient {
     return this.provider.getBlockNumber();
   }
 
+  /** Latest block: its number and hash (a new hash at the same height is a reorganisation). */
+  async headBlock(): Promise<{ number: number; hash: string }> {
+    await this.ensureReachable();
+    const block = await this.provider.getBlock('latest');
+    if (!block?.hash) throw new Error('the chain RPC returned no latest block');
+    return { number: block.number, hash: block.hash };
+  }
+
   /** Canonical hash of a block, or null if it is beyond the head. */
   async blockHash(blockNumber: number): Promise<string | null> {
     assertBlockNumber('blockNumber', blockNumber);

@@ -16,6 +16,12 @@ import type { EventLog } from './log';
 
 const DUPLICATE_KEY = 11000;
 const TICK_MS = 200;
+/**
+ * With no subscription the dispatcher only looks for new ones (another replica's, or one made here,
+ * which wakes it at once) and sweeps deliveries left by removed ones, at this slower pace: each look
+ * is a query, and on FerretDB every query costs the one store that all of the node's work shares.
+ */
+const IDLE_TICK_MS = 2_000;
 const FAN_OUT_BATCH = 200;
 const DELIVERY_BATCH = 20;
 export const SIGNATURE_HEADER = 'Lockstep-Signature';
@@ -49,7 +55,11 @@ export class Webhooks {
   private running = false;
   private loop: Promise<void> = Promise.resolve();
   private wake: (() => void) | undefined;
-  private readonly onAppended = () => this.wake?.();
+  /** Subscriptions found by the last pass: new events wake the dispatcher only when someone listens. */
+  private subscribed = 0;
+  private readonly onAppended = () => {
+    if (this.subscribed > 0) this.wake?.();
+  };
 
   constructor(
     db: Db,
@@ -139,13 +149,13 @@ export class Webhooks {
   private async run(): Promise<void> {
     while (this.running) {
       try {
-        await this.fanOut();
+        this.subscribed = await this.fanOut();
         await this.deliverDue();
       } catch (err) {
         this.log.warn({ err }, 'webhook dispatch failed; retrying on the next tick');
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, TICK_MS);
+        const timer = setTimeout(resolve, this.subscribed > 0 ? TICK_MS : IDLE_TICK_MS);
         this.wake = () => {
           clearTimeout(timer);
           resolve();
@@ -155,9 +165,10 @@ export class Webhooks {
     }
   }
 
-  /** New events become deliveries; the cursor moves only after they are written. */
-  private async fanOut(): Promise<void> {
-    for (const sub of await this.subs.find({}).toArray()) {
+  /** New events become deliveries; the cursor moves only after they are written. Returns how many subscriptions there are. */
+  private async fanOut(): Promise<number> {
+    const subs = await this.subs.find({}).toArray();
+    for (const sub of subs) {
       const { events, readTo } = await this.events.readAfter(sub.cursor, FAN_OUT_BATCH, { types: sub.types, instanceId: sub.instanceId });
       for (const event of events) {
         const delivery: DeliveryDoc = { _id: `${sub._id}:${event.seq}`, subscriptionId: sub._id, seq: event.seq, state: 'pending', attempts: 0, nextAttemptAt: new Date(), lastError: null, deliveredAt: null };
@@ -169,6 +180,7 @@ export class Webhooks {
       }
       if (readTo > sub.cursor) await this.subs.updateOne({ _id: sub._id, cursor: sub.cursor }, { $set: { cursor: readTo } });
     }
+    return subs.length;
   }
 
   private async deliverDue(): Promise<void> {

@@ -27,6 +27,9 @@ export function slotId(instanceId: string, author: string, nonce: number): strin
 const DUPLICATE_KEY = 11000;
 /** Connections per node to its database. */
 const MAX_POOL_SIZE = 10;
+/** How many expected tags a node remembers as stored (about 150 bytes each). */
+const KNOWN_TAGS_KEPT = 100_000;
+
 /** How many instances' agreed parts a node keeps in memory. */
 const AGREED_CACHE_SIZE = 10_000;
 
@@ -53,6 +56,12 @@ export class Store {
   readonly events: EventLog;
   /** Instances as first read: their agreed part (header, secret, signature) never changes. */
   private readonly agreed = new Map<string, InstanceDoc>();
+  /**
+   * Expected tags known to be stored, by tag. A tag is never removed once expected, so a hit spares
+   * a lookup: sliding an author's window after each step needed 16, now it needs the one new tag.
+   * Only hits are remembered: another replica may store a tag this process has not seen.
+   */
+  private readonly knownTags = new Map<string, TagDoc>();
 
   private constructor(
     private readonly client: MongoClient,
@@ -119,7 +128,8 @@ export class Store {
     };
     try {
       await this.instances.insertOne(doc);
-      await this.expectTags(doc, participantsOf(doc.header), 1);
+      // A new instance: none of its tags can be stored yet, so nothing to look up first.
+      await this.expectTags(doc, participantsOf(doc.header), 1, true);
       await this.instanceStarted(doc);
       return doc;
     } catch (error) {
@@ -314,14 +324,30 @@ export class Store {
   }
 
   /** Precomputes the tags of the authors' next steps (one write for all), so they are recognised before their data. */
-  private async expectTags(instance: InstanceDoc, authors: string[], fromNonce: number): Promise<void> {
+  private async expectTags(instance: InstanceDoc, authors: string[], fromNonce: number, fresh = false): Promise<void> {
     const wanted = authors.flatMap((author) =>
       Array.from({ length: TAG_WINDOW }, (_, i) => ({ _id: tagOf(contextOf(instance.secret, author, fromNonce + i)), instanceId: instance._id, author, nonce: fromNonce + i })),
     );
+    const unknown = wanted.filter((t) => !this.knownTags.has(t._id));
     // By _id, one lookup each: FerretDB would read the whole (ever growing) collection for a range.
-    const known = await Promise.all(wanted.map((t) => this.tags.findOne({ _id: t._id })));
-    const missing = wanted.filter((_, i) => known[i] === null);
+    const stored = fresh ? unknown.map(() => null) : await Promise.all(unknown.map((t) => this.tags.findOne({ _id: t._id })));
+    const missing = unknown.filter((_, i) => stored[i] === null);
     if (missing.length > 0) await ignoreDuplicate(this.tags.insertMany(missing, { ordered: false }));
+    for (const t of unknown) this.rememberTag(t);
+  }
+
+  /** The expected tag stored under `tag`, from memory when this process has seen it before. */
+  private async expectedTag(tag: string): Promise<TagDoc | null> {
+    const known = this.knownTags.get(tag);
+    if (known) return known;
+    const doc = await this.tags.findOne({ _id: tag });
+    if (doc) this.rememberTag(doc);
+    return doc;
+  }
+
+  private rememberTag(doc: TagDoc): void {
+    if (this.knownTags.size >= KNOWN_TAGS_KEPT) this.knownTags.delete(this.knownTags.keys().next().value!);
+    this.knownTags.set(doc._id, doc);
   }
 
   /**
@@ -331,7 +357,7 @@ export class Store {
   async observeTags(observed: ObservedTag[], addressOf: (party: string) => string | undefined): Promise<ObservedTag[]> {
     const ours: ObservedTag[] = [];
     for (const o of observed) {
-      const expected = await this.tags.findOne({ _id: o.tag });
+      const expected = await this.expectedTag(o.tag);
       if (!expected) continue;
       if (addressOf(expected.author)?.toLowerCase() !== o.author.toLowerCase()) {
         // Someone who knows the instance's secret (or a lucky guess) pinned another author's tag:
