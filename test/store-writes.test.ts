@@ -144,3 +144,12 @@ test('a failed write does not block the writes queued after it', async () => {
   expect(await second).toBe(2);
   expect(order).toEqual(['first', 'second']);
 });
+
+test('a write that never finishes is abandoned with an error after the timeout, and the writes behind it go on', async () => {
+  const queue = new SerialQueue(200);
+  // As a driver write on a connection the server closed: it never settles.
+  const stuck = queue.run(() => new Promise<never>(() => undefined));
+  const next = queue.run(() => Promise.resolve('next'));
+  await expect(stuck).rejects.toThrow(/did not finish within 200 ms; abandoned/);
+  expect(await next).toBe('next');
+});

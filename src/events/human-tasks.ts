@@ -8,10 +8,14 @@ import type { Store } from '../store/store';
 import { stateFromConfirmed, stepsFor } from '../process/tasks';
 
 export async function syncHumanTasks(store: Store, definitions: DefinitionRegistry, party: string, instanceId: string): Promise<void> {
+  // The agreed part (from memory) says whether this party has human tasks at all; most processes
+  // have none, and then this runs after every decision for nothing but that answer.
+  const agreed = await store.agreedInstance(instanceId);
+  if (!agreed) return;
+  const { definition } = definitions.byAgreedHash(agreed.header.definitionHash, `instance ${instanceId}`);
+  if (!definition.steps.some((s) => s.human && agreed.header.roles[s.actor] === party)) return;
   const doc = await store.instance(instanceId);
   if (!doc) return;
-  const { definition } = definitions.byAgreedHash(doc.header.definitionHash, `instance ${instanceId}`);
-  if (!definition.steps.some((s) => s.human && doc.header.roles[s.actor] === party)) return;
   const confirmedSteps = await store.confirmedSteps(instanceId);
   const confirmed = confirmedSteps.map((c) => c.step);
   const open = stepsFor(definition, doc.header, stateFromConfirmed(definition, confirmedSteps, doc.status === 'ended'), party).filter((s) => s.human);

@@ -18,6 +18,7 @@ import { stepsReadByGuards } from '../process/guard';
 import { problemHandler } from '../http/problem';
 import { bodyDigestOf, jsonBody } from '../http/json-body';
 import type { NodeContext } from '../node/context';
+import { slotId } from '../store/store';
 import { notifyEnvelope, startInstanceWorkflow } from '../node/workflows';
 import type { PinSignaller } from '../node/pin-signals';
 import { requireShape } from '../http/shape';
@@ -109,8 +110,13 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     const running = await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author, ...read });
     // No workflow: if the instance has ended, the step is decided without it once final (late-steps.ts);
     // otherwise this node's workflow is not started yet, and the sender tries again.
-    if (!running && (await ctx.store.instance(e.instanceId))?.status !== 'ended') {
-      throw new LockstepError('unavailable', `instance ${e.instanceId} is not running on ${ctx.party} yet; retry`, []);
+    if (!running) {
+      if ((await ctx.store.instance(e.instanceId))?.status !== 'ended') {
+        throw new LockstepError('unavailable', `instance ${e.instanceId} is not running on ${ctx.party} yet; retry`, []);
+      }
+      // The workflow may have been told of this step in full (its pin final, its data stored)
+      // and then finished without it: this envelope's first delivery failed while it ran.
+      await ctx.store.signalAgain(slotId(e.instanceId, e.author, e.nonce));
     }
     // Not awaited: the sender need not wait for this node's signalling pass (it logs its own errors).
     void pins.flush();

@@ -54,7 +54,7 @@ export async function startInstance(ctx: NodeContext, request: StartRequest): Pr
  * waiting or crashed, attaches to the first attempt's Update instead of proposing again.
  */
 export async function proposeStep(ctx: NodeContext, instanceId: string, proposal: ProposeRequest, requestKey?: string): Promise<ProposeResult> {
-  if (!(await ctx.store.instance(instanceId))) {
+  if (!(await ctx.store.agreedInstance(instanceId))) {
     throw new LockstepError('not_found', `unknown instance ${instanceId}`, [{ field: '/instanceId', message: 'unknown' }]);
   }
   const handle = ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId));

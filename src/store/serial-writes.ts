@@ -35,20 +35,37 @@ export interface SerialStats {
   runMs: number;
 }
 
-/** A FIFO lock: each task starts once every task queued before it has settled. */
+/**
+ * How long one write may take before the line moves on without it. The driver (mongodb 7.8) can
+ * leave a write pending for good: one sent on a connection FerretDB closed as it was killed waits
+ * for a `drain` that never comes, and every write behind it waited too (the fault suite's
+ * database restart froze a node that way). No sound write takes half a minute; this one is abandoned
+ * with an error, and its caller retries as after any failed write.
+ */
+export const WRITE_TIMEOUT_MS = 30_000;
+
+/** A FIFO lock: each task starts once every task queued before it has settled (or timed out). */
 export class SerialQueue {
   private tail: Promise<unknown> = Promise.resolve();
   /** Kept for the benchmark's profile: the cost of writing one at a time. */
   readonly stats: SerialStats = { writes: 0, waitMs: 0, runMs: 0 };
+
+  constructor(private readonly timeoutMs = WRITE_TIMEOUT_MS) {}
 
   run<T>(task: () => Promise<T>): Promise<T> {
     const queuedAt = Date.now();
     const timed = async (): Promise<T> => {
       const startedAt = Date.now();
       this.stats.waitMs += startedAt - queuedAt;
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`a store write did not finish within ${this.timeoutMs} ms; abandoned`)), this.timeoutMs);
+        timer.unref();
+      });
       try {
-        return await task();
+        return await Promise.race([task(), stuck]);
       } finally {
+        clearTimeout(timer);
         this.stats.writes++;
         this.stats.runMs += Date.now() - startedAt;
       }

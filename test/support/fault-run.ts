@@ -102,13 +102,17 @@ export async function runWithFaults(net: TestNetwork, opts: FaultRunOptions): Pr
     }
   }
 
+  /** Why the last history read of each party failed: a stalled run's message must tell "unreadable" from "undecided". */
+  const unreadable = new Map<string, string>();
   async function history(party: string, id: string): Promise<StepView[] | undefined> {
     try {
       const res = await net.api(party).get<{ steps: StepView[] }>(`/instances/${id}/history`);
-      return res.status === 200 ? res.body.steps : undefined;
-    } catch {
-      return undefined;
+      if (res.status === 200) return res.body.steps;
+      unreadable.set(party, `${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+    } catch (error) {
+      unreadable.set(party, (error as Error).message);
     }
+    return undefined;
   }
 
   /** Polls `done` until it returns true; a string it returns says what is still missing. */
@@ -155,6 +159,7 @@ export async function runWithFaults(net: TestNetwork, opts: FaultRunOptions): Pr
     await until(`${plan.id}'s first steps final for the claimants`, opts.settleDeadlineMs, async () => {
       for (const p of ['beta', 'gamma']) {
         const h = await history(p, plan.id);
+        if (!h) return `history unreadable on ${p}: ${unreadable.get(p)}`;
         const undecided = ['open', 'note-host', 'note-left'].filter((s) => !decided(h, s));
         if (undecided.length > 0) return `${undecided.join(', ')} not decided on ${p}`;
       }
