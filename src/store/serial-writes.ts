@@ -9,7 +9,8 @@
  * FerretDB this process sends its writes one at a time. SQLite accepts one writer at a time in any
  * case, so little is lost; what remains unprotected is a second process writing the same
  * database, which is why a party runs one node process per database on FerretDB
- * (docs/operations.md).
+ * (docs/operations.md). The same wrapper bounds every command, read or write, in time
+ * (WRITE_TIMEOUT_MS): a restarted FerretDB can leave the driver waiting for good.
  */
 import type { Collection, Db, Document } from 'mongodb';
 
@@ -36,13 +37,28 @@ export interface SerialStats {
 }
 
 /**
- * How long one write may take before the line moves on without it. The driver (mongodb 7.8) can
- * leave a write pending for good: one sent on a connection FerretDB closed as it was killed waits
- * for a `drain` that never comes, and every write behind it waited too (the fault suite's
- * database restart froze a node that way). No sound write takes half a minute; this one is abandoned
- * with an error, and its caller retries as after any failed write.
+ * How long one command may take before it is abandoned with an error. The driver (mongodb 7.8)
+ * can leave a command pending for good: one written to a connection FerretDB closed as it was
+ * killed waits for a `drain` that never comes. A write stuck so held every write behind it; a
+ * read, the chain listener's pass that made it (the fault suite's database restart froze nodes
+ * both ways). No sound command takes half a minute; its caller retries as after any failure.
  */
 export const WRITE_TIMEOUT_MS = 30_000;
+
+/** Reads that answer with a promise, and reads that answer with a cursor. */
+const PROMISED_READS = new Set<string>(['findOne', 'countDocuments', 'estimatedDocumentCount', 'distinct']);
+const CURSOR_READS = new Set<string>(['find', 'aggregate']);
+/** Cursor methods that talk to the server. */
+const CURSOR_FETCHES = new Set<string>(['toArray', 'next', 'tryNext', 'hasNext']);
+
+function withTimeout<T>(work: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${timeoutMs} ms; abandoned`)), timeoutMs);
+    timer.unref();
+  });
+  return Promise.race([work, stuck]).finally(() => clearTimeout(timer));
+}
 
 /** A FIFO lock: each task starts once every task queued before it has settled (or timed out). */
 export class SerialQueue {
@@ -50,22 +66,16 @@ export class SerialQueue {
   /** Kept for the benchmark's profile: the cost of writing one at a time. */
   readonly stats: SerialStats = { writes: 0, waitMs: 0, runMs: 0 };
 
-  constructor(private readonly timeoutMs = WRITE_TIMEOUT_MS) {}
+  constructor(readonly timeoutMs = WRITE_TIMEOUT_MS) {}
 
   run<T>(task: () => Promise<T>): Promise<T> {
     const queuedAt = Date.now();
     const timed = async (): Promise<T> => {
       const startedAt = Date.now();
       this.stats.waitMs += startedAt - queuedAt;
-      let timer: NodeJS.Timeout | undefined;
-      const stuck = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`a store write did not finish within ${this.timeoutMs} ms; abandoned`)), this.timeoutMs);
-        timer.unref();
-      });
       try {
-        return await Promise.race([task(), stuck]);
+        return await withTimeout(task(), this.timeoutMs, 'a store write');
       } finally {
-        clearTimeout(timer);
         this.stats.writes++;
         this.stats.runMs += Date.now() - startedAt;
       }
@@ -110,11 +120,33 @@ export function withSerialWrites(db: Db, queue = new SerialQueue()): Db {
 }
 
 function serialCollection<T extends Document>(collection: Collection<T>, queue: SerialQueue): Collection<T> {
+  const timeoutMs = queue.timeoutMs;
   return new Proxy(collection, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
-      if (typeof property !== 'string' || !WRITES.has(property) || typeof value !== 'function') return value;
-      return (...args: unknown[]) => queue.run(() => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+      if (typeof property !== 'string' || typeof value !== 'function') return value;
+      const method = value as (...a: unknown[]) => unknown;
+      if (WRITES.has(property)) return (...args: unknown[]) => queue.run(() => method.apply(target, args) as Promise<unknown>);
+      if (PROMISED_READS.has(property)) return (...args: unknown[]) => withTimeout(method.apply(target, args) as Promise<unknown>, timeoutMs, `a store read (${property})`);
+      if (CURSOR_READS.has(property)) return (...args: unknown[]) => timedCursor(method.apply(target, args) as object, timeoutMs, property);
+      return value;
     },
   });
+}
+
+/** The cursor, with each fetch from the server bounded; its chained settings return the same wrapper. */
+function timedCursor<C extends object>(cursor: C, timeoutMs: number, read: string): C {
+  const wrapper: C = new Proxy(cursor, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof property !== 'string' || typeof value !== 'function') return value;
+      const method = value as (...a: unknown[]) => unknown;
+      if (CURSOR_FETCHES.has(property)) return (...args: unknown[]) => withTimeout(method.apply(target, args) as Promise<unknown>, timeoutMs, `a store read (${read})`);
+      return (...args: unknown[]) => {
+        const result = method.apply(target, args);
+        return result === target ? wrapper : result;
+      };
+    },
+  });
+  return wrapper;
 }
