@@ -2,11 +2,12 @@
  * Baseline (a) in its own process, so that its worker, its Temporal runtime and the bundler's
  * memory neither load nor count against the driver during the Lockstep phase. It bundles its
  * workflow at once (while the parent starts the stack), then reads its job as one JSON line on
- * stdin, prints a progress bar on stderr and the result as JSON on stdout.
+ * stdin, prints a progress bar on stderr and the result as JSON on stdout (on a line marked with RESULT_PREFIX).
  */
 import { ProgressBar } from '../progress';
 import type { Workload } from '../driver';
 import { bundleBaseline, runTemporalBaseline } from './temporal';
+import { RESULT_PREFIX } from './temporal-process';
 
 export interface TemporalJob {
   address: string;
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
   const bar = new ProgressBar('bare Temporal', job.workload.instances * job.workload.steps);
   const result = await runTemporalBaseline(job.address, job.namespace, bundle, job.workload, (d) => bar.update(d));
   bar.done(result.samples.length);
-  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(result)}\n`);
 }
 
 main().then(
