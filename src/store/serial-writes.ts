@@ -10,7 +10,7 @@
  * case, so little is lost; what remains unprotected is a second process writing the same
  * database, which is why a party runs one node process per database on FerretDB
  * (docs/operations.md). The same wrapper bounds every command, read or write, in time
- * (WRITE_TIMEOUT_MS): a restarted FerretDB can leave the driver waiting for good.
+ * (COMMAND_TIMEOUT_MS): a restarted FerretDB can leave the driver waiting for good.
  */
 import type { Collection, Db, Document } from 'mongodb';
 
@@ -43,7 +43,7 @@ export interface SerialStats {
  * read, the chain listener's pass that made it (the fault suite's database restart froze nodes
  * both ways). No sound command takes half a minute; its caller retries as after any failure.
  */
-export const WRITE_TIMEOUT_MS = 30_000;
+export const COMMAND_TIMEOUT_MS = 30_000;
 
 /** Reads that answer with a promise, and reads that answer with a cursor. */
 const PROMISED_READS = new Set<string>(['findOne', 'countDocuments', 'estimatedDocumentCount', 'distinct']);
@@ -66,7 +66,7 @@ export class SerialQueue {
   /** Kept for the benchmark's profile: the cost of writing one at a time. */
   readonly stats: SerialStats = { writes: 0, waitMs: 0, runMs: 0 };
 
-  constructor(readonly timeoutMs = WRITE_TIMEOUT_MS) {}
+  constructor(readonly timeoutMs = COMMAND_TIMEOUT_MS) {}
 
   run<T>(task: () => Promise<T>): Promise<T> {
     const queuedAt = Date.now();
