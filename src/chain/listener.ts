@@ -29,8 +29,11 @@ export interface ListenerOptions {
   log: Logger;
   /** Chain address of each party, to check that a tag was sent by its own author. */
   addressOf: (party: string) => string | undefined;
-  /** Called after every pass; `moved` is false when the head was the one the last pass finished at. */
-  onProgress: (moved: boolean) => Promise<void>;
+  /**
+   * Called after every pass, also one that found nothing new: the pin signaller's look runs on it,
+   * and the receipt path proves slots without telling anyone.
+   */
+  onProgress: () => Promise<void>;
   /** Called once when a reorganisation deeper than the confirmation depth is detected. */
   onDeepReorg: (detail: DeepReorg) => void;
 }
@@ -92,7 +95,7 @@ export class ChainListener {
     const top = await sequencer.headBlock();
     this.head = top.number;
     if (this.settled?.hash === top.hash) {
-      await this.opts.onProgress(false);
+      await this.opts.onProgress();
       return;
     }
     const checkpoint = this.known !== undefined ? this.known : (this.known = await store.checkpoint());
@@ -135,6 +138,6 @@ export class ChainListener {
     }
     // else: nothing moved; no write (every write waits in line on FerretDB).
     this.settled = top;
-    await this.opts.onProgress(true);
+    await this.opts.onProgress();
   }
 }

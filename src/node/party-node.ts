@@ -109,7 +109,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
     pollMs: config.chainPollMs,
     log,
     addressOf: (party) => network.parties[party]?.address,
-    onProgress: (moved) => pins.flush(moved),
+    onProgress: () => pins.flush(),
     onDeepReorg: () => undefined, // surfaced through the listener's state in the API's status and refusals
   });
 
