@@ -268,8 +268,8 @@ export class Store {
   }
 
   async recordDecision(d: Decision): Promise<void> {
-    // A plain update and a read rather than findOneAndUpdate: the simplest commands while FerretDB's
-    // exhausted connection pool (docs/performance.md, "open problem") is not understood.
+    // A plain update and a read rather than findOneAndUpdate: FerretDB 1.24 leaks a connection per
+    // findAndModify (docs/performance.md, "FerretDB and bulk writes"; the lint refuses it).
     const decided = await this.steps.findOne({ _id: d.envelopeHash });
     await this.steps.updateOne(
       { _id: d.envelopeHash },
