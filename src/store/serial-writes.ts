@@ -7,9 +7,9 @@
  *
  * MongoDB does each single-document write atomically, so against it nothing is wrapped. Against
  * FerretDB this process sends its writes one at a time. SQLite accepts one writer at a time in any
- * case, so little is lost; what remains unprotected is a second process writing the same
- * database, which is why a party runs one node process per database on FerretDB
- * (docs/operations.md). The same wrapper bounds every command, read or write, in time
+ * case, so little is lost. A second process of the party (a replica) writes only inserts and
+ * documents of its own (docs/operations.md, "Replicas"): everything that updates shared
+ * documents runs on the leading process alone. The same wrapper bounds every command, read or write, in time
  * (COMMAND_TIMEOUT_MS): a restarted FerretDB can leave the driver waiting for good.
  */
 import type { Collection, Db, Document } from 'mongodb';
@@ -99,8 +99,12 @@ export function serialStatsOf(db: Db): SerialStats | null {
   return serialQueues.get(db)?.stats ?? null;
 }
 
-/** The same database, with every write through `queue`; reads and everything else untouched. */
-export function withSerialWrites(db: Db, queue = new SerialQueue()): Db {
+/**
+ * The same database, with every write through `queue`; reads and everything else untouched.
+ * Writes to the `outOfLine` collections skip the line (still bounded in time): a process's
+ * heartbeat must not lag behind its own backlog, or its replicas would think it gone.
+ */
+export function withSerialWrites(db: Db, queue = new SerialQueue(), outOfLine: readonly string[] = []): Db {
   const collections = new Map<string, Collection<Document>>();
   const serialDb = new Proxy(db, {
     get(target, property, receiver) {
@@ -108,7 +112,7 @@ export function withSerialWrites(db: Db, queue = new SerialQueue()): Db {
       return (name: string) => {
         let wrapped = collections.get(name);
         if (!wrapped) {
-          wrapped = serialCollection(target.collection(name), queue);
+          wrapped = serialCollection(target.collection(name), outOfLine.includes(name) ? undefined : queue, queue.timeoutMs);
           collections.set(name, wrapped);
         }
         return wrapped;
@@ -119,14 +123,17 @@ export function withSerialWrites(db: Db, queue = new SerialQueue()): Db {
   return serialDb;
 }
 
-function serialCollection<T extends Document>(collection: Collection<T>, queue: SerialQueue): Collection<T> {
-  const timeoutMs = queue.timeoutMs;
+/** `queue` undefined: writes go out at once, each bounded in time like a read. */
+function serialCollection<T extends Document>(collection: Collection<T>, queue: SerialQueue | undefined, timeoutMs: number): Collection<T> {
   return new Proxy(collection, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
       if (typeof property !== 'string' || typeof value !== 'function') return value;
       const method = value as (...a: unknown[]) => unknown;
-      if (WRITES.has(property)) return (...args: unknown[]) => queue.run(() => method.apply(target, args) as Promise<unknown>);
+      if (WRITES.has(property)) {
+        if (!queue) return (...args: unknown[]) => withTimeout(method.apply(target, args) as Promise<unknown>, timeoutMs, `a store write (${property})`);
+        return (...args: unknown[]) => queue.run(() => method.apply(target, args) as Promise<unknown>);
+      }
       if (PROMISED_READS.has(property)) return (...args: unknown[]) => withTimeout(method.apply(target, args) as Promise<unknown>, timeoutMs, `a store read (${property})`);
       if (CURSOR_READS.has(property)) return (...args: unknown[]) => timedCursor(method.apply(target, args) as object, timeoutMs, property);
       return value;

@@ -66,7 +66,7 @@ export class Store {
   private constructor(
     private readonly client: MongoClient,
     readonly db: Db,
-    /** FerretDB: writes go one at a time and this process is the database's only writer. */
+    /** FerretDB: writes go one at a time, and the event log numbers its events itself. */
     serialised = false,
   ) {
     this.instances = db.collection('instances');
@@ -87,7 +87,9 @@ export class Store {
     await client.connect();
     const db = client.db(database);
     const ferret = await isFerretDb(db);
-    const store = new Store(client, ferret ? withSerialWrites(db) : db, ferret);
+    // Heartbeats (one document per process, written by it alone) and leadership generations
+    // (inserts) need no line, and must not wait in it (src/node/liveness.ts, leadership.ts).
+    const store = new Store(client, ferret ? withSerialWrites(db, undefined, ['heartbeats', 'leadership']) : db, ferret);
     await store.ensureIndexes();
     return store;
   }
