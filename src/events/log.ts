@@ -7,9 +7,11 @@
  * Readers must not step over a number that is still being written by a slower emitter: they
  * stop at a gap until it is older than GAP_GRACE_MS, after which it is treated as permanent.
  *
- * On FerretDB the node is the database's only writer (one process per party database, see
- * docs/operations.md), so there it numbers events itself, from the highest number recorded when
- * it started, and spares the counter's write: each FerretDB write waits in the node's one line.
+ * On FerretDB the node numbers events itself and spares the counter's write (each FerretDB write
+ * waits in the node's one line): from the highest number recorded, counting up in memory. A
+ * replica of the party may take a number first (it records the instances it starts); the insert
+ * under that `_id` then fails, and the number is read again from the log and the insert retried.
+ * Readers learn of the numbers other processes recorded by probing past the last one known.
  */
 import { EventEmitter } from 'node:events';
 import { MongoServerError, type Collection, type Db } from 'mongodb';
@@ -17,6 +19,10 @@ import type { EventInput, EventType, LockstepEvent } from '../model/event';
 
 const DUPLICATE_KEY = 11000;
 export const GAP_GRACE_MS = 5_000;
+/** Numbers tried for one event before giving up (each collision means a replica emitted meanwhile). */
+const MAX_NUMBER_ATTEMPTS = 20;
+/** How far past a missing number `head()` looks for events of other processes, every GAP_GRACE_MS. */
+const GAP_LOOKAHEAD = 4;
 
 interface EventDoc extends LockstepEvent {
   _id: number;
@@ -46,12 +52,14 @@ export class EventLog {
   private readonly keys: Collection<KeyDoc>;
   /** Wakes in-process readers at once; readers also poll, so other replicas' events are seen too. */
   readonly appended = new EventEmitter();
-  /** Only writer (FerretDB): the highest number handed out, once read back at the first use. */
+  /** Numbering itself (FerretDB): the highest number handed out, read back at the first use and after a collision. */
   private issued?: Promise<{ value: number }>;
+  /** When `head()` last looked past a missing number (see followOthers). */
+  private lookedAheadAt = 0;
 
   constructor(
     db: Db,
-    private readonly onlyWriter = false,
+    private readonly numbersItself = false,
   ) {
     this.events = db.collection('events');
     this.counters = db.collection('counters');
@@ -67,34 +75,41 @@ export class EventLog {
   /** Records a fact once; returns its event, or null if it was already recorded. */
   async emit(input: EventInput): Promise<LockstepEvent | null> {
     if (await this.keys.findOne({ _id: input.key })) return null;
-    const seq = await this.nextNumber();
-    const event: LockstepEvent = {
-      seq,
-      type: input.type,
-      at: new Date().toISOString(),
-      ...(input.instanceId ? { instanceId: input.instanceId } : {}),
-      ...(input.step ? { step: input.step } : {}),
-      ...(input.envelopeHash ? { envelopeHash: input.envelopeHash } : {}),
-      data: input.data ?? {},
-    };
-    try {
-      // The unique index on `key` is what guarantees once, also after a crash before the key below.
-      await this.events.insertOne({ _id: seq, key: input.key, recordedAt: new Date(), ...event });
-    } catch (error) {
-      // Another emitter recorded the same fact first: our number stays a gap.
-      if (error instanceof MongoServerError && error.code === DUPLICATE_KEY) {
-        await this.rememberKey(input.key, seq);
-        return null;
+    for (let attempt = 1; ; attempt++) {
+      const seq = await this.nextNumber();
+      const event: LockstepEvent = {
+        seq,
+        type: input.type,
+        at: new Date().toISOString(),
+        ...(input.instanceId ? { instanceId: input.instanceId } : {}),
+        ...(input.step ? { step: input.step } : {}),
+        ...(input.envelopeHash ? { envelopeHash: input.envelopeHash } : {}),
+        data: input.data ?? {},
+      };
+      try {
+        // The unique index on `key` is what guarantees once, also after a crash before the key below.
+        await this.events.insertOne({ _id: seq, key: input.key, recordedAt: new Date(), ...event });
+      } catch (error) {
+        if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+        const recorded = await this.recorded(input.key);
+        if (recorded === undefined && this.numbersItself && attempt < MAX_NUMBER_ATTEMPTS) {
+          // A replica took this number: read the highest again and try the next.
+          this.issued = undefined;
+          continue;
+        }
+        // Another emitter recorded the same fact first (on MongoDB our number stays a gap).
+        await this.rememberKey(input.key, recorded ?? seq);
+        if (recorded !== undefined) return null;
+        throw new Error(`event "${input.key}" not recorded: ${MAX_NUMBER_ATTEMPTS} numbers in a row were taken by other processes`);
       }
-      throw error;
+      await this.rememberKey(input.key, seq);
+      this.appended.emit('event', event);
+      return event;
     }
-    await this.rememberKey(input.key, seq);
-    this.appended.emit('event', event);
-    return event;
   }
 
   private async nextNumber(): Promise<number> {
-    if (!this.onlyWriter) {
+    if (!this.numbersItself) {
       // MongoDB only (on FerretDB the node numbers events itself): one atomic $inc, read back.
       // eslint-disable-next-line no-restricted-properties
       const counter = await this.counters.findOneAndUpdate({ _id: 'events' }, { $inc: { value: 1 } }, { upsert: true, returnDocument: 'after' });
@@ -116,6 +131,13 @@ export class EventLog {
     return this.issued;
   }
 
+  /** The number of the event recorded under `key`, if any (the key document first: an `_id` lookup). */
+  private async recorded(key: string): Promise<number | undefined> {
+    const known = await this.keys.findOne({ _id: key });
+    if (known) return known.seq;
+    return (await this.events.findOne({ key }))?._id;
+  }
+
   private async rememberKey(key: string, seq: number): Promise<void> {
     try {
       await this.keys.insertOne({ _id: key, seq });
@@ -131,8 +153,30 @@ export class EventLog {
 
   /** Highest number handed out so far (0 when none). */
   async head(): Promise<number> {
-    if (this.onlyWriter) return (await this.issuedSoFar()).value;
-    return (await this.counters.findOne({ _id: 'events' }))?.value ?? 0;
+    if (!this.numbersItself) return (await this.counters.findOne({ _id: 'events' }))?.value ?? 0;
+    const issued = await this.issuedSoFar();
+    await this.followOthers(issued);
+    return issued.value;
+  }
+
+  /**
+   * Replicas of the party number events too: moves past the numbers they recorded after this
+   * process's own, probing the next number (one `_id` lookup), and now and then a few more, to
+   * step over a number a crashed process took and never wrote.
+   */
+  private async followOthers(issued: { value: number }): Promise<void> {
+    let window = 1;
+    if (Date.now() - this.lookedAheadAt > GAP_GRACE_MS) {
+      this.lookedAheadAt = Date.now();
+      window = GAP_LOOKAHEAD;
+    }
+    for (let k = 1; k <= window; k++) {
+      const seq = issued.value + k;
+      if (!(await this.events.findOne({ _id: seq }))) continue;
+      // Not `+=`: an emit of this process may have taken numbers meanwhile.
+      issued.value = Math.max(issued.value, seq);
+      k = 0;
+    }
   }
 
   /**
