@@ -153,3 +153,52 @@ test('a write that never finishes is abandoned with an error after the timeout, 
   await expect(stuck).rejects.toThrow(/did not finish within 200 ms; abandoned/);
   expect(await next).toBe('next');
 });
+
+test('two processes numbering one event log (replicas): every event once, under its own number, with no gaps', async () => {
+  const db = client.db('event_replicas');
+  const ferret = mongo.kind === 'ferretdb';
+  // Two processes: each its own write line and its own count of the numbers handed out.
+  const [one, two] = [0, 1].map(() => new EventLog(ferret ? withSerialWrites(db) : db, ferret));
+  await one!.emit({ type: 'instance.started', key: 'first', data: {} });
+  await two!.head(); // `two` reads the highest number now, so its next numbers collide with `one`'s
+  const emitted = await Promise.all(
+    Array.from({ length: 12 }, (_, i) => [
+      one!.emit({ type: 'instance.started', key: `one:${i}`, data: {} }),
+      two!.emit({ type: 'instance.started', key: `two:${i}`, data: {} }),
+    ]).flat(),
+  );
+  expect(emitted.every((e) => e !== null)).toBe(true);
+  // A fact the other process recorded is not recorded again.
+  expect(await two!.emit({ type: 'instance.started', key: 'one:3', data: {} })).toBeNull();
+  expect(await one!.emit({ type: 'instance.started', key: 'two:5', data: {} })).toBeNull();
+  // Each reads every event, the other's recorded after its own included.
+  for (const log of [one!, two!]) {
+    expect(await log.head()).toBe(25);
+    expect((await log.readAfter(0, 100)).events.map((e) => e.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+  }
+  const keys = await db.collection<{ _id: number; key: string }>('events').find({}).toArray();
+  expect(new Set(keys.map((k) => k.key)).size).toBe(keys.length);
+  if (!ferret) return;
+  // A process took 26 and died before writing it; another recorded 27: readers step over the hole.
+  const third = new EventLog(withSerialWrites(db), true);
+  await third.head();
+  await db.collection<{ _id: number }>('events').insertOne({ _id: 27, key: 'after-a-hole', type: 'instance.started', at: new Date().toISOString(), data: {}, seq: 27, recordedAt: new Date(Date.now() - 60_000) } as never);
+  const fresh = new EventLog(withSerialWrites(db), true);
+  expect(await fresh.head()).toBe(27);
+  expect((await fresh.readAfter(25, 10)).events.map((e) => e.seq)).toEqual([27]);
+});
+
+test('writes to collections outside the line (heartbeats) do not wait behind a slow write', async () => {
+  const queue = new SerialQueue(1_000);
+  const db = withSerialWrites(raw, queue, ['heartbeats']);
+  // A write that holds the line, as a backlog of store writes would.
+  const stuck = queue.run(() => new Promise<never>(() => undefined));
+  let queuedDone = false;
+  const queued = db.collection('lined').insertOne({ _id: 'behind' } as never).then(() => (queuedDone = true));
+  await db.collection('heartbeats').insertOne({ _id: 'process-1', seenAt: new Date() } as never);
+  expect(queuedDone).toBe(false);
+  expect(await raw.collection('heartbeats').findOne({ _id: 'process-1' as never })).not.toBeNull();
+  await expect(stuck).rejects.toThrow(/abandoned/);
+  await queued;
+  expect(queuedDone).toBe(true);
+});
