@@ -11,7 +11,6 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { startTestNetwork, type TestNetwork } from './support/network';
-import { freePorts } from '../src/stack/ports';
 import { quietTemporalRuntime } from './support/quiet-runtime';
 import { seedFromEnv } from './support/seeded-random';
 import { FAULT_KINDS, PARTIES, runWithFaults } from './support/fault-run';
@@ -61,31 +60,6 @@ function cli(args: string[], timeout = 60_000): Promise<{ status: number | null;
     );
   });
 }
-
-test('a second node process of a party: on FerretDB refused, naming the running one; on MongoDB a replica', async () => {
-  const kind = net.stack.processes().some((p) => p.name === 'ferretdb') ? 'ferretdb' : 'mongod';
-  const [api, dx] = await freePorts(2);
-  const before = await net.api('alpha').get('/status');
-  const second = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [join(__dirname, '..', 'dist/src/cli/main.js'), 'node', '--party', 'alpha', '--network', net.stack.networkPath],
-      { env: { ...process.env, LOCKSTEP_DEFINITIONS: join(__dirname, 'fixtures', 'definitions'), LOCKSTEP_API_PORT: String(api), LOCKSTEP_DX_PORT: String(dx) }, timeout: kind === 'ferretdb' ? 60_000 : 20_000 },
-      (_error, stdout, stderr) => resolve({ status: child.exitCode, stdout, stderr }),
-    );
-  });
-  if (kind === 'mongod') {
-    // A replica: it starts, serves, and leaves the leading to the running process (ended by the timeout).
-    expect(`${second.stdout}${second.stderr}`).toMatch(/node ready/);
-    expect(`${second.stdout}${second.stderr}`).not.toMatch(/leading this party/);
-    return;
-  }
-  expect(second.status).not.toBe(0);
-  expect(`${second.stdout}${second.stderr}`).toMatch(new RegExp(`another node process of alpha \\(pid ${net.nodes.pids().alpha} on `));
-  const after = await net.api('alpha').get('/status');
-  expect(after.status).toBe(200);
-  expect(after.body.party).toBe(before.body.party);
-}, 90_000);
 
 test("lockstep rescan rebuilds a stopped node's chain records from the chain; its history stays the same and it goes on", async () => {
   const network = join(net.dir, 'network-nodes.json');

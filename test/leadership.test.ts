@@ -42,10 +42,10 @@ interface Member {
   stopped: number;
 }
 
-function member(name: string, host: string, exclusive = false): Member {
+function member(name: string, host: string): Member {
   const liveness = new NodeLiveness(db, log, { host, pid: 1000 });
   const m: Member = { name, liveness, started: 0, stopped: 0, leadership: undefined as unknown as Leadership };
-  m.leadership = new Leadership(db, liveness, { start: () => void m.started++, stop: () => Promise.resolve(void m.stopped++) }, log, exclusive);
+  m.leadership = new Leadership(db, liveness, { start: () => void m.started++, stop: () => Promise.resolve(void m.stopped++) }, log);
   return m;
 }
 
@@ -131,17 +131,4 @@ test('a leader whose heartbeat cannot be written steps down, and leads again onc
   expect(a.leadership.current()!.generation).toBe(generation + 1);
   await a.leadership.stop();
   await a.liveness.stop();
-}, 30_000);
-
-test("a party's only process (FerretDB) leads from the start and does not step down when its heartbeat lags", async () => {
-  const only = member('only', 'host-only', true);
-  await only.liveness.start();
-  await only.leadership.start();
-  expect([only.leadership.isLeader, only.started]).toEqual([true, 1]);
-  only.liveness.lastBeat = Date.now() - STALE_AFTER_MS;
-  await new Promise((r) => setTimeout(r, 2_500));
-  expect([only.leadership.isLeader, only.stopped]).toEqual([true, 0]);
-  await only.leadership.stop();
-  expect(only.stopped).toBe(1);
-  await only.liveness.stop();
 }, 30_000);

@@ -14,6 +14,7 @@ import { jsonBody } from '../http/json-body';
 import type { Webhooks } from '../events/webhooks';
 import type { ApiKeys } from './auth';
 import type { IdempotencyKeys } from './idempotency';
+import type { Leadership } from '../node/leadership';
 import { instanceRoutes } from './instances';
 import { historyRoutes } from './history';
 import { taskRoutes } from './tasks';
@@ -27,6 +28,8 @@ export interface ApiServices {
   keys: ApiKeys;
   idempotency: IdempotencyKeys;
   webhooks: Webhooks;
+  /** Which of the party's processes leads (shown in /status). */
+  leadership: Leadership;
 }
 
 export function createApiApp(ctx: NodeContext, listener: ChainListener, services: ApiServices): Express {
@@ -37,7 +40,7 @@ export function createApiApp(ctx: NodeContext, listener: ChainListener, services
 
   app.use(swaggerUi());
   const api = express.Router();
-  api.use(statusRoutes(ctx, listener));
+  api.use(statusRoutes(ctx, listener, services.leadership));
   api.get('/openapi.json', (_req, res) => {
     res.json(openApi);
   });

@@ -1,6 +1,7 @@
 /** `GET /status`: is this node healthy, and how far behind the chain is its listener. */
 import { Router } from 'express';
 import type { ChainListener } from '../chain/listener';
+import type { Leadership } from '../node/leadership';
 import type { NodeContext } from '../node/context';
 
 const PROBE_TIMEOUT_MS = 2_000;
@@ -20,7 +21,7 @@ async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; erro
   }
 }
 
-export function statusRoutes(ctx: NodeContext, listener: ChainListener): Router {
+export function statusRoutes(ctx: NodeContext, listener: ChainListener, leadership: Leadership): Router {
   const r = Router();
   r.get('/status', async (_req, res) => {
     const me = ctx.network.parties[ctx.party]!;
@@ -35,6 +36,8 @@ export function statusRoutes(ctx: NodeContext, listener: ChainListener): Router 
     res.status(temporal.ok && mongodb.ok ? 200 : 503).json({
       party: ctx.party,
       address: ctx.wallet.address,
+      // With replicas, one process leads: it runs the activities, data exchange, batcher, listener and webhooks.
+      process: { leading: leadership.isLeader, leader: leadership.current() ?? null },
       temporal: { ...temporal, namespace: me.namespace },
       mongodb,
       chain: {

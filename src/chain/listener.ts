@@ -56,21 +56,43 @@ export class ChainListener {
   private settled?: { number: number; hash: string };
   /** The checkpoint as last read or written: while it runs, this listener is its only writer. */
   private known?: CheckpointDoc | null;
+  /** Only `head` is kept current: another process of the party leads (src/node/leadership.ts). */
+  private following = false;
+  private looping = false;
 
   constructor(private readonly opts: ListenerOptions) {}
 
+  /** Reads the chain into the store and finalises steps: on the party's leading process. */
   start(): void {
-    this.stopped = false;
+    this.following = false;
     // Another process may have led (and moved the checkpoint) since this one last ran.
     this.settled = undefined;
     this.known = undefined;
-    this.schedule(0);
+    this.loop();
+  }
+
+  /**
+   * Keeps only `head` current, for the confirmations and status a replica serves; the leader's
+   * listener does the rest. Resolves once a leading pass under way has ended.
+   */
+  async follow(): Promise<void> {
+    this.following = true;
+    await this.ticking;
+    this.loop();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.looping = false;
     if (this.timer) clearTimeout(this.timer);
     await this.ticking;
+  }
+
+  private loop(): void {
+    this.stopped = false;
+    if (this.looping) return;
+    this.looping = true;
+    this.schedule(0);
   }
 
   private schedule(delay: number): void {
@@ -94,6 +116,7 @@ export class ChainListener {
     if (this.deepReorg) return;
     const top = await sequencer.headBlock();
     this.head = top.number;
+    if (this.following) return;
     if (this.settled?.hash === top.hash) {
       await this.opts.onProgress();
       return;

@@ -1,6 +1,9 @@
 /**
  * Which process of a party runs the work there must be one of: the batcher (one chain account,
- * one nonce sequence), the chain listener with its signalling, and the webhook dispatcher.
+ * one nonce sequence), the chain listener with its signalling, the webhook dispatcher, and
+ * everything that updates shared documents in the party's database: the workflow activities and
+ * the data-exchange endpoint (on FerretDB two processes updating one document lose a change,
+ * see src/store/serial-writes.ts). The other processes serve the REST API and workflow tasks.
  *
  * Leadership is held in generations: `leader:<n>` documents, each created by a plain insert, so
  * of two processes campaigning for generation n + 1 exactly one succeeds (a unique `_id` is the
@@ -47,12 +50,6 @@ export class Leadership {
     private readonly liveness: NodeLiveness,
     private readonly work: LeaderWork,
     private readonly log: Logger,
-    /**
-     * This process is the party's only one (on FerretDB a second is refused at start): it leads
-     * without campaigning. Its heartbeat waits in FerretDB's write line and may lag under load;
-     * with nobody to take over, stepping down for that would only stop the work.
-     */
-    private readonly exclusive = false,
   ) {
     this.docs = db.collection('leadership');
   }
@@ -68,12 +65,6 @@ export class Leadership {
 
   /** Campaigns once at once (so a lone node leads from its first moment), then every heartbeat. */
   async start(): Promise<void> {
-    if (this.exclusive) {
-      this.leading = true;
-      this.log.info('leading this party\'s batcher, chain listener and webhooks (its only process)');
-      await this.work.start();
-      return;
-    }
     await this.campaign();
     this.timer = setInterval(() => {
       this.running = this.running.then(() => this.campaign()).catch((err: unknown) => this.log.warn({ err }, 'leadership check failed; retrying'));
@@ -123,7 +114,7 @@ export class Leadership {
     this.generation = doc.generation;
     this.holder = doc;
     this.leading = true;
-    this.log.info({ generation: doc.generation, previous: newest?.owner }, 'leading this party\'s batcher, chain listener and webhooks');
+    this.log.info({ generation: doc.generation, previous: newest?.owner }, 'leading this party: activities, data exchange, batcher, chain listener and webhooks');
     await this.work.start();
   }
 
@@ -134,7 +125,7 @@ export class Leadership {
 
   private async stepDown(why: string): Promise<void> {
     this.leading = false;
-    this.log.warn({ why }, 'no longer leading: stopping the batcher, chain listener and webhooks');
+    this.log.warn({ why }, 'no longer leading: stopping activities, data exchange, batcher, chain listener and webhooks');
     await this.work.stop();
   }
 }

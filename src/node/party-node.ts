@@ -1,7 +1,11 @@
 /**
- * A party node: one process per party, with its Temporal worker (in the party's namespace), its
- * REST API, its data-exchange endpoint for peers and its chain listener. It reads only its own
+ * A party node: a process of the party, with its Temporal worker (in the party's own namespace),
+ * its REST API, its data-exchange endpoint for peers and its chain listener. It reads only its own
  * database and namespace; it meets other parties only through data exchange and the chain.
+ *
+ * A party may run several such processes against one database and namespace (replicas): all
+ * serve the REST API and workflow tasks; the leading one (leadership.ts) also runs the
+ * activities, the data-exchange endpoint, the batcher, the chain listener and webhooks.
  */
 import http, { type Server } from 'node:http';
 import https from 'node:https';
@@ -33,6 +37,7 @@ import { EventSockets } from '../events/websocket';
 import { serialStatsOf } from '../store/serial-writes';
 import { NodeLiveness } from './liveness';
 import { Leadership } from './leadership';
+import { PartyWorkers } from './workers';
 import type { Logger } from 'pino';
 
 export interface RunningNode {
@@ -54,6 +59,50 @@ function close(server: Server): Promise<void> {
   });
 }
 
+/**
+ * A port served only while this process leads. On one host, a previous leader may still hold it
+ * as it steps down: the port is tried again until it is free, or this process stops leading.
+ */
+class LeaderPort {
+  private opening?: Promise<void>;
+  private wanted = false;
+
+  constructor(
+    private readonly server: Server,
+    private readonly port: number,
+    private readonly host: string,
+    private readonly what: string,
+    private readonly log: Logger,
+  ) {}
+
+  open(): void {
+    this.wanted = true;
+    this.opening ??= (async () => {
+      for (let attempt = 1; this.wanted && !this.server.listening; attempt++) {
+        try {
+          await listen(this.server, this.port, this.host);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+          if (attempt === 1) this.log.warn({ port: this.port }, `the ${this.what} port is still taken (a previous leader stepping down?); trying again`);
+          await new Promise((r) => setTimeout(r, LEADER_PORT_RETRY_MS));
+        }
+      }
+      // Stepped down while opening: not served after all.
+      if (!this.wanted && this.server.listening) await close(this.server);
+    })()
+      .catch((err: unknown) => this.log.error({ err, port: this.port }, `the ${this.what} endpoint could not be opened`))
+      .finally(() => (this.opening = undefined));
+  }
+
+  async close(): Promise<void> {
+    this.wanted = false;
+    await this.opening;
+    if (this.server.listening) await close(this.server);
+  }
+}
+
+const LEADER_PORT_RETRY_MS = 500;
+
 export async function startPartyNode(config: NodeConfig, network: NetworkFile, privateKey: string): Promise<RunningNode> {
   const log = createLogger(config.party, config.logLevel);
   const me = network.parties[config.party]!;
@@ -64,12 +113,6 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   const definitions = new DefinitionRegistry(loadDefinitions(config.definitionsDir));
   const store = await Store.connect(network.mongodb.uri, me.database);
   const liveness = new NodeLiveness(store.db, log);
-  try {
-    await refuseSecondProcessOnFerretDb(store, liveness, config.party);
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
   await liveness.start();
   const sequencer = new SequencerClient({ rpcUrl: network.chain.rpcUrl, address: network.chain.sequencer, chainId: network.chain.chainId });
   const batcher = new Batcher({
@@ -91,14 +134,18 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   const ctx: NodeContext = { party: config.party, config, network, wallet, store, definitions, sequencer, batcher, temporal, dx: dxClient, log };
 
   const workerConnection = await NativeConnection.connect({ address: network.temporal.address });
-  const worker = await Worker.create({
-    connection: workerConnection,
-    namespace: me.namespace,
-    taskQueue: TASK_QUEUE,
-    ...workflowSource(),
-    activities: createActivities(ctx),
-  });
-  const workerRun = worker.run();
+  const activities = createActivities(ctx);
+  const workers = new PartyWorkers(
+    (kind) =>
+      Worker.create({
+        connection: workerConnection,
+        namespace: me.namespace,
+        taskQueue: TASK_QUEUE,
+        ...(kind === 'workflows' ? workflowSource() : { activities }),
+      }),
+    log,
+  );
+  await workers.start();
 
   const pins = new PinSignaller(ctx);
   const listener = new ChainListener({
@@ -118,34 +165,40 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   await idempotency.ensureIndexes();
   const webhooks = new Webhooks(store.db, store.events, config.webhooks, log);
   await webhooks.ensureIndexes();
-  // One process of the party runs these (replicas: the others serve the API, the data exchange and
-  // Temporal tasks, and take over when the leader's heartbeat stops).
+  const dxApp = createExchangeApp(ctx, pins);
+  const dx = new LeaderPort(config.dxTls ? https.createServer(dxServerOptions(config.dxTls), dxApp) : http.createServer(dxApp), config.dxPort, config.listenHost, 'data exchange', log);
+  // One process of the party runs these (replicas: the others serve the REST API and workflow
+  // tasks, and take over when the leader's heartbeat stops).
+  let shuttingDown = false;
   const leadership = new Leadership(
     store.db,
     liveness,
     {
-      start: () => {
+      start: async () => {
+        await workers.lead();
+        dx.open();
         batcher.start();
         listener.start();
         webhooks.start();
       },
       stop: async () => {
+        await dx.close();
+        // Activities under way finish first: they may wait on the batcher.
+        await workers.follow();
         await webhooks.stop();
-        await listener.stop();
+        if (!shuttingDown) await listener.follow();
         await batcher.stop();
       },
     },
     log,
-    serialStatsOf(store.db) !== null,
   );
   pins.onlyWhile(() => leadership.isLeader);
+  void listener.follow();
   await leadership.start();
   const sockets = new EventSockets(store.db, store.events, keys, log, config.eventWindow);
 
-  const api = await listen(http.createServer(createApiApp(ctx, listener, { keys, idempotency, webhooks })), config.apiPort, config.listenHost);
+  const api = await listen(http.createServer(createApiApp(ctx, listener, { keys, idempotency, webhooks, leadership })), config.apiPort, config.listenHost);
   sockets.attach(api);
-  const dxApp = createExchangeApp(ctx, pins);
-  const dx = await listen(config.dxTls ? https.createServer(dxServerOptions(config.dxTls), dxApp) : http.createServer(dxApp), config.dxPort, config.listenHost);
   const dxTransport = config.dxTls ? (config.dxTls.requireClientCert ? 'mutual TLS' : 'TLS') : 'plain HTTP';
   // A TLS-terminating proxy may advertise https for a node that speaks HTTP behind it, so this only warns.
   if ((new URL(me.dxUrl).protocol === 'https:') !== Boolean(config.dxTls)) log.warn({ dx: me.dxUrl, dxTransport }, 'the network file advertises a different scheme than this node serves data exchange with');
@@ -156,12 +209,13 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       clearInterval(writeStats);
+      shuttingDown = true;
       await sockets.close();
-      await Promise.all([close(api), close(dx)]);
+      await close(api);
       await leadership.stop();
+      await listener.stop();
+      await workers.stop();
       await liveness.stop();
-      worker.shutdown();
-      await workerRun.catch((err: unknown) => log.warn({ err }, 'worker stopped with an error'));
       await workerConnection.close();
       await clientConnection.close();
       sequencer.destroy();
@@ -178,23 +232,6 @@ function apiKeysFor(config: NodeConfig, network: NetworkFile): ApiKeys {
   const dev = network.devApiKeys?.[config.party];
   if (!dev) throw new Error(`no API keys for ${config.party}: set LOCKSTEP_API_KEYS or LOCKSTEP_API_KEYS_FILE (see docs/api.md)`);
   return new ApiKeys([{ key: dev, app: 'dev', roles: ['*'] }]);
-}
-
-/**
- * On FerretDB, whose updates are not atomic between processes (serial-writes.ts), a party runs one
- * node process per database: a second one is refused while the first is alive.
- */
-async function refuseSecondProcessOnFerretDb(store: Store, liveness: NodeLiveness, party: string): Promise<void> {
-  if (serialStatsOf(store.db) === null) return;
-  for (const beat of await store.db.collection<{ _id: string }>('heartbeats').find({}).toArray()) {
-    if (!(await liveness.isAlive(beat._id))) continue;
-    const other = await liveness.heartbeat(beat._id);
-    throw new Error(
-      `another node process of ${party} (pid ${other?.pid} on ${other?.host}) is running against this database; ` +
-        'on FerretDB a party runs one node process, because FerretDB 1.x does not apply updates atomically between processes. ' +
-        'Stop the other process, or use MongoDB (MONGODB_URI) to run replicas',
-    );
-  }
 }
 
 /** Debug: the running totals of the serialised writes (FerretDB only), for the benchmark's profile. */

@@ -1,0 +1,80 @@
+/**
+ * The party's Temporal workers. Every process of the party runs the instance workflows' tasks
+ * (pure, deterministic, no store writes); the leading process alone also runs the activities,
+ * which write the party's database (see leadership.ts). They are two workers on the one task
+ * queue: the SDK allows one worker per kind of task and queue in a process, and the workflow
+ * worker (with its cache of running workflows) then stays as leadership comes and goes.
+ */
+import type { Worker } from '@temporalio/worker';
+import type { Logger } from 'pino';
+
+export type WorkerKind = 'workflows' | 'activities';
+
+interface Running {
+  worker: Worker;
+  run: Promise<void>;
+}
+
+export class PartyWorkers {
+  private workflows?: Running;
+  private activities?: Running;
+  /** Changes run one after another, in the order asked for. */
+  private changing: Promise<void> = Promise.resolve();
+
+  constructor(
+    /** Makes a worker on the party's task queue for one kind of task. */
+    private readonly create: (kind: WorkerKind) => Promise<Worker>,
+    private readonly log: Logger,
+  ) {}
+
+  /** Workflow tasks, from now until stop. */
+  start(): Promise<void> {
+    return this.change(async () => {
+      this.workflows ??= await this.launch('workflows');
+    });
+  }
+
+  /** Activities too: this process leads. */
+  lead(): Promise<void> {
+    return this.change(async () => {
+      this.activities ??= await this.launch('activities');
+    });
+  }
+
+  /** No activities: another process leads. Resolves once the activities under way have ended. */
+  follow(): Promise<void> {
+    return this.change(async () => {
+      const old = this.activities;
+      this.activities = undefined;
+      await this.retire(old);
+    });
+  }
+
+  stop(): Promise<void> {
+    return this.change(async () => {
+      const [activities, workflows] = [this.activities, this.workflows];
+      this.activities = this.workflows = undefined;
+      await Promise.all([this.retire(activities), this.retire(workflows)]);
+    });
+  }
+
+  private change(work: () => Promise<void>): Promise<void> {
+    const next = this.changing.then(work);
+    this.changing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async launch(kind: WorkerKind): Promise<Running> {
+    const worker = await this.create(kind);
+    const run = worker.run().catch((err: unknown) => this.log.warn({ err, kind }, 'worker stopped with an error'));
+    return { worker, run };
+  }
+
+  /** Shuts a worker down; resolves once the tasks under way have ended. */
+  private async retire(running: Running | undefined): Promise<void> {
+    if (!running) return;
+    // Only a running worker can be shut down; one that stopped with an error is done already.
+    if (running.worker.getState() === 'RUNNING') running.worker.shutdown();
+    await running.run;
+  }
+}
