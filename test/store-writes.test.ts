@@ -11,7 +11,7 @@ import { startMongo, type RunningMongo } from '../src/stack/mongo-server';
 import { freePort } from '../src/stack/ports';
 import { isFerretDb, SerialQueue, withSerialWrites } from '../src/store/serial-writes';
 import { slotId, Store } from '../src/store/store';
-import { EventLog } from '../src/events/log';
+import { EventLog, eventId } from '../src/events/log';
 import type { SignedEnvelope } from '../src/model/envelope';
 import type { Invitation } from '../src/model/instance';
 import { contextOf, tagOf } from '../src/chain/pins';
@@ -63,7 +63,7 @@ test('concurrent bulkWrites of different fields on the same documents: every fie
   }
 });
 
-describe('a step number takes one envelope, claimed in one write', () => {
+describe('a step number takes one envelope', () => {
   let store: Store;
   const secret = `0x${'11'.repeat(32)}`;
   const invitation: Invitation = {
@@ -90,8 +90,18 @@ describe('a step number takes one envelope, claimed in one write', () => {
     await store.savePendingStep(instance, envelope('0xaaa', 1), false);
     await expect(store.savePendingStep(instance, envelope('0xbbb', 1), false)).rejects.toThrow(/alpha already sent a different envelope \(0xaaa\)/);
     const slot = await store.slots.findOne({ _id: slotId('inst-claim', 'alpha', 1) });
-    expect(slot).toMatchObject({ envelopeHash: '0xaaa', author: 'alpha', nonce: 1, tag: tagOf(contextOf(secret, 'alpha', 1)), proven: false, confirmed: false, signaled: 'none' });
+    expect(slot).toMatchObject({ envelopeHash: '0xaaa', author: 'alpha', nonce: 1, tag: tagOf(contextOf(secret, 'alpha', 1)), proven: false, signaled: 'none' });
     expect(await store.step('0xbbb')).toBeNull();
+  });
+
+  test('two different envelopes for one fresh step number at once: exactly one is taken', async () => {
+    const instance = (await store.instance('inst-claim'))!;
+    const outcomes = await Promise.allSettled(['0xccc', '0xddd', '0xccc'].map((hash) => store.savePendingStep(instance, envelope(hash, 3), false)));
+    const slot = await store.slots.findOne({ _id: slotId('inst-claim', 'alpha', 3) });
+    const winner = slot!.envelopeHash!;
+    expect(['0xccc', '0xddd']).toContain(winner);
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(winner === '0xccc' ? 2 : 1);
+    expect(await store.step(winner === '0xccc' ? '0xddd' : '0xccc')).toBeNull();
   });
 
   test('a slot the listener created first (tag seen before the data) is claimed and keeps its position', async () => {
@@ -171,18 +181,20 @@ test('two processes numbering one event log (replicas): every event once, under 
   // A fact the other process recorded is not recorded again.
   expect(await two!.emit({ type: 'instance.started', key: 'one:3', data: {} })).toBeNull();
   expect(await one!.emit({ type: 'instance.started', key: 'two:5', data: {} })).toBeNull();
-  // Each reads every event, the other's recorded after its own included.
+  // Each reads every event, the other's recorded after its own included (each looks for the
+  // other's numbers at most once a second).
+  await new Promise((r) => setTimeout(r, 1_100));
   for (const log of [one!, two!]) {
     expect(await log.head()).toBe(25);
     expect((await log.readAfter(0, 100)).events.map((e) => e.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
   }
-  const keys = await db.collection<{ _id: number; key: string }>('events').find({}).toArray();
+  const keys = await db.collection<{ _id: string; key: string }>('events').find({}).toArray();
   expect(new Set(keys.map((k) => k.key)).size).toBe(keys.length);
   if (!ferret) return;
   // A process took 26 and died before writing it; another recorded 27: readers step over the hole.
   const third = new EventLog(withSerialWrites(db), true);
   await third.head();
-  await db.collection<{ _id: number }>('events').insertOne({ _id: 27, key: 'after-a-hole', type: 'instance.started', at: new Date().toISOString(), data: {}, seq: 27, recordedAt: new Date(Date.now() - 60_000) } as never);
+  await db.collection<{ _id: string }>('events').insertOne({ _id: eventId(27), key: 'after-a-hole', type: 'instance.started', at: new Date().toISOString(), data: {}, seq: 27, recordedAt: new Date(Date.now() - 60_000) } as never);
   const fresh = new EventLog(withSerialWrites(db), true);
   expect(await fresh.head()).toBe(27);
   expect((await fresh.readAfter(25, 10)).events.map((e) => e.seq)).toEqual([27]);
@@ -201,4 +213,21 @@ test('writes to collections outside the line (heartbeats) do not wait behind a s
   await expect(stuck).rejects.toThrow(/abandoned/);
   await queued;
   expect(queuedDone).toBe(true);
+});
+
+test('an event log written with numeric ids is renumbered under string ids once, and read on from there', async () => {
+  const db = client.db('event_legacy');
+  const ferret = mongo.kind === 'ferretdb';
+  const old = db.collection<{ _id: number | string; seq: number }>('events');
+  for (const seq of [1, 2, 3]) await old.insertOne({ _id: seq, seq, key: `legacy:${seq}`, type: 'instance.started', at: new Date().toISOString(), data: {}, recordedAt: new Date() } as never);
+  const log = new EventLog(ferret ? withSerialWrites(db) : db, ferret);
+  await log.ensureIndexes();
+  expect((await old.find({}).toArray()).map((d) => d._id).sort()).toEqual([eventId(1), eventId(2), eventId(3)]);
+  if (!ferret) await db.collection('counters').insertOne({ _id: 'events', value: 3 } as never);
+  expect((await log.emit({ type: 'instance.started', key: 'after-renumbering', data: {} }))?.seq).toBe(4);
+  expect((await log.readAfter(0, 10)).events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+  // Once done, a later start reads nothing more (the mark is in `counters`).
+  await old.insertOne({ _id: 99, seq: 99, key: 'stray', type: 'instance.started', at: new Date().toISOString(), data: {}, recordedAt: new Date() } as never);
+  await new EventLog(db, ferret).ensureIndexes();
+  expect(await old.findOne({ _id: 99 })).not.toBeNull();
 });

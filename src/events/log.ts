@@ -19,15 +19,33 @@ import type { EventInput, EventType, LockstepEvent } from '../model/event';
 
 const DUPLICATE_KEY = 11000;
 export const GAP_GRACE_MS = 5_000;
+/** The `counters` document that marks the log's ids as strings (see renumberLegacyIds). */
+const STRING_IDS = 'eventIdsAreStrings';
+/** The key suffix of an event copied from a numeric id while the original still holds the key. */
+const PROVISIONAL = '\u0000renumbering';
 /** Numbers tried for one event before giving up (each collision means a replica emitted meanwhile). */
 const MAX_NUMBER_ATTEMPTS = 20;
 /** How far past a missing number `head()` looks for events of other processes, every GAP_GRACE_MS. */
 const GAP_LOOKAHEAD = 4;
+/** How often `head()` looks for numbers other processes recorded (readers poll more often). */
+const PROBE_EVERY_MS = 1_000;
 
+/**
+ * `_id` is the event's number as a fixed-width decimal string (eventId): FerretDB 1.x reads from
+ * an index only a filter that is exactly `{_id: <string or ObjectId>}`; a numeric `_id` made each
+ * lookup read and decode the whole log (most of FerretDB's time in the benchmark).
+ */
 interface EventDoc extends LockstepEvent {
-  _id: number;
+  _id: string;
   key: string;
   recordedAt: Date;
+}
+
+/** Wide enough for Number.MAX_SAFE_INTEGER; string order is number order. */
+const ID_DIGITS = 16;
+
+export function eventId(seq: number): string {
+  return String(seq).padStart(ID_DIGITS, '0');
 }
 
 /** `_id` is an event's key: FerretDB answers only `{_id}` lookups from an index, so dedupe goes here. */
@@ -54,7 +72,8 @@ export class EventLog {
   readonly appended = new EventEmitter();
   /** Numbering itself (FerretDB): the highest number handed out, read back at the first use and after a collision. */
   private issued?: Promise<{ value: number }>;
-  /** When `head()` last looked past a missing number (see followOthers). */
+  /** When `head()` last looked for numbers other processes recorded, and last looked past a missing one (see followOthers). */
+  private probedAt = 0;
   private lookedAheadAt = 0;
 
   constructor(
@@ -70,6 +89,29 @@ export class EventLog {
   async ensureIndexes(): Promise<void> {
     await this.events.createIndex({ key: 1 }, { unique: true });
     await this.events.createIndex({ instanceId: 1, _id: 1 });
+    await this.renumberLegacyIds();
+  }
+
+  /**
+   * Logs written before event ids were strings keep their events under numeric `_id`s: each is
+   * copied under eventId, then removed. The copy carries a provisional key until the original
+   * is gone (keys are unique), so a crash midway leaves at most a copy to finish on the next
+   * start. Marked done in `counters`, so later starts read nothing.
+   */
+  private async renumberLegacyIds(): Promise<void> {
+    if (await this.counters.findOne({ _id: STRING_IDS })) return;
+    const docs = await this.events.find({}).toArray();
+    for (const doc of docs) {
+      const legacy = typeof (doc._id as unknown) === 'number';
+      if (!legacy && !doc.key.endsWith(PROVISIONAL)) continue;
+      const key = legacy ? doc.key : doc.key.slice(0, -PROVISIONAL.length);
+      if (legacy) {
+        await ignoreDuplicateKey(this.events.insertOne({ ...doc, _id: eventId(doc.seq), key: key + PROVISIONAL }));
+        await this.events.deleteOne({ _id: doc._id });
+      }
+      await this.events.updateOne({ _id: eventId(doc.seq) }, { $set: { key } });
+    }
+    await ignoreDuplicateKey(this.counters.insertOne({ _id: STRING_IDS, value: docs.length }));
   }
 
   /** Records a fact once; returns its event, or null if it was already recorded. */
@@ -88,7 +130,7 @@ export class EventLog {
       };
       try {
         // The unique index on `key` is what guarantees once, also after a crash before the key below.
-        await this.events.insertOne({ _id: seq, key: input.key, recordedAt: new Date(), ...event });
+        await this.events.insertOne({ _id: eventId(seq), key: input.key, recordedAt: new Date(), ...event });
       } catch (error) {
         if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
         const recorded = await this.recorded(input.key);
@@ -124,7 +166,7 @@ export class EventLog {
     this.issued ??= (async () => {
       const counter = (await this.counters.findOne({ _id: 'events' }))?.value ?? 0;
       const [last] = await this.events.find({}).sort({ _id: -1 }).limit(1).toArray();
-      return { value: Math.max(counter, last?._id ?? 0) };
+      return { value: Math.max(counter, last?.seq ?? 0) };
     })();
     // A failed read is tried again on the next use.
     this.issued.catch(() => (this.issued = undefined)).catch(() => undefined);
@@ -135,15 +177,11 @@ export class EventLog {
   private async recorded(key: string): Promise<number | undefined> {
     const known = await this.keys.findOne({ _id: key });
     if (known) return known.seq;
-    return (await this.events.findOne({ key }))?._id;
+    return (await this.events.findOne({ key }))?.seq;
   }
 
   private async rememberKey(key: string, seq: number): Promise<void> {
-    try {
-      await this.keys.insertOne({ _id: key, seq });
-    } catch (error) {
-      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
-    }
+    await ignoreDuplicateKey(this.keys.insertOne({ _id: key, seq }));
   }
 
   /** Whether the fact with this key is recorded. A crash between writing an event and its key leaves the key out until that fact is emitted again. */
@@ -165,6 +203,9 @@ export class EventLog {
    * step over a number a crashed process took and never wrote.
    */
   private async followOthers(issued: { value: number }): Promise<void> {
+    // Readers call this on every poll; other processes' events may wait a moment to be seen.
+    if (Date.now() - this.probedAt < PROBE_EVERY_MS) return;
+    this.probedAt = Date.now();
     let window = 1;
     if (Date.now() - this.lookedAheadAt > GAP_GRACE_MS) {
       this.lookedAheadAt = Date.now();
@@ -172,7 +213,7 @@ export class EventLog {
     }
     for (let k = 1; k <= window; k++) {
       const seq = issued.value + k;
-      if (!(await this.events.findOne({ _id: seq }))) continue;
+      if (!(await this.events.findOne({ _id: eventId(seq) }))) continue;
       // Not `+=`: an emit of this process may have taken numbers meanwhile.
       issued.value = Math.max(issued.value, seq);
       k = 0;
@@ -192,7 +233,7 @@ export class EventLog {
     const settled = Date.now() - GAP_GRACE_MS;
     let gapSince: number | undefined;
     for (let seq = after + 1; seq <= last; seq++) {
-      const doc = await this.events.findOne({ _id: seq });
+      const doc = await this.events.findOne({ _id: eventId(seq) });
       if (!doc) {
         gapSince ??= seq;
         continue;
@@ -201,14 +242,14 @@ export class EventLog {
       // the hole's writer must have died.
       if (gapSince !== undefined && doc.recordedAt.getTime() > settled) break;
       gapSince = undefined;
-      readTo = doc._id;
+      readTo = doc.seq;
       if (matches(doc, filter)) events.push(toEvent(doc));
     }
     return { events, readTo };
   }
 
   async get(seq: number): Promise<LockstepEvent | null> {
-    const doc = await this.events.findOne({ _id: seq });
+    const doc = await this.events.findOne({ _id: eventId(seq) });
     return doc ? toEvent(doc) : null;
   }
 }
@@ -222,4 +263,13 @@ export function matches(event: LockstepEvent, filter: EventFilter): boolean {
 function toEvent(doc: EventDoc): LockstepEvent {
   const { seq, type, at, instanceId, step, envelopeHash, data } = doc;
   return { seq, type, at, ...(instanceId ? { instanceId } : {}), ...(step ? { step } : {}), ...(envelopeHash ? { envelopeHash } : {}), data };
+}
+
+/** Awaits a write; a duplicate key (the document is already there) is not an error. */
+async function ignoreDuplicateKey(write: Promise<unknown>): Promise<void> {
+  try {
+    await write;
+  } catch (error) {
+    if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+  }
 }
