@@ -29,7 +29,11 @@ export interface SealRequest {
 /** The failure type of a step that can never be pinned: the workflow stops waiting for it. */
 export const PIN_FAILED = 'pin_failed';
 
-export function createActivities(ctx: NodeContext) {
+export function createActivities(
+  ctx: NodeContext,
+  /** The pin signaller, told when a receipt may have proven a final slot (after a restart, the pin can be final first). */
+  pins: { flush(): Promise<void> },
+) {
   async function instance(instanceId: string): Promise<InstanceDoc> {
     const doc = await ctx.store.agreedInstance(instanceId);
     if (!doc) throw ApplicationFailure.nonRetryable(`instance ${instanceId} is not in this node's store`, 'not_found');
@@ -95,7 +99,9 @@ export function createActivities(ctx: NodeContext) {
         await ctx.store.setAsideStep(req.instanceId, step.envelopeHash, error.reason);
         throw ApplicationFailure.nonRetryable(error.message, PIN_FAILED);
       }
-      await ctx.store.saveReceipt(doc, step.envelopeHash, { root: receipt.root, index: receipt.index, count: receipt.count, proof: receipt.proof });
+      await ctx.store.saveReceipt(doc, step, { root: receipt.root, index: receipt.index, count: receipt.count, proof: receipt.proof });
+      // Not awaited: the workflow need not wait for this node's signalling pass (it logs its own errors).
+      void pins.flush();
       ctx.log.info({ instanceId: req.instanceId, step: step.step, envelopeHash: step.envelopeHash, transactionHash: receipt.transactionHash, index: receipt.index, ms: Date.now() - startedAt }, 'step pinned');
       return receipt;
     },

@@ -270,6 +270,8 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       position: next.position,
       rejection,
       outcome: state.ended?.outcome,
+      step: proposal.step,
+      author: proposal.author,
     });
     log.info('step decided', { instanceId: header.id, step: proposal.step, seq, status: rejection ? 'rejected' : 'confirmed' });
     publishSearchAttributes();

@@ -63,7 +63,7 @@ export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
     res.json({
       instance: instanceView(doc),
       // Steps sequenced on chain whose data (or proof) has not arrived from their author yet.
-      waitingForData: waiting.map((w) => ({ author: w.author, nonce: w.nonce, blockNumber: w.position!.blockNumber, final: w.confirmed, hasEnvelope: w.envelopeHash !== undefined })),
+      waitingForData: waiting.map((w) => ({ author: w.author, nonce: w.nonce, blockNumber: w.position!.blockNumber, final: w.final, hasEnvelope: w.envelopeHash !== undefined })),
     });
   });
 

@@ -29,11 +29,8 @@ export interface ListenerOptions {
   log: Logger;
   /** Chain address of each party, to check that a tag was sent by its own author. */
   addressOf: (party: string) => string | undefined;
-  /**
-   * Called after every pass, also one that found nothing new: the pin signaller's look runs on it,
-   * and the receipt path proves slots without telling anyone.
-   */
-  onProgress: () => Promise<void>;
+  /** Called after every pass; `moved` is false when the head was the one the last pass finished at. */
+  onProgress: (moved: boolean) => Promise<void>;
   /** Called once when a reorganisation deeper than the confirmation depth is detected. */
   onDeepReorg: (detail: DeepReorg) => void;
 }
@@ -118,7 +115,7 @@ export class ChainListener {
     this.head = top.number;
     if (this.following) return;
     if (this.settled?.hash === top.hash) {
-      await this.opts.onProgress();
+      await this.opts.onProgress(false);
       return;
     }
     const checkpoint = this.known !== undefined ? this.known : (this.known = await store.checkpoint());
@@ -161,6 +158,6 @@ export class ChainListener {
     }
     // else: nothing moved; no write (every write waits in line on FerretDB).
     this.settled = top;
-    await this.opts.onProgress();
+    await this.opts.onProgress(true);
   }
 }

@@ -51,6 +51,8 @@ export async function decideAfterEnd(ctx: NodeContext, slot: SlotDoc): Promise<b
     seq: decided,
     position: positionOf(slot.position),
     rejection,
+    step: step.step,
+    author: step.author,
   });
   ctx.log.info({ instanceId: instance._id, step: step.step, envelopeHash: step.envelopeHash, seq: decided }, 'step after the end decided');
   return true;

@@ -134,7 +134,8 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   const ctx: NodeContext = { party: config.party, config, network, wallet, store, definitions, sequencer, batcher, temporal, dx: dxClient, log };
 
   const workerConnection = await NativeConnection.connect({ address: network.temporal.address });
-  const activities = createActivities(ctx);
+  const pins = new PinSignaller(ctx);
+  const activities = createActivities(ctx, pins);
   const workers = new PartyWorkers(
     (kind) =>
       Worker.create({
@@ -147,7 +148,6 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   );
   await workers.start();
 
-  const pins = new PinSignaller(ctx);
   const listener = new ChainListener({
     sequencer,
     store,
@@ -156,7 +156,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
     pollMs: config.chainPollMs,
     log,
     addressOf: (party) => network.parties[party]?.address,
-    onProgress: () => pins.flush(),
+    onProgress: (moved) => pins.flush(moved),
     onDeepReorg: () => undefined, // surfaced through the listener's state in the API's status and refusals
   });
 

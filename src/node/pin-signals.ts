@@ -10,6 +10,10 @@
  * A pin final before its data is the rule for peers, not a stall (the chain is usually quicker
  * than the author's delivery), so the `data.waiting` event, three writes, is recorded only when
  * the data is still missing DATA_WAIT_GRACE_MS after the bare signal.
+ *
+ * A pass looks for slots to signal only when something may have changed since the last complete
+ * look (see `flush`): the look reads every final slot not yet decided, and the listener asks for
+ * a pass after every poll, most of which find the same head.
  */
 import type { NodeContext } from './context';
 import type { SlotDoc } from '../store/documents';
@@ -33,6 +37,8 @@ export class PinSignaller {
   /** Slots told bare and not yet reported as waiting, with when they were told (0: at once). */
   private waitingSince?: Map<string, number>;
   private allowed: () => boolean = () => true;
+  /** Something may have changed since the last complete look for slots to signal. */
+  private stale = true;
 
   constructor(private readonly ctx: NodeContext) {}
 
@@ -41,8 +47,14 @@ export class PinSignaller {
     this.allowed = allowed;
   }
 
-  /** Queues a pass; resolves when it (and any pass before it) has finished. */
-  flush(): Promise<void> {
+  /**
+   * Queues a pass; resolves when it (and any pass before it) has finished. `changed` false: the
+   * caller knows of nothing new (a poll that found the same head); the pass then only reports
+   * waits. Every change to a slot that can make it tellable must come with a changed flush: a new
+   * position or finality (listener), an envelope (data exchange), a receipt (pin activity).
+   */
+  flush(changed = true): Promise<void> {
+    if (changed) this.stale = true;
     if (!this.allowed()) return this.running;
     if (this.queued) return this.queued;
     const next = this.running
@@ -61,7 +73,16 @@ export class PinSignaller {
   private async pass(): Promise<void> {
     // After a start, slots told bare by an earlier process and still without data: report them.
     this.waitingSince ??= new Map((await this.ctx.store.slotsToldBare()).map((s) => [s._id, 0]));
-    await this.signal();
+    // The look reads every final slot not yet decided: only when something may have changed.
+    if (this.stale) {
+      this.stale = false;
+      try {
+        await this.signal();
+      } catch (error) {
+        this.stale = true;
+        throw error;
+      }
+    }
     await this.reportWaiting();
   }
 
@@ -86,6 +107,8 @@ export class PinSignaller {
             for (const slot of slots) {
               const level = await this.tell(slot);
               if (level) told.push({ slot, level });
+              // Not told yet (a workflow not started, earlier data missing): look again next pass.
+              else this.stale = true;
             }
           })(),
         ]);

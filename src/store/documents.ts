@@ -52,7 +52,6 @@ export interface SlotDoc {
   receipt?: PinReceipt;
   /** The envelope's leaf is proven to sit at `position` in the batch's Merkle root. */
   proven: boolean;
-  confirmed: boolean;
   /** What the instance workflow has been told: nothing, that the slot is final without data, or with it. */
   signaled: 'none' | 'bare' | 'full';
 }

@@ -5,7 +5,7 @@
 import { MongoClient, MongoServerError, type Collection, type Db, type Document, type Filter, type UpdateFilter } from 'mongodb';
 import type { SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
-import type { ChainPosition, ObservedTag, PinReceipt } from '../model/pin';
+import { comparePositions, type ChainPosition, type ObservedTag, type PinReceipt } from '../model/pin';
 import type { StepStatus } from '../model/step';
 import { LockstepError } from '../model/errors';
 import { participantsOf } from '../model/instance';
@@ -41,6 +41,9 @@ export interface Decision {
   position: ChainPosition;
   rejection?: { code: string; message: string; winner?: string };
   outcome?: string;
+  /** The step's id and author, for the event (the workflow knows them); read from the step when absent. */
+  step?: string;
+  author?: string;
 }
 
 export class Store {
@@ -62,12 +65,14 @@ export class Store {
    * Only hits are remembered: another replica may store a tag this process has not seen.
    */
   private readonly knownTags = new Map<string, TagDoc>();
+  /** Slot claims under way (FerretDB), so two claims of one slot run one after the other. */
+  private readonly slotClaims = new Map<string, Promise<void>>();
 
   private constructor(
     private readonly client: MongoClient,
     readonly db: Db,
     /** FerretDB: writes go one at a time, and the event log numbers its events itself. */
-    serialised = false,
+    private readonly serialised = false,
   ) {
     this.instances = db.collection('instances');
     this.steps = db.collection('steps');
@@ -190,18 +195,10 @@ export class Store {
       filter: { _id: id, $or: [{ envelopeHash: { $exists: false } }, { envelopeHash: signed.hash }] },
       update: {
         $set: { envelopeHash: signed.hash, ...(signed.receipt ? { receipt: signed.receipt } : {}) },
-        $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), confirmed: false, signaled: 'none' as const, proven: false },
+        $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), signaled: 'none' as const, proven: false },
       },
     };
-    let claimed: boolean;
-    try {
-      await this.slots.updateOne(claim.filter, claim.update, { upsert: true });
-      claimed = true;
-    } catch (error) {
-      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
-      // The slot exists: taken by another envelope, or created by a concurrent writer just now.
-      claimed = (await this.slots.updateOne(claim.filter, { $set: claim.update.$set })).matchedCount > 0;
-    }
+    const claimed = this.serialised ? await this.claimSlotById(id, signed.hash, claim.update) : await this.claimSlot(claim);
     if (!claimed) {
       const slot = await this.slots.findOne({ _id: id });
       throw new LockstepError('conflict', `${e.author} already sent a different envelope (${slot?.envelopeHash ?? 'unknown'}) as its step ${e.nonce} in instance ${e.instanceId}`, [
@@ -231,11 +228,50 @@ export class Store {
     await this.events.emit({ type: 'step.proposed', key: `step.proposed:${signed.hash}`, instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
   }
 
+  /** The claim as one conditional write (MongoDB applies it atomically). */
+  private async claimSlot(claim: { filter: Filter<SlotDoc>; update: { $set: Partial<SlotDoc>; $setOnInsert: Partial<SlotDoc> } }): Promise<boolean> {
+    try {
+      await this.slots.updateOne(claim.filter, claim.update, { upsert: true });
+      return true;
+    } catch (error) {
+      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+      // The slot exists: taken by another envelope, or created by a concurrent writer just now.
+      return (await this.slots.updateOne(claim.filter, { $set: claim.update.$set })).matchedCount > 0;
+    }
+  }
+
+  /**
+   * The claim on FerretDB, which reads the whole collection for any filter but a bare `{_id}`: a
+   * read, then a write by `_id`. Sound because this process alone writes slots (the party's
+   * leader, leadership.ts) and claims one slot at a time here; the listener may create the slot
+   * meanwhile, which only turns the insert into an update.
+   */
+  private claimSlotById(id: string, hash: string, update: { $set: Partial<SlotDoc>; $setOnInsert: Partial<SlotDoc> }): Promise<boolean> {
+    const previous = this.slotClaims.get(id) ?? Promise.resolve();
+    const claim = previous.then(async () => {
+      const slot = await this.slots.findOne({ _id: id });
+      if (slot?.envelopeHash !== undefined && slot.envelopeHash !== hash) return false;
+      if (!slot) {
+        const inserted = await ignoreDuplicate(this.slots.insertOne({ _id: id, ...update.$setOnInsert, ...update.$set } as SlotDoc));
+        if (inserted) return true;
+      }
+      await this.slots.updateOne({ _id: id }, { $set: update.$set });
+      return true;
+    });
+    const settled = claim.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.slotClaims.set(id, settled);
+    void settled.then(() => {
+      if (this.slotClaims.get(id) === settled) this.slotClaims.delete(id);
+    });
+    return claim;
+  }
+
   /** The author's own receipt, once the batcher has put its step in a batch. */
-  async saveReceipt(instance: InstanceDoc, envelopeHash: string, receipt: PinReceipt): Promise<void> {
-    const step = await this.steps.findOne({ _id: envelopeHash });
-    if (!step) return;
-    await this.steps.updateOne({ _id: envelopeHash }, { $set: { receipt } });
+  async saveReceipt(instance: InstanceDoc, step: Pick<StepDoc, 'envelopeHash' | 'instanceId' | 'author' | 'nonce'>, receipt: PinReceipt): Promise<void> {
+    await this.steps.updateOne({ _id: step.envelopeHash }, { $set: { receipt } });
     const id = slotId(step.instanceId, step.author, step.nonce);
     await this.slots.updateOne({ _id: id }, { $set: { receipt } });
     await this.prove(id, instance.secret);
@@ -272,7 +308,7 @@ export class Store {
   async recordDecision(d: Decision): Promise<void> {
     // A plain update and a read rather than findOneAndUpdate: FerretDB 1.24 leaks a connection per
     // findAndModify (docs/performance.md, "FerretDB and bulk writes"; the lint refuses it).
-    const decided = await this.steps.findOne({ _id: d.envelopeHash });
+    const decided = d.step !== undefined && d.author !== undefined ? { step: d.step, author: d.author } : await this.steps.findOne({ _id: d.envelopeHash });
     await this.steps.updateOne(
       { _id: d.envelopeHash },
       {
@@ -357,46 +393,58 @@ export class Store {
    * author's own address, and only its first sequencing counts.
    */
   async observeTags(observed: ObservedTag[], addressOf: (party: string) => string | undefined): Promise<ObservedTag[]> {
+    // Each tag's writes wait in FerretDB's one line: tags of different slots go in side by side
+    // (a block may carry dozens), the sightings of one tag one after another, in chain order, so
+    // that only the first counts.
+    const byTag = new Map<string, ObservedTag[]>();
+    for (const o of observed) byTag.set(o.tag, [...(byTag.get(o.tag) ?? []), o]);
     const ours: ObservedTag[] = [];
-    for (const o of observed) {
-      const expected = await this.expectedTag(o.tag);
-      if (!expected) continue;
-      if (addressOf(expected.author)?.toLowerCase() !== o.author.toLowerCase()) {
-        // Someone who knows the instance's secret (or a lucky guess) pinned another author's tag:
-        // it does not count, and the party's apps hear of it.
-        await securityRefused(this.events, {
-          digest: `${o.transactionHash}:${o.logIndex}:${o.tag}`,
-          route: 'chain',
-          code: 'forbidden',
-          message: `a pin of ${expected.author}'s step ${expected.nonce} was sent by ${o.author}, not by ${expected.author}'s address (transaction ${o.transactionHash}); it does not count`,
-          sender: o.author,
-          author: expected.author,
-          instanceId: expected.instanceId,
-        });
-        continue;
-      }
-      const instance = await this.agreedInstance(expected.instanceId);
-      if (!instance) continue;
-      const id = slotId(expected.instanceId, expected.author, expected.nonce);
-      // Only the first sequencing counts; the listener is the only writer of positions.
-      const seen = (await this.slots.findOne({ _id: id }))?.position;
-      if (seen) {
-        // This very sequencing, read again after a crash that may have cut the last pass short
-        // between writing the position and proving the slot: finish what that pass began.
-        if (seen.blockHash === o.blockHash && seen.logIndex === o.logIndex && seen.index === o.index) await this.prove(id, instance.secret);
-        continue;
-      }
-      await upsert(
-        this.slots,
-        { _id: id },
-        { $set: { position: o }, $setOnInsert: { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, confirmed: false, signaled: 'none', proven: false } },
-      );
-      await upsert(this.unsettled, { _id: id }, { $set: { instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash, confirmed: false } });
-      ours.push(o);
-      await this.expectTags(instance, [expected.author], expected.nonce + 1);
-      await this.prove(id, instance.secret);
+    await Promise.all(
+      [...byTag.values()].map(async (sightings) => {
+        for (const o of sightings) if (await this.observeTag(o, addressOf)) ours.push(o);
+      }),
+    );
+    return ours.sort(comparePositions);
+  }
+
+  /** Records one sighting of a tag; true when it is an expected tag's first sequencing. */
+  private async observeTag(o: ObservedTag, addressOf: (party: string) => string | undefined): Promise<boolean> {
+    const expected = await this.expectedTag(o.tag);
+    if (!expected) return false;
+    if (addressOf(expected.author)?.toLowerCase() !== o.author.toLowerCase()) {
+      // Someone who knows the instance's secret (or a lucky guess) pinned another author's tag:
+      // it does not count, and the party's apps hear of it.
+      await securityRefused(this.events, {
+        digest: `${o.transactionHash}:${o.logIndex}:${o.tag}`,
+        route: 'chain',
+        code: 'forbidden',
+        message: `a pin of ${expected.author}'s step ${expected.nonce} was sent by ${o.author}, not by ${expected.author}'s address (transaction ${o.transactionHash}); it does not count`,
+        sender: o.author,
+        author: expected.author,
+        instanceId: expected.instanceId,
+      });
+      return false;
     }
-    return ours;
+    const instance = await this.agreedInstance(expected.instanceId);
+    if (!instance) return false;
+    const id = slotId(expected.instanceId, expected.author, expected.nonce);
+    // Only the first sequencing counts; the listener is the only writer of positions.
+    const seen = (await this.slots.findOne({ _id: id }))?.position;
+    if (seen) {
+      // This very sequencing, read again after a crash that may have cut the last pass short
+      // between writing the position and proving the slot: finish what that pass began.
+      if (seen.blockHash === o.blockHash && seen.logIndex === o.logIndex && seen.index === o.index) await this.prove(id, instance.secret);
+      return false;
+    }
+    await upsert(
+      this.slots,
+      { _id: id },
+      { $set: { position: o }, $setOnInsert: { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, signaled: 'none', proven: false } },
+    );
+    await upsert(this.unsettled, { _id: id }, { $set: { instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash, confirmed: false } });
+    await this.expectTags(instance, [expected.author], expected.nonce + 1);
+    await this.prove(id, instance.secret);
+    return true;
   }
 
   /** Forgets sequencings in blocks that left the chain: those steps are pending again. */
@@ -413,6 +461,7 @@ export class Store {
 
   /** Sets (or clears) where a still-pending step sits on chain; a decided step keeps its own. */
   private async setPendingChain(envelopeHash: string, chain: ChainPosition | undefined): Promise<void> {
+    // A read, then an update by `_id` alone: FerretDB 1.x reads the whole collection for any other filter.
     const step = await this.steps.findOne({ _id: envelopeHash });
     if (step?.status !== 'pending') return;
     await this.steps.updateOne({ _id: envelopeHash }, chain ? { $set: { chain, updatedAt: new Date() } } : { $unset: { chain: '' } });
@@ -428,11 +477,12 @@ export class Store {
   async confirmSlotsUpTo(block: number): Promise<void> {
     const ids = (await this.unsettled.find({}).toArray()).filter((u) => !u.confirmed && u.blockNumber <= block).map((u) => u._id);
     if (ids.length === 0) return;
-    // One update per slot, never a bulkWrite: an unordered bulkWrite of ~100 updates (a block that
-    // confirms 100 steps) left FerretDB 1.24 holding all 100 connections of each database's pool,
-    // serving nothing more (docs/performance.md, "FerretDB and bulk writes").
-    for (const _id of ids) await this.slots.updateOne({ _id }, { $set: { confirmed: true } });
-    for (const _id of ids) await this.unsettled.updateOne({ _id }, { $set: { confirmed: true } });
+    // Finality lives in the working set alone (a settled slot is final by definition). One update
+    // per slot, never a bulkWrite: an unordered bulkWrite of ~100 updates (a block that confirms
+    // 100 steps) left FerretDB 1.24 holding all 100 connections of each database's pool, serving
+    // nothing more (docs/performance.md, "FerretDB and bulk writes"). Sent together, they wait in
+    // the line together rather than one behind another.
+    await Promise.all(ids.map((_id) => this.unsettled.updateOne({ _id }, { $set: { confirmed: true } })));
   }
 
   /** Final slots the workflow has not been told about (or only without their data), in chain order. */
@@ -449,10 +499,14 @@ export class Store {
   /** Writes down what the workflows were told, each slot by _id. */
   async markSignaled(told: { id: string; level: 'bare' | 'full' }[]): Promise<void> {
     if (told.length === 0) return;
-    // One update each, never a bulkWrite (see confirmSlotsUpTo).
-    for (const { id, level } of told) await this.slots.updateOne({ _id: id }, { $set: { signaled: level } });
-    // Told with its data: settled, nothing more will happen to these slots.
-    for (const { id, level } of told) if (level === 'full') await this.unsettled.deleteOne({ _id: id });
+    // One update each, never a bulkWrite, sent together (see confirmSlotsUpTo). Told with its
+    // data, a slot is settled: nothing more will happen to it.
+    await Promise.all(
+      told.map(async ({ id, level }) => {
+        await this.slots.updateOne({ _id: id }, { $set: { signaled: level } });
+        if (level === 'full') await this.unsettled.deleteOne({ _id: id });
+      }),
+    );
   }
 
   /**
@@ -481,12 +535,12 @@ export class Store {
   }
 
   /** Steps sequenced on chain whose data (or proof) this node is still waiting for: of one instance, or of all. */
-  async waitingForData(instanceId?: string): Promise<SlotDoc[]> {
-    const waiting: SlotDoc[] = [];
+  async waitingForData(instanceId?: string): Promise<(SlotDoc & { final: boolean })[]> {
+    const waiting: (SlotDoc & { final: boolean })[] = [];
     for (const u of await this.unsettled.find({}).toArray()) {
       if (instanceId !== undefined && u.instanceId !== instanceId) continue;
       const slot = await this.slots.findOne({ _id: u._id });
-      if (slot?.position && !slot.proven) waiting.push(slot);
+      if (slot?.position && !slot.proven) waiting.push({ ...slot, final: u.confirmed });
     }
     return waiting;
   }
@@ -511,7 +565,8 @@ export class Store {
   async forgetChainRecords(): Promise<{ slots: number; unsettled: number }> {
     await this.checkpoints.deleteOne({ _id: 'chain' });
     const unsettled = (await this.unsettled.deleteMany({})).deletedCount;
-    const slots = (await this.slots.updateMany({}, { $unset: { position: '' }, $set: { confirmed: false, signaled: 'none', proven: false } })).modifiedCount;
+    // `confirmed`: a field slots no longer keep (finality is in `unsettled`), cleared from older ones.
+    const slots = (await this.slots.updateMany({}, { $unset: { position: '', confirmed: '' }, $set: { signaled: 'none', proven: false } })).modifiedCount;
     await this.steps.updateMany({ status: 'pending' }, { $unset: { chain: '' } });
     return { slots, unsettled };
   }
