@@ -12,13 +12,13 @@
  */
 import { createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
 import canonicalize from 'canonicalize';
 import { LockstepError } from '../model/errors';
 import { callerOf } from './auth';
 import type { NodeLiveness } from '../node/liveness';
+import { isDuplicateKey } from '../store/duplicate-key';
 
-const DUPLICATE_KEY = 11000;
 const HEADER = 'Idempotency-Key';
 
 interface IdempotencyDoc {
@@ -93,7 +93,7 @@ export class IdempotencyKeys {
       await this.docs.insertOne(doc);
       return null;
     } catch (error) {
-      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+      if (!isDuplicateKey(error)) throw error;
     }
     const existing = await this.docs.findOne({ _id: id });
     // Taken over only by the same request: another body under the key is refused as before.

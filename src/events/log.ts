@@ -14,10 +14,10 @@
  * Readers learn of the numbers other processes recorded by probing past the last one known.
  */
 import { EventEmitter } from 'node:events';
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
 import type { EventInput, EventType, LockstepEvent } from '../model/event';
+import { isDuplicateKey, ignoreDuplicate } from '../store/duplicate-key';
 
-const DUPLICATE_KEY = 11000;
 export const GAP_GRACE_MS = 5_000;
 /** The `counters` document that marks the log's ids as strings (see renumberLegacyIds). */
 const STRING_IDS = 'eventIdsAreStrings';
@@ -48,7 +48,7 @@ export function eventId(seq: number): string {
   return String(seq).padStart(ID_DIGITS, '0');
 }
 
-/** `_id` is an event's key: FerretDB answers only `{_id}` lookups from an index, so dedupe goes here. */
+/** `_id` is an event's key: FerretDB answers only a bare `{_id: <string>}` filter from an index, so dedupe goes here. */
 interface KeyDoc {
   _id: string;
   seq: number;
@@ -106,12 +106,12 @@ export class EventLog {
       if (!legacy && !doc.key.endsWith(PROVISIONAL)) continue;
       const key = legacy ? doc.key : doc.key.slice(0, -PROVISIONAL.length);
       if (legacy) {
-        await ignoreDuplicateKey(this.events.insertOne({ ...doc, _id: eventId(doc.seq), key: key + PROVISIONAL }));
+        await ignoreDuplicate(this.events.insertOne({ ...doc, _id: eventId(doc.seq), key: key + PROVISIONAL }));
         await this.events.deleteOne({ _id: doc._id });
       }
       await this.events.updateOne({ _id: eventId(doc.seq) }, { $set: { key } });
     }
-    await ignoreDuplicateKey(this.counters.insertOne({ _id: STRING_IDS, value: docs.length }));
+    await ignoreDuplicate(this.counters.insertOne({ _id: STRING_IDS, value: docs.length }));
   }
 
   /** Records a fact once; returns its event, or null if it was already recorded. */
@@ -132,7 +132,7 @@ export class EventLog {
         // The unique index on `key` is what guarantees once, also after a crash before the key below.
         await this.events.insertOne({ _id: eventId(seq), key: input.key, recordedAt: new Date(), ...event });
       } catch (error) {
-        if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+        if (!isDuplicateKey(error)) throw error;
         const recorded = await this.recorded(input.key);
         if (recorded === undefined && this.numbersItself && attempt < MAX_NUMBER_ATTEMPTS) {
           // A replica took this number: read the highest again and try the next.
@@ -181,7 +181,7 @@ export class EventLog {
   }
 
   private async rememberKey(key: string, seq: number): Promise<void> {
-    await ignoreDuplicateKey(this.keys.insertOne({ _id: key, seq }));
+    await ignoreDuplicate(this.keys.insertOne({ _id: key, seq }));
   }
 
   /** Whether the fact with this key is recorded. A crash between writing an event and its key leaves the key out until that fact is emitted again. */
@@ -263,13 +263,4 @@ export function matches(event: LockstepEvent, filter: EventFilter): boolean {
 function toEvent(doc: EventDoc): LockstepEvent {
   const { seq, type, at, instanceId, step, envelopeHash, data } = doc;
   return { seq, type, at, ...(instanceId ? { instanceId } : {}), ...(step ? { step } : {}), ...(envelopeHash ? { envelopeHash } : {}), data };
-}
-
-/** Awaits a write; a duplicate key (the document is already there) is not an error. */
-async function ignoreDuplicateKey(write: Promise<unknown>): Promise<void> {
-  try {
-    await write;
-  } catch (error) {
-    if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
-  }
 }

@@ -6,15 +6,15 @@
  * At least once: a crash after a POST but before it is marked delivered sends it again.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
 import type { Logger } from 'pino';
 import type { WebhookSettings } from '../config';
 import type { EventType, LockstepEvent } from '../model/event';
 import { LockstepError } from '../model/errors';
 import type { DeliveryState, WebhookDelivery, WebhookSubscription } from '../model/webhook';
 import type { EventLog } from './log';
+import { isDuplicateKey } from '../store/duplicate-key';
 
-const DUPLICATE_KEY = 11000;
 const TICK_MS = 200;
 /**
  * With no subscription the dispatcher only looks for new ones (another replica's, or one made here,
@@ -175,7 +175,7 @@ export class Webhooks {
         try {
           await this.deliveries.insertOne(delivery);
         } catch (error) {
-          if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+          if (!isDuplicateKey(error)) throw error;
         }
       }
       if (readTo > sub.cursor) await this.subs.updateOne({ _id: sub._id, cursor: sub.cursor }, { $set: { cursor: readTo } });

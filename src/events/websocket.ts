@@ -11,18 +11,18 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import { EVENT_TYPES, type EventType } from '../model/event';
 import { LockstepError } from '../model/errors';
 import type { ApiCaller, ApiKeys } from '../api/auth';
 import type { EventFilter, EventLog } from './log';
+import { isDuplicateKey } from '../store/duplicate-key';
 
 export const EVENTS_WS_PATH = '/api/v1/events/ws';
 const MAX_BUFFERED_BYTES = 1_048_576;
 const IDLE_POLL_MS = 500;
-const DUPLICATE_KEY = 11000;
 
 interface ConsumerDoc {
   _id: string;
@@ -165,7 +165,7 @@ export class EventSockets {
       await this.consumers.insertOne({ _id: id, seq });
     } catch (error) {
       // Already there with a later ack: keep it.
-      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+      if (!isDuplicateKey(error)) throw error;
     }
   }
 }

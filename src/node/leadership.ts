@@ -12,11 +12,11 @@
  * the next generation. A leader that sees a newer generation, or could not write its own
  * heartbeat for longer than others wait, stops its work at once.
  */
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
 import type { Logger } from 'pino';
 import { HEARTBEAT_MS, STALE_AFTER_MS, type NodeLiveness } from './liveness';
+import { isDuplicateKey } from '../store/duplicate-key';
 
-const DUPLICATE_KEY = 11000;
 
 interface LeaderDoc {
   _id: string;
@@ -108,7 +108,7 @@ export class Leadership {
     try {
       await this.docs.insertOne(doc);
     } catch (error) {
-      if (error instanceof MongoServerError && error.code === DUPLICATE_KEY) return; // another process won this generation
+      if (isDuplicateKey(error)) return; // another process won this generation
       throw error;
     }
     this.generation = doc.generation;

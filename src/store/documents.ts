@@ -59,7 +59,7 @@ export interface SlotDoc {
 /**
  * A slot sequenced on chain that is not settled yet: not final, or final but the workflow not yet
  * told with its data. A small working set, so the listener's and signaller's passes read it
- * whole instead of scanning every slot (FerretDB answers only `{_id}` filters from an index).
+ * whole instead of scanning every slot (FerretDB answers only a bare `{_id: <string>}` filter from an index).
  */
 export interface UnsettledDoc {
   _id: string;

@@ -2,7 +2,7 @@
  * The party's private query cache in MongoDB. Kept to the MongoDB features FerretDB supports too
  * (plain CRUD, upserts, simple indexes; no transactions, no change streams).
  */
-import { MongoClient, MongoServerError, type Collection, type Db, type Document, type Filter, type UpdateFilter } from 'mongodb';
+import { MongoClient, type Collection, type Db, type Document, type Filter, type UpdateFilter } from 'mongodb';
 import type { SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
 import { comparePositions, type ChainPosition, type ObservedTag, type PinReceipt } from '../model/pin';
@@ -16,6 +16,7 @@ import { verifyMerkleProof } from '../chain/merkle';
 import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDoc, TagDoc, UnsettledDoc } from './documents';
 import { isFerretDb, withSerialWrites } from './serial-writes';
 import type { ConfirmedStep } from '../process/tasks';
+import { isDuplicateKey, ignoreDuplicate } from './duplicate-key';
 
 /** How many of each author's next steps a node recognises ahead of time (detects gaps too). */
 export const TAG_WINDOW = 16;
@@ -24,7 +25,6 @@ export function slotId(instanceId: string, author: string, nonce: number): strin
   return `${instanceId}/${author}/${nonce}`;
 }
 
-const DUPLICATE_KEY = 11000;
 /** Connections per node to its database. */
 const MAX_POOL_SIZE = 10;
 /** How many expected tags a node remembers as stored (about 150 bytes each). */
@@ -140,7 +140,7 @@ export class Store {
       await this.instanceStarted(doc);
       return doc;
     } catch (error) {
-      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+      if (!isDuplicateKey(error)) throw error;
       const existing = await this.instances.findOne({ _id: doc._id });
       if (existing && existing.invitationSignature === invitation.signature && existing.secret === invitation.secret) {
         // No-ops unless a crash came between the insert and what follows it.
@@ -234,7 +234,7 @@ export class Store {
       await this.slots.updateOne(claim.filter, claim.update, { upsert: true });
       return true;
     } catch (error) {
-      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+      if (!isDuplicateKey(error)) throw error;
       // The slot exists: taken by another envelope, or created by a concurrent writer just now.
       return (await this.slots.updateOne(claim.filter, { $set: claim.update.$set })).matchedCount > 0;
     }
@@ -592,18 +592,7 @@ async function upsert<T extends Document>(collection: Collection<T>, filter: Fil
   try {
     await collection.updateOne(filter, update, { upsert: true });
   } catch (error) {
-    if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+    if (!isDuplicateKey(error)) throw error;
     await collection.updateOne(filter, update, { upsert: true });
-  }
-}
-
-/** Runs an insert; false (instead of an error) when the document was already there. */
-async function ignoreDuplicate(p: Promise<unknown>): Promise<boolean> {
-  try {
-    await p;
-    return true;
-  } catch (error) {
-    if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
-    return false;
   }
 }
