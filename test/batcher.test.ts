@@ -104,6 +104,16 @@ describe('durable batcher', () => {
     return batcher;
   }
 
+  /**
+   * Queues the steps before the batcher starts, so it reads them all back at once: the tests about
+   * one batch's fate need its steps in that batch, where steps arriving one by one while no
+   * transaction awaits mining would each go at once.
+   */
+  async function queued(store: Store, requests: PinRequest[]): Promise<PinRequest[]> {
+    for (const request of requests) await store.enqueuePin(request);
+    return requests;
+  }
+
   async function pendingTransactions(): Promise<number> {
     const status = (await provider.send('txpool_status', [])) as { pending: string };
     return Number(status.pending);
@@ -148,9 +158,9 @@ describe('durable batcher', () => {
     const store = await openStore();
     const batcher = newBatcher(store, { batchSize: 10, batchWaitMs: 1_000 });
     const start = await head();
+    const requests = await queued(store, stepRequests(25));
     batcher.start();
 
-    const requests = stepRequests(25);
     const receipts = await Promise.all(requests.map((r) => batcher.pin(r, PIN_TIMEOUT_MS)));
     await eventually('3 transactions in the mempool', async () => ((await pendingTransactions()) >= 3 ? true : undefined));
     await mine();
@@ -174,6 +184,37 @@ describe('durable batcher', () => {
     await batchesWithStatus(store, ['final'], 3);
     await batcher.stop();
     expect(await pendingTransactions()).toBe(0);
+  });
+
+  test('a lone step goes out at once; steps arriving while its transaction awaits mining share the next one', async () => {
+    const store = await openStore();
+    // A batch wait far beyond the pin timeout: only the rule can send a partial batch here.
+    const batcher = newBatcher(store, { batchSize: 10, batchWaitMs: 10 * PIN_TIMEOUT_MS });
+    const start = await head();
+    batcher.start();
+
+    const [lone] = stepRequests(1);
+    const loneReceipt = await batcher.pin(lone!, PIN_TIMEOUT_MS);
+    expect(loneReceipt.count).toBe(1);
+    await batchesWithStatus(store, ['sent'], 1);
+
+    // Its transaction is not mined (manual mining): the next steps wait for it, not for one another.
+    const later = stepRequests(3);
+    const laterReceipts = Promise.all(later.map((r) => batcher.pin(r, PIN_TIMEOUT_MS)));
+    await eventually('the three steps waiting behind the unmined batch', () => Promise.resolve(batcher.waitingSteps() === 4 ? true : undefined));
+    expect(await store.batches.countDocuments()).toBe(1);
+
+    await mine();
+    const receipts = await laterReceipts;
+    expect(receipts.map((r) => r.count)).toEqual([3, 3, 3]);
+    expect(new Set(receipts.map((r) => r.root)).size).toBe(1);
+    await eventually('the second batch in the mempool', async () => ((await pendingTransactions()) >= 1 ? true : undefined));
+    await mine();
+    const docs = await batchesWithStatus(store, ['mined'], 2);
+    expect(docs.map((d) => d.envelopeHashes.length).sort()).toEqual([1, 3]);
+    const observed = await pinnedSince(start);
+    expectPinnedOnceWithValidProofs(observed, [lone!, ...later], [loneReceipt, ...receipts]);
+    await batcher.stop();
   });
 
   test('after a crash between writing a batch down and sending it, a new batcher pins its steps exactly once', async () => {
@@ -226,8 +267,8 @@ describe('durable batcher', () => {
     const store = await openStore();
     const batcher = newBatcher(store, { batchSize: 3, batchWaitMs: 100, resubmitAfterMs: 1_000 });
     const start = await head();
+    const requests = await queued(store, stepRequests(3));
     batcher.start();
-    const requests = stepRequests(3);
     const receipts = await Promise.all(requests.map((r) => batcher.pin(r, PIN_TIMEOUT_MS)));
     const [sent] = await batchesWithStatus(store, ['sent'], 1);
     const first = sent!.txHashes[0]!;
@@ -274,8 +315,8 @@ describe('durable batcher', () => {
       const store = await openStore();
       const batcher = newBatcher(store, { provider: racing, batchSize: 2, batchWaitMs: 100, resubmitAfterMs: 300 });
       const start = await head();
+      const requests = await queued(store, stepRequests(2));
       batcher.start();
-      const requests = stepRequests(2);
       const receipts = await Promise.all(requests.map((r) => batcher.pin(r, PIN_TIMEOUT_MS)));
       await eventually('the batch in the mempool', async () => ((await pendingTransactions()) >= 1 ? true : undefined));
       racing.armed = true;
@@ -301,8 +342,8 @@ describe('durable batcher', () => {
     const batcher = newBatcher(store, { batchSize: 2, batchWaitMs: 100, confirmations: 3 });
     const start = await head();
     const snapshot = (await provider.send('evm_snapshot', [])) as string;
+    const requests = await queued(store, stepRequests(2));
     batcher.start();
-    const requests = stepRequests(2);
     const receipts = await Promise.all(requests.map((r) => batcher.pin(r, PIN_TIMEOUT_MS)));
     await eventually('the batch in the mempool', async () => ((await pendingTransactions()) >= 1 ? true : undefined));
     await mine();

@@ -1,7 +1,8 @@
 /**
- * The durable batcher: steps wait in a MongoDB queue, are cut into batches (by size or by age),
- * and each batch goes out as one transaction. Every decision is written down before it is acted
- * on, so a node that crashes at any point pins each queued step exactly once after restart:
+ * The durable batcher: steps wait in a MongoDB queue, are cut into batches (by size, by age, or
+ * at once while none of the batcher's transactions awaits mining), and each batch goes out as one
+ * transaction. Every decision is written down before it is acted on, so a node that crashes at
+ * any point pins each queued step exactly once after restart:
  *
  *   queue item ──cut──► batch doc (leaves, nonce, signed tx) ──► items marked ──► broadcast
  *
@@ -40,7 +41,10 @@ export interface BatcherOptions {
   chainId: number;
   /** Most steps per transaction. */
   batchSize: number;
-  /** Longest a step waits for others to share its transaction. */
+  /**
+   * Longest a step waits for others to share its transaction, and only while one of this
+   * batcher's transactions is still waiting to be mined: with none in flight a step goes at once.
+   */
   batchWaitMs: number;
   /** Broadcast an unmined transaction again after this long (fees raised if it was refused). */
   resubmitAfterMs: number;
@@ -88,6 +92,12 @@ export class Batcher {
   private timer?: NodeJS.Timeout;
   private stopped = true;
   private ticking: Promise<void> = Promise.resolve();
+  /** A tick is under way (`ticking` pending) rather than scheduled. */
+  private inTick = false;
+  /** A step arrived during a tick: the next one follows at once instead of after tickMs. */
+  private kicked = false;
+  /** Resolved at the end of each tick: what `pin` waits on between its looks. */
+  private ticked = deferred();
   private recovered = false;
   /** Steps queued and not in a batch yet, oldest first. */
   private readonly waiting = new Map<string, PinQueueDoc>();
@@ -127,6 +137,12 @@ export class Batcher {
     return { ok: this.failure === undefined, error: this.failure?.error ?? null, since: this.failure?.since.toISOString() ?? null };
   }
 
+  /** Whether a transaction of this batcher is signed or sent and not mined yet. */
+  private awaitingMining(): boolean {
+    for (const batch of this.open.values()) if (batch.status === 'signed' || batch.status === 'sent') return true;
+    return false;
+  }
+
   /** Steps queued here and not yet mined: waiting for a batch, or in one not mined yet. */
   waitingSteps(): number {
     let unmined = 0;
@@ -154,23 +170,44 @@ export class Batcher {
           if (batch && batch.status !== 'signed') return receiptOf(batch, item.index!);
         } else if (item && !this.stopped && !this.waiting.has(hash) && !this.batchOf.has(hash)) {
           this.waiting.set(hash, item);
+          this.kick();
         }
       }
-      await sleep(this.opts.tickMs ?? DEFAULT_TICK_MS);
+      const tickMs = this.opts.tickMs ?? DEFAULT_TICK_MS;
+      await Promise.race([this.ticked.promise, sleep(tickMs)]);
     }
     throw new Error(`step ${request.envelopeHash} not batched within ${timeoutMs} ms (is the chain reachable?)`);
   }
 
-  private schedule(): void {
+  private schedule(delayMs = this.opts.tickMs ?? DEFAULT_TICK_MS): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
+      this.inTick = true;
+      this.kicked = false;
       this.ticking = this.tick()
         .catch((err: unknown) => {
           this.opts.log.warn({ err }, 'batcher tick failed; retrying');
           this.failed((err as Error).message);
         })
-        .finally(() => this.schedule());
-    }, this.opts.tickMs ?? DEFAULT_TICK_MS);
+        .finally(() => {
+          this.inTick = false;
+          const done = this.ticked;
+          this.ticked = deferred();
+          done.resolve();
+          this.schedule(this.kicked ? 0 : undefined);
+        });
+    }, delayMs);
+  }
+
+  /** A new step waits: look at the queue now rather than at the next tick (a lone step may go at once). */
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.inTick) {
+      this.kicked = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.schedule(0);
   }
 
   async tick(): Promise<void> {
@@ -228,8 +265,11 @@ export class Batcher {
       items.push(item);
       if (items.length === batchSize) break;
     }
+    // Nagle's rule: a partial batch waits (for more steps, up to batchWaitMs) only while an
+    // earlier transaction awaits mining. A lone step then pays no wait, and under load the steps
+    // that arrive during one block still share a transaction.
     const oldest = items[0]!.queuedAt.getTime();
-    if (items.length < batchSize && Date.now() - oldest < batchWaitMs) return;
+    if (items.length < batchSize && Date.now() - oldest < batchWaitMs && this.awaitingMining()) return;
     try {
       await this.send(items);
     } catch (err) {
@@ -268,9 +308,8 @@ export class Batcher {
     const leaves = items.map((i) => i.leaf);
     const root = merkleRoot(leaves);
     const data = sequencer.encodeBatch(root, items.map((i) => i.tag));
-    const nonce = await this.nextNonce();
-    const gas = await sequencer.estimateBatchGas(this.wallet.address, data);
-    const fees = await provider.getFeeData();
+    // Three independent questions to the chain node: asked side by side, one round trip instead of three.
+    const [nonce, gas, fees] = await Promise.all([this.nextNonce(), sequencer.estimateBatchGas(this.wallet.address, data), provider.getFeeData()]);
     const tx = {
       to: sequencer.contractAddress,
       data,
@@ -480,6 +519,12 @@ export function receiptOf(batch: BatchDoc, index: number): PinReceipt & { transa
 
 function txHashOf(raw: string): string {
   return Transaction.from(raw).hash!;
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 function sleep(ms: number): Promise<void> {
