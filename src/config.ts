@@ -24,9 +24,11 @@ export interface NodeConfig {
   confirmations: number;
   /** How often the chain listener polls for new blocks. */
   chainPollMs: number;
+  /** The chain node's WebSocket endpoint: new blocks wake the listener before its next poll. Absent: polling only. */
+  chainWsUrl?: string;
   /** Most steps pinned in one transaction. */
   batchSize: number;
-  /** Longest a step waits for others to share its transaction. */
+  /** Longest a step waits for others to share its transaction, while an earlier one awaits mining. */
   batchWaitMs: number;
   /** An unmined pin transaction is broadcast again (re-priced if refused) after this long. */
   resubmitAfterMs: number;
@@ -117,6 +119,11 @@ export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = proce
       timeoutMs: intFromEnv(env, 'LOCKSTEP_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
     },
   };
+  const chainWsUrl = env.LOCKSTEP_CHAIN_WS_URL ?? network.chain.wsUrl;
+  if (chainWsUrl) {
+    if (!/^wss?:\/\/[^/]/.test(chainWsUrl)) throw new Error(`LOCKSTEP_CHAIN_WS_URL (or the network file's chain.wsUrl) must be a ws:// or wss:// URL, got ${chainWsUrl}`);
+    config.chainWsUrl = chainWsUrl;
+  }
   const dxTls = dxTlsFromEnv(env, party, network);
   if (dxTls) config.dxTls = dxTls;
   return { config, network };

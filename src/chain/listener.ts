@@ -56,6 +56,10 @@ export class ChainListener {
   /** Only `head` is kept current: another process of the party leads (src/node/leadership.ts). */
   private following = false;
   private looping = false;
+  /** A pass is under way (rather than scheduled). */
+  private inPass = false;
+  /** Woken during a pass: the next pass follows at once. */
+  private woken = false;
 
   constructor(private readonly opts: ListenerOptions) {}
 
@@ -92,9 +96,25 @@ export class ChainListener {
     this.schedule(0);
   }
 
+  /**
+   * A new block was announced (src/chain/new-heads.ts): pass now rather than at the next poll.
+   * Polling goes on regardless; a wake-up only brings the next pass forward.
+   */
+  wake(): void {
+    if (this.stopped || !this.looping) return;
+    if (this.inPass) {
+      this.woken = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.schedule(0);
+  }
+
   private schedule(delay: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
+      this.inPass = true;
+      this.woken = false;
       this.ticking = this.tick()
         .then(() => {
           this.lastError = undefined;
@@ -103,7 +123,10 @@ export class ChainListener {
           this.lastError = (err as Error).message;
           this.opts.log.warn({ err }, 'chain listener pass failed; retrying');
         })
-        .finally(() => this.schedule(this.opts.pollMs));
+        .finally(() => {
+          this.inPass = false;
+          this.schedule(this.woken ? 0 : this.opts.pollMs);
+        });
     }, delay);
   }
 

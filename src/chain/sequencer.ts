@@ -105,11 +105,15 @@ export class SequencerClient {
     // extra eth_chainId round trip before every request. A sequencing node never switches
     // chains under a running process; if it did, block hashes would stop matching anyway.
     // cacheTimeout -1: ethers otherwise shares identical requests for 250 ms, so head()
-    // right after a block is mined could return the previous block.
+    // right after a block is mined could return the previous block. batchStallTime 0: ethers
+    // otherwise holds every request 10 ms hoping to batch it with others, and a listener pass or
+    // a batch send makes several calls one after another; calls made side by side (in one turn
+    // of the event loop) still go as one JSON-RPC batch.
     this.provider = new ethers.JsonRpcProvider(opts.rpcUrl, opts.chainId, {
       staticNetwork: true,
       pollingInterval: opts.pollingIntervalMs ?? DEFAULT_POLLING_MS,
       cacheTimeout: -1,
+      batchStallTime: 0,
     });
     this.networkKnown = opts.chainId !== undefined;
 

@@ -21,6 +21,11 @@ export interface PartyEndpoint {
 export interface NetworkFile {
   chain: {
     rpcUrl: string;
+    /**
+     * The same chain node's WebSocket JSON-RPC endpoint, if it has one: nodes subscribe to new
+     * heads there and read a block as soon as it exists (they poll `rpcUrl` regardless).
+     */
+    wsUrl?: string;
     chainId: number;
     /** Address of the deployed Sequencer contract. */
     sequencer: string;

@@ -17,6 +17,7 @@ import type { NodeConfig } from '../config';
 import { createActivities } from '../../activities';
 import { SequencerClient } from '../chain/sequencer';
 import { ChainListener } from '../chain/listener';
+import { NewHeads } from '../chain/new-heads';
 import { Batcher } from '../chain/batcher';
 import { DefinitionRegistry } from '../definitions/registry';
 import { loadDefinitions } from '../definitions/load';
@@ -159,6 +160,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
     onProgress: (moved) => pins.flush(moved),
     onDeepReorg: () => undefined, // surfaced through the listener's state in the API's status and refusals
   });
+  const newHeads = config.chainWsUrl ? new NewHeads(config.chainWsUrl, () => listener.wake(), log) : undefined;
 
   const keys = apiKeysFor(config, network);
   const idempotency = new IdempotencyKeys(store.db, config.idempotencyTtlSeconds, liveness);
@@ -194,6 +196,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   );
   pins.onlyWhile(() => leadership.isLeader);
   void listener.follow();
+  newHeads?.start();
   await leadership.start();
   const sockets = new EventSockets(store.db, store.events, keys, log, config.eventWindow);
 
@@ -213,6 +216,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
       await sockets.close();
       await close(api);
       await leadership.stop();
+      newHeads?.stop();
       await listener.stop();
       await workers.stop();
       await liveness.stop();

@@ -37,6 +37,8 @@ export interface AnvilOptions {
 
 export interface RunningAnvil {
   rpcUrl: string;
+  /** anvil serves WebSocket JSON-RPC (subscriptions) on the same port. */
+  wsUrl: string;
   provider: JsonRpcProvider;
   process: SupervisedProcess;
 }
@@ -62,7 +64,7 @@ export async function startAnvil(options: AnvilOptions): Promise<RunningAnvil> {
       what: `anvil on ${rpcUrl} (log: ${server.logPath})`,
       abortIf: () => server.exitDescription(),
     });
-    return { rpcUrl, provider, process: server };
+    return { rpcUrl, wsUrl: `ws://127.0.0.1:${options.port}`, provider, process: server };
   } catch (err) {
     await server.stop();
     throw err;

@@ -232,7 +232,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const chainReady = (async () => {
       if (rpcUrlFromEnv) {
         log(`using chain at ${rpcUrlFromEnv}`);
-        return { rpcUrl: rpcUrlFromEnv, provider: await waitForChain(rpcUrlFromEnv, { what: `chain at ETH_RPC_URL=${rpcUrlFromEnv}` }) };
+        const provider = await waitForChain(rpcUrlFromEnv, { what: `chain at ETH_RPC_URL=${rpcUrlFromEnv}` });
+        return { rpcUrl: rpcUrlFromEnv, wsUrl: process.env.ETH_WS_URL, provider };
       }
       log(`starting anvil on 127.0.0.1:${ports.anvil}`);
       const anvil = await startAnvil({
@@ -243,7 +244,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         onSpawn: recordSpawn,
       });
       log(`anvil ready after ${elapsedSince(startedAt)}`);
-      return { rpcUrl: anvil.rpcUrl, provider: anvil.provider };
+      return { rpcUrl: anvil.rpcUrl, wsUrl: anvil.wsUrl, provider: anvil.provider };
     })();
     // allSettled, not all: on a failure every server must have finished starting before
     // stopAll runs, or one that is still starting would be missed; and all errors are reported.
@@ -287,6 +288,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const network: NetworkFile = {
       chain: {
         rpcUrl: chain.rpcUrl,
+        ...(chain.wsUrl ? { wsUrl: chain.wsUrl } : {}),
         chainId,
         sequencer: deployment.address,
         deployBlock: deployment.blockNumber,
