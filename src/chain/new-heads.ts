@@ -68,7 +68,8 @@ export class NewHeads {
     socket.on('message', (data: WebSocket.RawData) => {
       let message: { id?: number; result?: unknown; error?: { message?: string }; method?: string; params?: { subscription?: string } };
       try {
-        message = JSON.parse(data.toString()) as typeof message;
+        const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+        message = JSON.parse(bytes.toString('utf8')) as typeof message;
       } catch {
         return fail(new Error('the chain node sent a message that is not JSON'));
       }
