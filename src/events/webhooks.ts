@@ -4,6 +4,12 @@
  * POSTs due deliveries, signed (HMAC-SHA256 over `timestamp.body`), retrying with exponential
  * backoff up to a bounded number of attempts; then a delivery is dead until redelivered.
  * At least once: a crash after a POST but before it is marked delivered sends it again.
+ *
+ * FerretDB 1.x answers only a bare `{_id}` filter from an index; any other filter reads the whole
+ * collection. So the dispatcher never filters the delivery history on fields: the pending
+ * deliveries are also listed in a small working set (`webhook_due`, one document per pending
+ * delivery, removed once it is delivered, dead or its subscription removed), which each tick reads
+ * whole; deliveries themselves are read and written by `_id` alone.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
@@ -13,7 +19,7 @@ import type { EventType, LockstepEvent } from '../model/event';
 import { LockstepError } from '../model/errors';
 import type { DeliveryState, WebhookDelivery, WebhookSubscription } from '../model/webhook';
 import type { EventLog } from './log';
-import { isDuplicateKey } from '../store/duplicate-key';
+import { ignoreDuplicate } from '../store/duplicate-key';
 
 const TICK_MS = 200;
 /**
@@ -31,6 +37,12 @@ interface SubscriptionDoc extends Omit<WebhookSubscription, 'id'> {
   secret: string;
   /** Highest event sequence number turned into deliveries. */
   cursor: number;
+}
+
+/** A pending delivery, in the working set; `nextAttemptAt` is when it is due (or its claim runs out). */
+interface DueDoc {
+  _id: string;
+  nextAttemptAt: Date;
 }
 
 interface DeliveryDoc {
@@ -52,7 +64,10 @@ export function signPayload(secret: string, timestamp: number, body: string): st
 export class Webhooks {
   private readonly subs: Collection<SubscriptionDoc>;
   private readonly deliveries: Collection<DeliveryDoc>;
+  private readonly due: Collection<DueDoc>;
   private running = false;
+  /** Whether this process has listed the pending deliveries of older nodes in the working set. */
+  private seeded = false;
   private loop: Promise<void> = Promise.resolve();
   private wake: (() => void) | undefined;
   /** Subscriptions found by the last pass: new events wake the dispatcher only when someone listens. */
@@ -69,9 +84,11 @@ export class Webhooks {
   ) {
     this.subs = db.collection('webhooks');
     this.deliveries = db.collection('webhook_deliveries');
+    this.due = db.collection('webhook_due');
   }
 
   async ensureIndexes(): Promise<void> {
+    // For the API's listings (on MongoDB; FerretDB scans); the dispatcher needs none.
     await this.subs.createIndex({ app: 1 });
     await this.deliveries.createIndex({ state: 1, nextAttemptAt: 1 });
     await this.deliveries.createIndex({ subscriptionId: 1, state: 1, seq: 1 });
@@ -106,6 +123,9 @@ export class Webhooks {
     await this.owned(app, id);
     await this.subs.deleteOne({ _id: id });
     await this.deliveries.deleteMany({ subscriptionId: id, state: 'pending' });
+    // Delivery ids start with their subscription's id; the dispatcher also drops any it meets later.
+    const gone = (await this.due.find({}).toArray()).filter((d) => d._id.startsWith(`${id}:`));
+    for (const d of gone) await this.due.deleteOne({ _id: d._id });
   }
 
   async listDeliveries(app: string, id: string, state: DeliveryState | undefined, limit: number): Promise<WebhookDelivery[]> {
@@ -117,20 +137,28 @@ export class Webhooks {
   /** Puts a delivery (typically a dead one) back in the queue with a fresh set of attempts. */
   async redeliver(app: string, id: string, deliveryId: string): Promise<WebhookDelivery> {
     await this.owned(app, id);
-    const { matchedCount } = await this.deliveries.updateOne(
-      { _id: deliveryId, subscriptionId: id },
-      { $set: { state: 'pending', attempts: 0, nextAttemptAt: new Date(), lastError: null } },
-    );
-    const doc = matchedCount > 0 ? await this.deliveries.findOne({ _id: deliveryId }) : null;
-    if (!doc) throw new LockstepError('not_found', `webhook ${id} has no delivery ${deliveryId}`, [{ field: 'deliveryId', message: 'unknown' }]);
+    const found = await this.deliveries.findOne({ _id: deliveryId });
+    if (found?.subscriptionId !== id) throw new LockstepError('not_found', `webhook ${id} has no delivery ${deliveryId}`, [{ field: 'deliveryId', message: 'unknown' }]);
+    const now = new Date();
+    const fresh = { state: 'pending' as const, attempts: 0, nextAttemptAt: now, lastError: null };
+    await this.deliveries.updateOne({ _id: deliveryId }, { $set: fresh });
+    // Through the database, not memory: this may run on a replica while the leader dispatches.
+    await this.schedule(deliveryId, now);
     this.wake?.();
-    return deliveryView(doc);
+    return deliveryView({ ...found, ...fresh });
   }
 
+  /** Read by `_id` alone (the one filter FerretDB answers from its index); the app is compared here. */
   private async owned(app: string, id: string): Promise<SubscriptionDoc> {
-    const doc = await this.subs.findOne({ _id: id, app });
-    if (!doc) throw new LockstepError('not_found', `unknown webhook ${id}`, [{ field: 'webhookId', message: 'unknown' }]);
+    const doc = await this.subs.findOne({ _id: id });
+    if (doc?.app !== app) throw new LockstepError('not_found', `unknown webhook ${id}`, [{ field: 'webhookId', message: 'unknown' }]);
     return doc;
+  }
+
+  /** Puts a delivery in the working set, due at `at`, whether or not it is there already. */
+  private async schedule(deliveryId: string, at: Date): Promise<void> {
+    if (await ignoreDuplicate(this.due.insertOne({ _id: deliveryId, nextAttemptAt: at }))) return;
+    await this.due.updateOne({ _id: deliveryId }, { $set: { nextAttemptAt: at } });
   }
 
   start(): void {
@@ -149,6 +177,7 @@ export class Webhooks {
   private async run(): Promise<void> {
     while (this.running) {
       try {
+        await this.seedOnce();
         this.subscribed = await this.fanOut();
         await this.deliverDue();
       } catch (err) {
@@ -165,54 +194,88 @@ export class Webhooks {
     }
   }
 
-  /** New events become deliveries; the cursor moves only after they are written. Returns how many subscriptions there are. */
+  /**
+   * Nodes from before the working set have pending deliveries that are not in it: one scan of the
+   * deliveries per process start lists them (again: a listing already there is left as it is).
+   */
+  private async seedOnce(): Promise<void> {
+    if (this.seeded) return;
+    const pending = await this.deliveries.find({ state: 'pending' }).toArray();
+    for (const d of pending) await ignoreDuplicate(this.due.insertOne({ _id: d._id, nextAttemptAt: d.nextAttemptAt ?? new Date() }));
+    this.seeded = true;
+    if (pending.length > 0) this.log.info({ pending: pending.length }, 'webhook deliveries listed in the working set');
+  }
+
+  /**
+   * New events become deliveries, each listed in the working set; the cursor moves only after both
+   * are written (a crash in between writes them again; a listing of a delivery no longer pending is
+   * dropped by the dispatcher). Returns how many subscriptions there are.
+   */
   private async fanOut(): Promise<number> {
     const subs = await this.subs.find({}).toArray();
     for (const sub of subs) {
       const { events, readTo } = await this.events.readAfter(sub.cursor, FAN_OUT_BATCH, { types: sub.types, instanceId: sub.instanceId });
       for (const event of events) {
-        const delivery: DeliveryDoc = { _id: `${sub._id}:${event.seq}`, subscriptionId: sub._id, seq: event.seq, state: 'pending', attempts: 0, nextAttemptAt: new Date(), lastError: null, deliveredAt: null };
-        try {
-          await this.deliveries.insertOne(delivery);
-        } catch (error) {
-          if (!isDuplicateKey(error)) throw error;
-        }
+        const now = new Date();
+        const delivery: DeliveryDoc = { _id: `${sub._id}:${event.seq}`, subscriptionId: sub._id, seq: event.seq, state: 'pending', attempts: 0, nextAttemptAt: now, lastError: null, deliveredAt: null };
+        await ignoreDuplicate(this.deliveries.insertOne(delivery));
+        await ignoreDuplicate(this.due.insertOne({ _id: delivery._id, nextAttemptAt: now }));
       }
       if (readTo > sub.cursor) await this.subs.updateOne({ _id: sub._id, cursor: sub.cursor }, { $set: { cursor: readTo } });
     }
     return subs.length;
   }
 
+  /** The whole working set is read (it holds only pending deliveries); the oldest due go first. */
   private async deliverDue(): Promise<void> {
-    const now = new Date();
-    const due = await this.deliveries.find({ state: 'pending', nextAttemptAt: { $lte: now } }).sort({ nextAttemptAt: 1 }).limit(DELIVERY_BATCH).toArray();
+    const now = Date.now();
+    const due = (await this.due.find({}).toArray())
+      .filter((d) => d.nextAttemptAt.getTime() <= now)
+      .sort((a, b) => a.nextAttemptAt.getTime() - b.nextAttemptAt.getTime() || a._id.localeCompare(b._id))
+      .slice(0, DELIVERY_BATCH);
     await Promise.all(due.map((d) => this.attempt(d)));
   }
 
-  private async attempt(d: DeliveryDoc): Promise<void> {
-    // Claim it: another replica (or a slow earlier tick) must not send it at the same time.
+  private async attempt(due: DueDoc): Promise<void> {
+    // Claim it on the small working set: another replica (or a slow earlier tick) must not send it at the same time.
     const lease = new Date(Date.now() + this.settings.timeoutMs + 5_000);
-    const claimed = await this.deliveries.updateOne({ _id: d._id, state: 'pending', nextAttemptAt: d.nextAttemptAt }, { $set: { nextAttemptAt: lease } });
+    const claimed = await this.due.updateOne({ _id: due._id, nextAttemptAt: due.nextAttemptAt }, { $set: { nextAttemptAt: lease } });
     if (claimed.matchedCount === 0) return;
+    const d = await this.deliveries.findOne({ _id: due._id });
+    if (d?.state !== 'pending') {
+      // Delivered, dead or removed meanwhile (a listing written again after a crash, or a removal).
+      await this.due.deleteOne({ _id: due._id });
+      return;
+    }
     const sub = await this.subs.findOne({ _id: d.subscriptionId });
     const event = await this.events.get(d.seq);
     if (!sub || !event) {
-      await this.deliveries.updateOne({ _id: d._id }, { $set: { state: 'dead', lastError: sub ? 'event no longer in the log' : 'subscription removed', nextAttemptAt: null } });
+      await this.finish(d._id, { state: 'dead', lastError: sub ? 'event no longer in the log' : 'subscription removed', nextAttemptAt: null });
       return;
     }
     const error = await this.post(sub, d, event);
     const attempts = d.attempts + 1;
     if (error === null) {
-      await this.deliveries.updateOne({ _id: d._id }, { $set: { state: 'delivered', attempts, deliveredAt: new Date(), nextAttemptAt: null, lastError: null } });
+      await this.finish(d._id, { state: 'delivered', attempts, deliveredAt: new Date(), nextAttemptAt: null, lastError: null });
       return;
     }
     const dead = attempts >= this.settings.maxAttempts;
-    const backoff = Math.min(this.settings.maxBackoffMs, this.settings.backoffMs * 2 ** (attempts - 1));
-    await this.deliveries.updateOne(
-      { _id: d._id },
-      { $set: { state: dead ? 'dead' : 'pending', attempts, lastError: error, nextAttemptAt: dead ? null : new Date(Date.now() + backoff) } },
-    );
     this.log.info({ webhook: sub._id, seq: d.seq, attempts, dead, error }, 'webhook delivery failed');
+    if (dead) {
+      await this.finish(d._id, { state: 'dead', attempts, lastError: error, nextAttemptAt: null });
+      return;
+    }
+    const backoff = Math.min(this.settings.maxBackoffMs, this.settings.backoffMs * 2 ** (attempts - 1));
+    const next = new Date(Date.now() + backoff);
+    // The delivery first: a crash in between leaves the listing under its claim, tried again when that runs out.
+    await this.deliveries.updateOne({ _id: d._id }, { $set: { attempts, lastError: error, nextAttemptAt: next } });
+    await this.due.updateOne({ _id: d._id }, { $set: { nextAttemptAt: next } });
+  }
+
+  /** A delivery leaves the working set: recorded first, so a crash in between leaves a listing the next tick drops. */
+  private async finish(id: string, change: Partial<DeliveryDoc>): Promise<void> {
+    await this.deliveries.updateOne({ _id: id }, { $set: change });
+    await this.due.deleteOne({ _id: id });
   }
 
   /** Returns null on a 2xx answer, otherwise what went wrong. */
