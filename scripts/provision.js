@@ -20,6 +20,29 @@ const path = require('node:path');
 
 const VERSIONS = Object.freeze({ temporal: '1.5.1', ferretdb: '1.24.2' });
 
+/**
+ * Our changes to a tool's source (see FERRETDB_PATCHES), named in its cache folder so that a
+ * binary built before a change is never reused.
+ */
+const BUILD_REVISIONS = Object.freeze({ ferretdb: 'lockstep.1' });
+
+/**
+ * FerretDB 1.24.2's SQLite backend looks documents up by `_id` with `_ferretdb_sjson->'$._id'`,
+ * while the unique index it creates for `_id` is on `_ferretdb_sjson->"_id"`. SQLite matches an
+ * index to a query by the expression's text, so every find, update and delete by `_id` scanned
+ * the whole table, parsing each row's JSON (its `explain` says `SCAN`; updates by `_id` took 50 ms
+ * at 10,000 documents). `->'_id'` means the same (a bare label is read as `$._id`) and is the
+ * index's expression, so the lookup becomes an index search. Each patch must find its text, or
+ * the build stops: a new version needs its patches looked at again.
+ */
+const FERRETDB_PATCHES = Object.freeze([
+  {
+    file: 'internal/backends/sqlite/metadata/metadata.go',
+    from: `IDColumn = DefaultColumn + "->'$._id'"`,
+    to: `IDColumn = DefaultColumn + "->'_id'"`,
+  },
+]);
+
 const GO_PACKAGES = Object.freeze({
   temporal: `github.com/temporalio/cli/cmd/temporal@v${VERSIONS.temporal}`,
   ferretdbModule: `github.com/FerretDB/FerretDB@v${VERSIONS.ferretdb}`,
@@ -41,11 +64,12 @@ function cacheBinRoot() {
   return path.join(base, 'lockstep', 'bin');
 }
 
-/** Where the Go-built tool of the pinned version lives (whether or not it exists yet). */
+/** Where the Go-built tool of the pinned version (and our patches to it) lives, whether or not it exists yet. */
 function cachedBinaryPath(tool) {
   const version = VERSIONS[tool];
   if (!version) throw new Error(`no pinned version for ${tool}`);
-  return path.join(cacheBinRoot(), `${tool}-${version}`, exeName(tool));
+  const revision = BUILD_REVISIONS[tool] ? `-${BUILD_REVISIONS[tool]}` : '';
+  return path.join(cacheBinRoot(), `${tool}-${version}${revision}`, exeName(tool));
 }
 
 function isExecutableFile(file) {
@@ -249,10 +273,21 @@ function makeTreeWritable(dir) {
   }
 }
 
+/** Applies FERRETDB_PATCHES to a copy of FerretDB's source; throws if a patch's text is not there. */
+function patchFerretDB(sourceDir) {
+  for (const patch of FERRETDB_PATCHES) {
+    const file = path.join(sourceDir, patch.file);
+    const text = fs.readFileSync(file, 'utf8');
+    if (text.split(patch.from).length !== 2) throw new Error(`cannot patch FerretDB: ${patch.file} does not contain ${patch.from} exactly once`);
+    fs.writeFileSync(file, text.replace(patch.from, patch.to));
+  }
+}
+
 /**
  * FerretDB cannot be built with a plain `go install …@v1.24.2`: the proxy refuses the version list
  * that the deprecation check asks for, and the module zip lacks build/version/version.txt, so the
- * binary panics at start. Building from a patched copy of the downloaded module avoids both.
+ * binary panics at start. Building from a copy of the downloaded module avoids both, and lets
+ * FERRETDB_PATCHES make its `_id` lookups use its `_id` index.
  */
 async function buildFerretDB(go) {
   const version = `v${VERSIONS.ferretdb}`;
@@ -268,6 +303,7 @@ async function buildFerretDB(go) {
     fs.cpSync(downloaded.Dir, sourceCopy, { recursive: true });
     makeTreeWritable(sourceCopy);
     fs.writeFileSync(path.join(sourceCopy, 'build', 'version', 'version.txt'), `${version}\n`);
+    patchFerretDB(sourceCopy);
     await run(go, ['build', '-buildvcs=false', '-o', tempPath, './cmd/ferretdb'], { cwd: sourceCopy, env: goEnv() });
     // A binary that starts but panics on --version would fail much later, inside the stack.
     const reported = await run(tempPath, ['--version'], {});
@@ -286,10 +322,11 @@ async function provisionGoTool(tool, build) {
   if (existing) return { path: existing, how: existing === cachedBinaryPath(tool) ? 'cache' : 'PATH' };
   const go = findGo();
   if (!go) throw missingGoError(tool);
-  log(`building ${tool} v${VERSIONS[tool]} with go (takes a few minutes on a new machine)…`);
+  const name = `${tool} v${VERSIONS[tool]}${BUILD_REVISIONS[tool] ? ` (${BUILD_REVISIONS[tool]})` : ''}`;
+  log(`building ${name} with go (takes a few minutes on a new machine)…`);
   const started = Date.now();
   const built = await build(go);
-  log(`built ${tool} v${VERSIONS[tool]} in ${formatElapsed(Date.now() - started)}: ${built}`);
+  log(`built ${name} in ${formatElapsed(Date.now() - started)}: ${built}`);
   return { path: built, how: 'built' };
 }
 
