@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { Connection, isGrpcServiceError } from '@temporalio/client';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
@@ -139,40 +140,63 @@ async function waitUntilReady(
   );
 }
 
+/**
+ * How often the dev server is started again on fresh HTTP and metrics ports when another process
+ * took one of them between our check and its bind (a free port can only be checked, not held).
+ */
+const PORT_RACE_ATTEMPTS = 3;
+
 /** Starts `temporal server start-dev` with one namespace per party and waits until it serves them. */
 export async function startTemporalDevServer(options: DevServerOptions): Promise<RunningDevServer> {
   const temporal = requireBinary('temporal');
-  // The HTTP API and metrics ports default to "random" in the CLI but are fixed here so that
-  // they are picked the same way as every other port of the stack and never collide with them.
-  const [httpPort, metricsPort] = await freePorts(2);
-  const args = [
-    'server',
-    'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(options.port),
-    '--ui-ip', '127.0.0.1',
-    '--ui-port', String(options.uiPort),
-    '--http-port', String(httpPort),
-    '--metrics-port', String(metricsPort),
-    '--db-filename', path.join(options.dir, 'temporal.db'),
-    '--log-level', 'warn',
-    ...(options.sqlitePragmas ?? []).flatMap((pragma) => ['--sqlite-pragma', pragma]),
-    ...options.namespaces.flatMap((namespace) => ['--namespace', namespace]),
-    ...Object.entries(options.searchAttributes).flatMap(([name, kind]) => ['--search-attribute', `${name}=${kind}`]),
-  ];
-  const server = startSupervised({ name: 'temporal', command: temporal, args, logDir: options.logDir });
-  options.onSpawn?.(server);
-  try {
-    await waitUntilReady(options, {
-      what: `Temporal dev server on ${options.address} (log: ${server.logPath})`,
-      abortIf: () => server.exitDescription(),
-      registerNamespaces: false,
-    });
-  } catch (err) {
-    await server.stop();
-    throw err;
+  const logPath = path.join(options.logDir, 'temporal.log');
+  for (let attempt = 1; ; attempt++) {
+    // The HTTP API and metrics ports default to "random" in the CLI but are fixed here so that
+    // they are picked the same way as every other port of the stack and never collide with them.
+    const ports = await freePorts(2);
+    const [httpPort, metricsPort] = ports;
+    const args = [
+      'server',
+      'start-dev',
+      '--ip', '127.0.0.1',
+      '--port', String(options.port),
+      '--ui-ip', '127.0.0.1',
+      '--ui-port', String(options.uiPort),
+      '--http-port', String(httpPort),
+      '--metrics-port', String(metricsPort),
+      '--db-filename', path.join(options.dir, 'temporal.db'),
+      '--log-level', 'warn',
+      ...(options.sqlitePragmas ?? []).flatMap((pragma) => ['--sqlite-pragma', pragma]),
+      ...options.namespaces.flatMap((namespace) => ['--namespace', namespace]),
+      ...Object.entries(options.searchAttributes).flatMap(([name, kind]) => ['--search-attribute', `${name}=${kind}`]),
+    ];
+    const logFrom = fs.existsSync(logPath) ? fs.statSync(logPath).size : 0;
+    const server = startSupervised({ name: 'temporal', command: temporal, args, logDir: options.logDir });
+    options.onSpawn?.(server);
+    try {
+      await waitUntilReady(options, {
+        what: `Temporal dev server on ${options.address} (log: ${server.logPath})`,
+        abortIf: () => server.exitDescription(),
+        registerNamespaces: false,
+      });
+      return { address: options.address, uiUrl: `http://127.0.0.1:${options.uiPort}`, process: server };
+    } catch (err) {
+      await server.stop();
+      if (attempt < PORT_RACE_ATTEMPTS && lostPort(logPath, logFrom, ports)) continue;
+      throw err;
+    }
   }
-  return { address: options.address, uiUrl: `http://127.0.0.1:${options.uiPort}`, process: server };
+}
+
+/** Whether the part of the log from `from` on says one of `ports` was already in use (exported for its test). */
+export function lostPort(logPath: string, from: number, ports: number[]): boolean {
+  let text: string;
+  try {
+    text = fs.readFileSync(logPath).subarray(from).toString('utf8');
+  } catch {
+    return false;
+  }
+  return /address already in use/.test(text) && ports.some((port) => text.includes(`:${port}:`) || text.includes(`:${port} `));
 }
 
 /** For TEMPORAL_ADDRESS: an existing server gets the namespaces and search attributes it lacks. */
