@@ -1,15 +1,19 @@
 /**
- * Tells instance workflows about final steps, in chain order: first as soon as the tag is final
- * (so the workflow holds back every later step until this one's data arrives), then again once
- * the envelope is here and proven against the batch root. Runs after each listener pass and each
- * delivery. Serialised within the process; repeats are harmless, the workflow deduplicates.
+ * Tells instance workflows about final steps, in chain order, once the envelope is here and
+ * proven against the batch root. A final step whose data is late is told bare (the tag alone:
+ * the workflow then shows what it waits for) once it has waited DATA_WAIT_GRACE_MS; until then
+ * it holds back the later steps of its instance here, so no workflow ever hears of a later step
+ * before an earlier one. The workflow could not apply them earlier anyway, and the bare signal,
+ * a workflow task on each peer for most steps under load, is left out when the data comes within
+ * the grace. Runs after each listener pass and each delivery. Serialised within the process;
+ * repeats are harmless, the workflow deduplicates.
  *
  * Chain order matters within an instance (one workflow); different instances are told side by
  * side, a few at a time; a pass writes down what it told once it has told it.
  *
  * A pin final before its data is the rule for peers, not a stall (the chain is usually quicker
  * than the author's delivery), so the `data.waiting` event, three writes, is recorded only when
- * the data is still missing DATA_WAIT_GRACE_MS after the bare signal.
+ * the data is still missing DATA_WAIT_GRACE_MS after the pin was found final.
  *
  * A pass looks for slots to signal only when something may have changed since the last complete
  * look (see `flush`): the look reads every final slot not yet decided, and the listener asks for
@@ -24,7 +28,7 @@ import { decideAfterEnd } from './late-steps';
 
 type Level = 'bare' | 'full';
 
-/** How long a final pin may wait for its data before apps are told (`data.waiting`). */
+/** How long a final pin may wait for its data before it is told bare, and apps are told (`data.waiting`) as long again after. */
 export const DATA_WAIT_GRACE_MS = 2_000;
 
 /** How many instances are signalled side by side. */
@@ -39,6 +43,10 @@ export class PinSignaller {
   private allowed: () => boolean = () => true;
   /** Something may have changed since the last complete look for slots to signal. */
   private stale = true;
+  /** Final slots found without their data, and since when (not told yet: see `holdsBack`). */
+  private readonly dataLate = new Map<string, number>();
+  /** A pass due when the earliest held slot's grace ends. */
+  private graceTimer?: { at: number; timer: NodeJS.Timeout };
 
   constructor(private readonly ctx: NodeContext) {}
 
@@ -88,11 +96,15 @@ export class PinSignaller {
 
   private async signal(): Promise<void> {
     const byInstance = new Map<string, SlotDoc[]>();
-    for (const slot of await this.ctx.store.slotsToSignal()) {
+    const candidates = await this.ctx.store.slotsToSignal();
+    for (const slot of candidates) {
       const list = byInstance.get(slot.instanceId) ?? [];
       list.push(slot);
       byInstance.set(slot.instanceId, list);
     }
+    // A slot no longer waiting to be told (decided, or undone by a reorganisation) is forgotten here too.
+    const waiting = new Set(candidates.map((c) => c._id));
+    for (const id of this.dataLate.keys()) if (!waiting.has(id)) this.dataLate.delete(id);
     if (byInstance.size === 0) return;
     const told: { slot: SlotDoc; level: Level }[] = [];
     // A few instances at a time: every signal wakes a workflow whose decision then reads and writes
@@ -103,8 +115,9 @@ export class PinSignaller {
       for (let slots = queue.shift(); slots; slots = queue.shift()) {
         const [outcome] = await Promise.allSettled([
           (async () => {
-            // In chain order; a failure stops this instance's signals here, so none overtakes it.
+            // In chain order; a failure or a held slot stops this instance's signals here, so none overtakes it.
             for (const slot of slots) {
+              if (this.holdsBack(slot)) break;
               const level = await this.tell(slot);
               if (level) told.push({ slot, level });
               // Not told yet (a workflow not started, earlier data missing): look again next pass.
@@ -119,11 +132,38 @@ export class PinSignaller {
     await this.ctx.store.markSignaled(told.map(({ slot, level }) => ({ id: slot._id, level })));
     const now = Date.now();
     for (const { slot, level } of told) {
-      if (level === 'bare') this.waitingSince!.set(slot._id, now);
+      // data.waiting is due DATA_WAIT_GRACE_MS after the pin was found final without its data: when it is told bare.
+      if (level === 'bare') this.waitingSince!.set(slot._id, this.dataLate.get(slot._id) ?? now);
       else this.waitingSince!.delete(slot._id);
+      this.dataLate.delete(slot._id);
     }
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (failed) throw failed.reason;
+  }
+
+  /**
+   * A final slot without its data is not told (nor are the later slots of its instance) until
+   * DATA_WAIT_GRACE_MS after it was first found so: its data usually comes first, and one signal
+   * then tells both. A pass is due when the grace ends, whatever else happens.
+   */
+  private holdsBack(slot: SlotDoc): boolean {
+    if (slot.proven) return false;
+    const now = Date.now();
+    const since = this.dataLate.get(slot._id) ?? now;
+    this.dataLate.set(slot._id, since);
+    const due = since + DATA_WAIT_GRACE_MS;
+    if (now >= due) return false;
+    // No look on every poll meanwhile: the envelope's arrival asks for a pass, and so does this timer.
+    if (!this.graceTimer || due < this.graceTimer.at) {
+      if (this.graceTimer) clearTimeout(this.graceTimer.timer);
+      const timer = setTimeout(() => {
+        this.graceTimer = undefined;
+        void this.flush();
+      }, due - now);
+      timer.unref();
+      this.graceTimer = { at: due, timer };
+    }
+    return true;
   }
 
   /**
