@@ -32,6 +32,7 @@ import { merkleProof, merkleRoot } from './merkle';
 import type { SequencerClient } from './sequencer';
 import { BatchRefused, MAX_TAGS_PER_BATCH } from './sequencer';
 import { pinFailed, pinFailing } from '../events/hooks';
+import { PollLoop } from './poll-loop';
 
 export interface BatcherOptions {
   store: Store;
@@ -89,13 +90,9 @@ export class PinFailedError extends Error {
 
 export class Batcher {
   private readonly wallet: Wallet;
-  private timer?: NodeJS.Timeout;
+  /** Ticks every tickMs, and at once when a step arrives (a lone step may go at once). */
+  private readonly loop: PollLoop;
   private stopped = true;
-  private ticking: Promise<void> = Promise.resolve();
-  /** A tick is under way (`ticking` pending) rather than scheduled. */
-  private inTick = false;
-  /** A step arrived during a tick: the next one follows at once instead of after tickMs. */
-  private kicked = false;
   /** Resolved at the end of each tick: what `pin` waits on between its looks. */
   private ticked = deferred();
   private recovered = false;
@@ -114,6 +111,7 @@ export class Batcher {
   constructor(private readonly opts: BatcherOptions) {
     if (opts.batchSize < 1 || opts.batchSize > MAX_TAGS_PER_BATCH) throw new Error(`batch size must be 1..${MAX_TAGS_PER_BATCH}, got ${opts.batchSize}`);
     this.wallet = new Wallet(opts.privateKey, opts.provider);
+    this.loop = new PollLoop(() => this.scheduledTick(), opts.tickMs ?? DEFAULT_TICK_MS);
   }
 
   start(): void {
@@ -123,13 +121,12 @@ export class Batcher {
     this.waiting.clear();
     this.open.clear();
     this.batchOf.clear();
-    this.schedule();
+    this.loop.start(this.opts.tickMs ?? DEFAULT_TICK_MS);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.ticking;
+    await this.loop.stop();
   }
 
   /** Whether pins are going out; if not, why and since when. */
@@ -170,7 +167,7 @@ export class Batcher {
           if (batch && batch.status !== 'signed') return receiptOf(batch, item.index!);
         } else if (item && !this.stopped && !this.waiting.has(hash) && !this.batchOf.has(hash)) {
           this.waiting.set(hash, item);
-          this.kick();
+          this.loop.wake();
         }
       }
       const tickMs = this.opts.tickMs ?? DEFAULT_TICK_MS;
@@ -179,35 +176,18 @@ export class Batcher {
     throw new Error(`step ${request.envelopeHash} not batched within ${timeoutMs} ms (is the chain reachable?)`);
   }
 
-  private schedule(delayMs = this.opts.tickMs ?? DEFAULT_TICK_MS): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.inTick = true;
-      this.kicked = false;
-      this.ticking = this.tick()
-        .catch((err: unknown) => {
-          this.opts.log.warn({ err }, 'batcher tick failed; retrying');
-          this.failed((err as Error).message);
-        })
-        .finally(() => {
-          this.inTick = false;
-          const done = this.ticked;
-          this.ticked = deferred();
-          done.resolve();
-          this.schedule(this.kicked ? 0 : undefined);
-        });
-    }, delayMs);
-  }
-
-  /** A new step waits: look at the queue now rather than at the next tick (a lone step may go at once). */
-  private kick(): void {
-    if (this.stopped) return;
-    if (this.inTick) {
-      this.kicked = true;
-      return;
+  /** One tick of the loop: failures are reported (health) and the next tick tries again. */
+  private async scheduledTick(): Promise<void> {
+    try {
+      await this.tick();
+    } catch (err) {
+      this.opts.log.warn({ err }, 'batcher tick failed; retrying');
+      this.failed((err as Error).message);
+    } finally {
+      const done = this.ticked;
+      this.ticked = deferred();
+      done.resolve();
     }
-    if (this.timer) clearTimeout(this.timer);
-    this.schedule(0);
   }
 
   async tick(): Promise<void> {

@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import type { SequencerClient } from './sequencer';
 import type { Store } from '../store/store';
 import type { CheckpointDoc } from '../store/documents';
+import { PollLoop } from './poll-loop';
 
 export interface ListenerOptions {
   sequencer: SequencerClient;
@@ -42,9 +43,8 @@ export interface DeepReorg {
 }
 
 export class ChainListener {
-  private timer?: NodeJS.Timeout;
-  private stopped = false;
-  private ticking?: Promise<void>;
+  /** A pass every pollMs, and at once when a new block is announced (src/chain/new-heads.ts). */
+  private readonly loop: PollLoop;
   /** Latest head seen, for status reporting. */
   head = 0;
   lastError?: string;
@@ -55,13 +55,10 @@ export class ChainListener {
   private known?: CheckpointDoc | null;
   /** Only `head` is kept current: another process of the party leads (src/node/leadership.ts). */
   private following = false;
-  private looping = false;
-  /** A pass is under way (rather than scheduled). */
-  private inPass = false;
-  /** Woken during a pass: the next pass follows at once. */
-  private woken = false;
 
-  constructor(private readonly opts: ListenerOptions) {}
+  constructor(private readonly opts: ListenerOptions) {
+    this.loop = new PollLoop(() => this.scheduledPass(), opts.pollMs);
+  }
 
   /** Reads the chain into the store and finalises steps: on the party's leading process. */
   start(): void {
@@ -69,7 +66,7 @@ export class ChainListener {
     // Another process may have led (and moved the checkpoint) since this one last ran.
     this.settled = undefined;
     this.known = undefined;
-    this.loop();
+    this.loop.start();
   }
 
   /**
@@ -78,56 +75,27 @@ export class ChainListener {
    */
   async follow(): Promise<void> {
     this.following = true;
-    await this.ticking;
-    this.loop();
+    await this.loop.settled();
+    this.loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.looping = false;
-    if (this.timer) clearTimeout(this.timer);
-    await this.ticking;
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
-  private loop(): void {
-    this.stopped = false;
-    if (this.looping) return;
-    this.looping = true;
-    this.schedule(0);
-  }
-
-  /**
-   * A new block was announced (src/chain/new-heads.ts): pass now rather than at the next poll.
-   * Polling goes on regardless; a wake-up only brings the next pass forward.
-   */
+  /** A new block was announced: pass now rather than at the next poll (polling goes on regardless). */
   wake(): void {
-    if (this.stopped || !this.looping) return;
-    if (this.inPass) {
-      this.woken = true;
-      return;
-    }
-    if (this.timer) clearTimeout(this.timer);
-    this.schedule(0);
+    this.loop.wake();
   }
 
-  private schedule(delay: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.inPass = true;
-      this.woken = false;
-      this.ticking = this.tick()
-        .then(() => {
-          this.lastError = undefined;
-        })
-        .catch((err: unknown) => {
-          this.lastError = (err as Error).message;
-          this.opts.log.warn({ err }, 'chain listener pass failed; retrying');
-        })
-        .finally(() => {
-          this.inPass = false;
-          this.schedule(this.woken ? 0 : this.opts.pollMs);
-        });
-    }, delay);
+  private async scheduledPass(): Promise<void> {
+    try {
+      await this.tick();
+      this.lastError = undefined;
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.opts.log.warn({ err }, 'chain listener pass failed; retrying');
+    }
   }
 
   /** One pass: undo what a reorganisation removed, read new logs, finalise what is deep enough. */

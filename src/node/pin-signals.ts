@@ -28,7 +28,7 @@ import { decideAfterEnd } from './late-steps';
 
 type Level = 'bare' | 'full';
 
-/** How long a final pin may wait for its data before it is told bare, and apps are told (`data.waiting`) as long again after. */
+/** How long a final pin may wait for its data before it is told bare and apps hear `data.waiting`. */
 export const DATA_WAIT_GRACE_MS = 2_000;
 
 /** How many instances are signalled side by side. */
@@ -38,7 +38,7 @@ export class PinSignaller {
   private running: Promise<void> = Promise.resolve();
   /** A pass asked for and not started yet: later requests share it (it will see their writes). */
   private queued?: Promise<void>;
-  /** Slots told bare and not yet reported as waiting, with when they were told (0: at once). */
+  /** Slots told bare and not yet reported as waiting, with when they were found final without data (0: report at once). */
   private waitingSince?: Map<string, number>;
   private allowed: () => boolean = () => true;
   /** Something may have changed since the last complete look for slots to signal. */
