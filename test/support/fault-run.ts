@@ -128,9 +128,22 @@ export async function runWithFaults(net: TestNetwork, opts: FaultRunOptions): Pr
 
   const decided = (h: StepView[] | undefined, step: string) => h?.some((s) => s.step === step && s.status !== 'pending') ?? false;
 
-  async function propose(plan: Planned, step: string): Promise<void> {
+  /** True when the instance had already ended by `rival` (accepted here) when `step` was proposed. */
+  const endedBy = (plan: Planned, rival: string | undefined, res: { status: number; body: { errors?: { field: string; message: string }[] } }): boolean =>
+    rival !== undefined && plan.accepted.has(rival) && res.status === 409 && (res.body.errors ?? []).some((e) => e.field === '/instanceId' && e.message === 'ended');
+
+  /**
+   * Proposes a step; it must be accepted. The one exception is the second of two contested claims
+   * (`rival`: the first): when the first is final on its author's node before the second is sent,
+   * the instance has ended and the node refuses the second at once, which is the race decided.
+   */
+  async function propose(plan: Planned, step: string, rival?: string): Promise<void> {
     const author = AUTHOR[step]!;
     const res = await call(author, 'POST', `/instances/${plan.id}/steps`, { step, input: step.startsWith('note') ? { text: `${step} of ${plan.id}` } : {} }, `${plan.id}/${step}`);
+    if (endedBy(plan, rival, res)) {
+      opts.log(`${plan.id}: ${step} refused, the instance had ended by ${rival} already`);
+      return;
+    }
     if (res.status !== 202) throw new Error(`${author} ${step} in ${plan.id}: ${res.status} ${JSON.stringify(res.body)}`);
     plan.accepted.set(step, res.body.envelopeHash as string);
   }
@@ -170,7 +183,7 @@ export async function runWithFaults(net: TestNetwork, opts: FaultRunOptions): Pr
     await Promise.all(
       claims.map(async (step, i) => {
         await sleep(gap * i);
-        await propose(plan, step);
+        await propose(plan, step, i > 0 ? claims[0] : undefined);
       }),
     );
     return plan;
