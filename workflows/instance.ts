@@ -18,12 +18,14 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { Activities, LocalActivities } from '../activities';
+import type { Decision } from '../src/store/store';
 import { LockstepError } from '../src/model/errors';
 import { comparePositions, type ChainPosition } from '../src/model/pin';
 import { validateStepData } from '../src/process/step-data';
@@ -40,6 +42,7 @@ import {
   proposeUpdate,
   viewQuery,
   DEFAULT_RUN_LIMITS,
+  NOT_LEADING,
   type InstanceResult,
   type InstanceWorkflowInput,
   type PendingStep,
@@ -54,14 +57,27 @@ const durable = proxyActivities<Activities>({
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
-/** Local bookkeeping that must never block on the network. */
+/** Local bookkeeping that must never block on the network: sealing a step, recording a decision. */
 const local = proxyActivities<Activities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
 });
+/**
+ * Recording a decision, first tried inside the workflow task when the process holding it leads
+ * its party (src/node/workers.ts): no round trip through Temporal's queues. Its input is all from
+ * the history, so running it again after a failed task records the same. One short attempt: a
+ * local activity holds its workflow task open (and an Update waits for that task); a slow or
+ * failed attempt is queued instead, where waiting costs nothing.
+ */
+const inTask = proxyLocalActivities<LocalActivities>({
+  startToCloseTimeout: '4 seconds',
+  retry: { maximumAttempts: 1 },
+});
 
 const RECENTLY_DECIDED_KEPT = 1_000;
 const TASK_ATTRIBUTES_PATCH = 'human-task-search-attributes';
+/** Runs recorded before decisions were recorded in the workflow task replay with the activity queued. */
+const LOCAL_DECISIONS_PATCH = 'decisions-recorded-in-task';
 
 /** Turns a rule violation into a failure the caller sees, with its code and offending fields. */
 function refuse(error: unknown): never {
@@ -96,6 +112,21 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   // Runs recorded before task search attributes existed replay without their upserts.
   const showsTaskAttributes = hasHumanSteps(definition) && patched(TASK_ATTRIBUTES_PATCH);
   let shownTaskAttributes: string | undefined;
+  const decidesInTask = patched(LOCAL_DECISIONS_PATCH);
+
+  /** In this workflow task if it can be (see `inTask`), otherwise queued for the leading process. */
+  async function recordDecision(decision: Decision): Promise<void> {
+    if (decidesInTask) {
+      try {
+        return await inTask.recordDecision(decision);
+      } catch (error) {
+        // A local activity's failure reaches the workflow as the activity's own failure, unwrapped.
+        const failure = error instanceof ActivityFailure ? error.cause : error;
+        if (!(failure instanceof ApplicationFailure && failure.type === NOT_LEADING)) log.warn('recording the decision in the workflow task failed; queued instead', { instanceId: header.id, error: String(error) });
+      }
+    }
+    await local.recordDecision(decision);
+  }
 
   const isDuplicate = (position: ChainPosition): boolean =>
     lastPosition !== undefined && comparePositions(position, lastPosition) <= 0;
@@ -135,6 +166,8 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     const proposedAt = new Date().toISOString(); // workflow time: deterministic on replay
     inFlight++;
     try {
+      // Queued, never a local activity: one runs again when its workflow task fails, and this
+      // workflow time, so the envelope, would then differ from the one sealed for the nonce.
       const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: inputOf(request), output: request.output, nonce, proposedAt });
       const input = guarded.has(request.step) ? { input: inputOf(request), output: request.output } : {};
       pending.set(envelopeHash, { envelopeHash, step: request.step, author: party, ...input });
@@ -262,7 +295,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     pending.delete(next.envelopeHash);
     confirmations.delete(next.slot);
     lastPosition = next.position;
-    await local.recordDecision({
+    await recordDecision({
       instanceId: header.id,
       envelopeHash: next.envelopeHash,
       status: rejection ? 'rejected' : 'confirmed',

@@ -10,6 +10,9 @@ import type { ProcessState } from '../src/process/state';
 
 export const TASK_QUEUE = 'lockstep';
 
+/** The failure type of a local activity offered to a process that does not lead its party (src/node/workers.ts). */
+export const NOT_LEADING = 'not_leading';
+
 export function instanceWorkflowId(instanceId: string): string {
   return `instance-${instanceId}`;
 }

@@ -14,7 +14,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { NetworkFile } from '../model/network';
 import type { NodeConfig } from '../config';
-import { createActivities } from '../../activities';
+import { createActivities, localActivities } from '../../activities';
 import { SequencerClient } from '../chain/sequencer';
 import { ChainListener } from '../chain/listener';
 import { NewHeads } from '../chain/new-heads';
@@ -137,13 +137,16 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   const workerConnection = await NativeConnection.connect({ address: network.temporal.address });
   const pins = new PinSignaller(ctx);
   const activities = createActivities(ctx, pins);
-  const workers = new PartyWorkers(
+  const workers: PartyWorkers = new PartyWorkers(
     (kind) =>
       Worker.create({
         connection: workerConnection,
         namespace: me.namespace,
         taskQueue: TASK_QUEUE,
-        ...(kind === 'workflows' ? workflowSource() : { activities }),
+        ...(kind === 'workflows'
+          ? // Local activities only: the activity worker, while this process leads, takes the queue's activity tasks.
+            { ...workflowSource(), activities: localActivities(activities, (work) => workers.runLocally(work)), enableNonLocalActivities: false }
+          : { activities }),
       }),
     log,
   );

@@ -1,0 +1,158 @@
+/**
+ * Where the workflow records a decision, on a real Temporal dev server: as a local activity
+ * inside the workflow task when the process holding the task leads its party, and otherwise as
+ * the same activity queued for the leader. Two sets of
+ * workers in this process stand for a party's two processes: the "follower" runs workflow tasks
+ * only, the "leader" the activity worker. The activities are stand-ins that record their calls:
+ * what is under test is the workflow's routing and the workers' gate, not the store.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { localActivities, type Activities } from '../activities';
+import { loadDefinitionFile } from '../src/definitions/load';
+import type { InstanceHeader } from '../src/model/instance';
+import type { ChainPosition } from '../src/model/pin';
+import { PartyWorkers, type WorkerKind } from '../src/node/workers';
+import { freePort } from '../src/stack/ports';
+import { LOCKSTEP_SEARCH_ATTRIBUTES } from '../src/stack/search-attributes';
+import { startTemporalDevServer, type RunningDevServer } from '../src/stack/temporal-server';
+import { instanceWorkflow } from '../workflows/instance';
+import { envelopeSignal, pinConfirmedSignal, proposeUpdate, TASK_QUEUE } from '../workflows/messages';
+import { quietTemporalRuntime } from './support/quiet-runtime';
+import { eventually } from './support/eventually';
+
+const NAMESPACE = 'acme';
+const approval = loadDefinitionFile(join(__dirname, 'fixtures', 'definitions', 'approval.yaml'));
+
+let dir: string;
+let server: RunningDevServer;
+let connection: Connection;
+let workerConnection: NativeConnection;
+let client: Client;
+let bundle: WorkflowBundleWithSourceMap;
+/** Calls the stand-in activities received, in order: `sealStep 1`, `recordDecision 1`, … */
+const calls: string[] = [];
+
+const standIns = {
+  inviteParticipant: () => Promise.resolve(),
+  sealStep: (req: { nonce: number }) => {
+    calls.push(`sealStep ${req.nonce}`);
+    return Promise.resolve({ envelopeHash: `0x${String(req.nonce).padStart(64, '0')}` });
+  },
+  pinStep: () => Promise.resolve({ root: '0x00', index: 0, count: 1, proof: [], transactionHash: '0x00' }),
+  deliverStep: () => Promise.resolve(),
+  recordDecision: (decision: { seq: number; status: string }) => {
+    calls.push(`recordDecision ${decision.seq} ${decision.status}`);
+    return Promise.resolve();
+  },
+} as unknown as Activities;
+
+/** One process's workers: workflow tasks with the gated local activities, and the activity worker while leading. */
+function processWorkers(runsWorkflows: boolean): PartyWorkers {
+  const workers: PartyWorkers = new PartyWorkers(
+    (kind: WorkerKind) =>
+      Worker.create({
+        connection: workerConnection,
+        namespace: NAMESPACE,
+        taskQueue: TASK_QUEUE,
+        ...(kind === 'workflows'
+          ? { workflowBundle: bundle, activities: localActivities(standIns, (work) => workers.runLocally(work)), enableNonLocalActivities: false }
+          : { activities: standIns }),
+      }),
+    pino({ level: 'silent' }),
+  );
+  if (runsWorkflows) void workers.start();
+  return workers;
+}
+
+beforeAll(async () => {
+  quietTemporalRuntime();
+  dir = mkdtempSync(join(tmpdir(), 'lockstep-local-decisions-'));
+  const [port, uiPort] = [await freePort(), await freePort()];
+  [server, bundle] = await Promise.all([
+    startTemporalDevServer({
+      address: `127.0.0.1:${port}`,
+      port,
+      uiPort,
+      dir,
+      logDir: dir,
+      namespaces: [NAMESPACE],
+      searchAttributes: LOCKSTEP_SEARCH_ATTRIBUTES,
+    }),
+    bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') }),
+  ]);
+  workerConnection = await NativeConnection.connect({ address: server.address });
+  connection = await Connection.connect({ address: server.address });
+  client = new Client({ connection, namespace: NAMESPACE });
+}, 180_000);
+
+afterAll(async () => {
+  await workerConnection?.close();
+  await connection?.close();
+  await server?.process.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function historyOf(workflowId: string): Promise<temporal.api.history.v1.IHistoryEvent[]> {
+  return (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+}
+
+const queuedActivities = (events: temporal.api.history.v1.IHistoryEvent[]): string[] =>
+  events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : []));
+const localActivityMarkers = (events: temporal.api.history.v1.IHistoryEvent[]): number => events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length;
+
+function position(blockNumber: number): ChainPosition {
+  return { blockNumber, blockHash: `0x${blockNumber}`, timestamp: 1_700_000_000 + blockNumber, transactionHash: `0x${blockNumber}`, logIndex: 0, index: 0 };
+}
+
+test('a decision is recorded in the workflow task on the leading process, and queued for the leader when a follower holds the task', async () => {
+  const follower = processWorkers(true);
+  const leader = processWorkers(false);
+  await leader.lead();
+  try {
+    const header: InstanceHeader = {
+      id: 'local-1',
+      definitionId: 'approval',
+      definitionHash: approval.hash,
+      roles: { requester: NAMESPACE, approver: 'globex' },
+      createdBy: NAMESPACE,
+      createdAt: '2026-11-21T00:00:00.000Z',
+    };
+    const handle = await client.workflow.start(instanceWorkflow, {
+      workflowId: 'local-1',
+      taskQueue: TASK_QUEUE,
+      args: [{ header, definition: approval.definition, party: NAMESPACE }],
+    });
+
+    // The seal is always queued. The follower holds the workflow task: the decision is refused there and queued for the leader.
+    const first = await handle.executeUpdate(proposeUpdate, { args: [{ step: 'request', input: { amount: 5 } }] });
+    expect(first).toEqual({ envelopeHash: `0x${'1'.padStart(64, '0')}`, status: 'pending' });
+    await handle.signal(pinConfirmedSignal, { slot: `${NAMESPACE}/1`, position: position(10), envelopeHash: first.envelopeHash });
+    await eventually('the first decision recorded', () => Promise.resolve(calls.includes('recordDecision 0 confirmed') || undefined));
+    let events = await historyOf('local-1');
+    expect(queuedActivities(events).filter((name) => name !== 'inviteParticipant')).toEqual(['sealStep', 'pinStep', 'deliverStep', 'recordDecision']);
+    expect(localActivityMarkers(events)).toBe(1); // the refused attempt, recorded
+
+    // The follower becomes the leader (the other steps down first): globex's step is decided in the task.
+    await leader.follow();
+    await follower.lead();
+    const approve = `0x${'a'.repeat(64)}`;
+    await handle.signal(envelopeSignal, { envelopeHash: approve, step: 'approve', author: 'globex' });
+    await handle.signal(pinConfirmedSignal, { slot: 'globex/1', position: position(11), envelopeHash: approve });
+    await eventually('the second decision recorded', () => Promise.resolve(calls.includes('recordDecision 1 confirmed') || undefined));
+    events = await historyOf('local-1');
+    expect(queuedActivities(events).filter((name) => name === 'recordDecision')).toHaveLength(1);
+    expect(localActivityMarkers(events)).toBe(2);
+    expect(calls).toEqual(['sealStep 1', 'recordDecision 0 confirmed', 'recordDecision 1 confirmed']);
+    // Both paths replay: the refused attempt and the queued decision, then the decision made in the task.
+    await Worker.runReplayHistory({ workflowBundle: bundle }, await handle.fetchHistory());
+    expect(await handle.result()).toEqual({ outcome: 'approved', steps: 2 });
+  } finally {
+    await Promise.all([follower.stop(), leader.stop()]);
+  }
+}, 120_000);
