@@ -103,7 +103,7 @@ export function markdown(r: BenchResult): string {
     `CPU per final step, all processes of the stack (driver excluded): ${n0(cpuMsPerStep(r))} CPU-ms.`,
     '',
     table(
-      ['node: serialised writes (FerretDB) in the Lockstep phase', 'writes', 'writes per final step', 'mean write ms', 'mean wait in line ms', 'queue busy'],
+      ['node: write line (FerretDB) in the Lockstep phase', 'writes', 'writes per final step', 'mean write ms', 'mean wait in line ms', 'line busy'],
       r.serialWrites.map((w) => [w.party, n0(w.writes), n1(w.writes / Math.max(1, r.lockstep.steps)), n1(w.meanRunMs), n1(w.meanWaitMs), `${n0(w.busy * 100)}%`]),
     ),
     '',

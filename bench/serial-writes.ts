@@ -1,7 +1,8 @@
 /**
- * How busy each node's serialised write queue was during the Lockstep phase, from the node's
- * "serial writes" debug lines (running totals, FerretDB only): writes, time spent writing and
- * waiting in line. A queue busy close to 100% of the time is the node's throughput ceiling.
+ * How busy each node's write line was during the Lockstep phase, from the node's "serial writes"
+ * debug lines (running totals, FerretDB only): writes, time spent writing and waiting in line, and
+ * how long the line had any write under way. A line busy close to 100% of the time, with writes
+ * waiting long in it, is the node's throughput ceiling.
  */
 import { readFileSync } from 'node:fs';
 
@@ -10,7 +11,7 @@ export interface SerialWriteFigure {
   writes: number;
   meanRunMs: number;
   meanWaitMs: number;
-  /** Share of the window the queue was writing (0..1). */
+  /** Share of the window the line had a write under way (0..1). */
   busy: number;
 }
 
@@ -19,6 +20,8 @@ interface Totals {
   writes: number;
   waitMs: number;
   runMs: number;
+  /** Absent in logs of nodes that wrote one at a time, where it equals runMs. */
+  busyMs?: number;
 }
 
 function totalsIn(file: string): Totals[] {
@@ -48,7 +51,7 @@ export function serialWritesBetween(logs: Record<string, string>, from: number, 
       writes,
       meanRunMs: writes > 0 ? (end.runMs - before.runMs) / writes : Number.NaN,
       meanWaitMs: writes > 0 ? (end.waitMs - before.waitMs) / writes : Number.NaN,
-      busy: to > from ? (end.runMs - before.runMs) / (to - from) : Number.NaN,
+      busy: to > from ? ((end.busyMs ?? end.runMs) - (before.busyMs ?? before.runMs)) / (to - from) : Number.NaN,
     });
   }
   return figures;

@@ -87,4 +87,11 @@ describe('serialWritesBetween', () => {
     writeFileSync(file, [line(900, 10, 5, 50), 'not json', line(1000, 20, 10, 100), line(2000, 60, 410, 900), line(3500, 99, 999, 9999)].join('\n'));
     expect(serialWritesBetween({ a: file }, 1000, 3000)).toEqual([{ party: 'a', writes: 40, meanRunMs: 20, meanWaitMs: 10, busy: 0.4 }]);
   });
+
+  it('reads how long the line was busy from busyMs, which writes side by side keep below their summed time', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'bench-serial-')), 'node-a.log');
+    const line = (time: number, writes: number, runMs: number, busyMs: number) => JSON.stringify({ level: 20, time, writes, waitMs: 0, runMs, busyMs, msg: 'serial writes' });
+    writeFileSync(file, [line(1000, 20, 100, 80), line(2000, 60, 1900, 1080)].join('\n'));
+    expect(serialWritesBetween({ a: file }, 1000, 3000)).toEqual([{ party: 'a', writes: 40, meanRunMs: 45, meanWaitMs: 0, busy: 0.5 }]);
+  });
 });

@@ -1,15 +1,15 @@
 /**
  * Concurrent writes to one document on the real document store (FerretDB here, or mongod where
  * installed): every change survives. On FerretDB this holds only because the store sends its
- * writes one at a time (src/store/serial-writes.ts).
+ * writes to any one document one at a time (src/store/serial-writes.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, ObjectId, type Db } from 'mongodb';
 import { startMongo, type RunningMongo } from '../src/stack/mongo-server';
 import { freePort } from '../src/stack/ports';
-import { isFerretDb, SerialQueue, withSerialWrites } from '../src/store/serial-writes';
+import { ALL, isFerretDb, withSerialWrites, WriteLine, writeKeys } from '../src/store/serial-writes';
 import { slotId, Store } from '../src/store/store';
 import { EventLog, eventId } from '../src/events/log';
 import type { SignedEnvelope } from '../src/model/envelope';
@@ -151,7 +151,7 @@ test('a counter taken concurrently with $inc hands out every number once', async
 });
 
 test('a failed write does not block the writes queued after it', async () => {
-  const queue = new SerialQueue();
+  const queue = new WriteLine();
   const order: string[] = [];
   const failing = queue.run(() => {
     order.push('first');
@@ -167,7 +167,7 @@ test('a failed write does not block the writes queued after it', async () => {
 });
 
 test('a write that never finishes is abandoned with an error after the timeout, and the writes behind it go on', async () => {
-  const queue = new SerialQueue(200);
+  const queue = new WriteLine(200);
   // As a driver write on a connection the server closed: it never settles.
   const stuck = queue.run(() => new Promise<never>(() => undefined));
   const next = queue.run(() => Promise.resolve('next'));
@@ -212,7 +212,7 @@ test('two processes numbering one event log (replicas): every event once, under 
 });
 
 test('writes to collections outside the line (heartbeats) do not wait behind a slow write', async () => {
-  const queue = new SerialQueue(1_000);
+  const queue = new WriteLine(1_000);
   const db = withSerialWrites(raw, queue, ['heartbeats']);
   // A write that holds the line, as a backlog of store writes would.
   const stuck = queue.run(() => new Promise<never>(() => undefined));
@@ -241,4 +241,71 @@ test('an event log written with numeric ids is renumbered under string ids once,
   await old.insertOne({ _id: 99, seq: 99, key: 'stray', type: 'instance.started', at: new Date().toISOString(), data: {}, recordedAt: new Date() } as never);
   await new EventLog(db, ferret).ensureIndexes();
   expect(await old.findOne({ _id: 99 })).not.toBeNull();
+});
+
+describe('the write line', () => {
+  /** A write that records when it starts and finishes only when released. */
+  function held(journal: string[], name: string) {
+    let release!: () => void;
+    const done = new Promise<void>((r) => (release = r));
+    return {
+      task: () => {
+        journal.push(`start ${name}`);
+        return done.then(() => journal.push(`end ${name}`));
+      },
+      release,
+    };
+  }
+  const settle = () => new Promise((r) => setTimeout(r, 10));
+
+  test('writes to different documents go side by side, up to the limit; writes to one document one at a time, in order', async () => {
+    const line = new WriteLine(5_000, 2);
+    const journal: string[] = [];
+    const [a1, b1, a2, c1] = ['a1', 'b1', 'a2', 'c1'].map((n) => held(journal, n));
+    const runs = [line.run(a1!.task, ['a']), line.run(b1!.task, ['b']), line.run(a2!.task, ['a']), line.run(c1!.task, ['c'])];
+    await settle();
+    expect(journal).toEqual(['start a1', 'start b1']); // a2 waits for a1; c1 for a free place
+    a1!.release();
+    await settle();
+    // a1's place goes to the first write whose document is free: a2 (in order behind a1).
+    expect(journal).toEqual(['start a1', 'start b1', 'end a1', 'start a2']);
+    b1!.release();
+    await settle();
+    expect(journal.slice(4)).toEqual(['end b1', 'start c1']);
+    a2!.release();
+    c1!.release();
+    await Promise.all(runs);
+    expect(line.stats.writes).toBe(4);
+  });
+
+  test('a write whose documents are unknown goes alone: after every write asked before it, before every write asked after it', async () => {
+    const line = new WriteLine(5_000, 4);
+    const journal: string[] = [];
+    const [a, all, b] = ['a', 'all', 'b'].map((n) => held(journal, n));
+    const runs = [line.run(a!.task, ['a']), line.run(all!.task, ALL), line.run(b!.task, ['b'])];
+    await settle();
+    expect(journal).toEqual(['start a']);
+    a!.release();
+    await settle();
+    expect(journal).toEqual(['start a', 'end a', 'start all']);
+    all!.release();
+    await settle();
+    expect(journal.slice(3)).toEqual(['end all', 'start b']);
+    b!.release();
+    await Promise.all(runs);
+  });
+
+  test('a write names the documents its arguments pin down, and ALL otherwise', () => {
+    const oid = new ObjectId();
+    expect(writeKeys('slots', 'updateOne', [{ _id: 's-1', status: 'pending' }, { $set: {} }])).toEqual(['slots\u0000string:s-1']);
+    expect(writeKeys('slots', 'findOneAndUpdate', [{ _id: oid }, { $inc: {} }])).toEqual([`slots\u0000oid:${oid.toHexString()}`]);
+    expect(writeKeys('events', 'insertOne', [{ _id: 7 }])).toEqual(['events\u0000number:7']);
+    expect(writeKeys('events', 'insertOne', [{ type: 'x' }])).toEqual([]); // a fresh _id: no other write can touch it
+    expect(writeKeys('tags', 'insertMany', [[{ _id: 't1' }, { _id: 't2' }]])).toEqual(['tags\u0000string:t1', 'tags\u0000string:t2']);
+    expect(writeKeys('b', 'bulkWrite', [[{ updateOne: { filter: { _id: 'x' }, update: {} } }, { insertOne: { document: { _id: 'y' } } }]])).toEqual(['b\u0000string:x', 'b\u0000string:y']);
+    expect(writeKeys('steps', 'updateOne', [{ status: 'pending' }, { $set: {} }])).toBe(ALL);
+    expect(writeKeys('steps', 'updateOne', [{ _id: { $in: ['a', 'b'] } }, { $set: {} }])).toBe(ALL);
+    expect(writeKeys('steps', 'updateMany', [{ _id: 'a' }, { $set: {} }])).toBe(ALL);
+    expect(writeKeys('b', 'bulkWrite', [[{ updateMany: { filter: { _id: 'x' }, update: {} } }]])).toBe(ALL);
+  });
 });

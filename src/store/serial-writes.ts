@@ -6,13 +6,14 @@
  * its envelope, on the same slot, is exactly that, and a lost field leaves a step undecided.
  *
  * MongoDB does each single-document write atomically, so against it nothing is wrapped. Against
- * FerretDB this process sends its writes one at a time. SQLite accepts one writer at a time in any
- * case, so little is lost. A second process of the party (a replica) writes only inserts and
+ * FerretDB this process sends its writes to any one document one at a time, through one line
+ * (WriteLine): writes to different documents go side by side, a write that may touch documents
+ * not known from its arguments goes alone. A second process of the party (a replica) writes only inserts and
  * documents of its own (docs/operations.md, "Replicas"): everything that updates shared
  * documents runs on the leading process alone. The same wrapper bounds every command, read or write, in time
  * (COMMAND_TIMEOUT_MS): a restarted FerretDB can leave the driver waiting for good.
  */
-import type { Collection, Db, Document } from 'mongodb';
+import { ObjectId, type Collection, type Db, type Document } from 'mongodb';
 
 /** Collection methods that write (each is one or more read-modify-write cycles on FerretDB). */
 const WRITES = new Set<string>([
@@ -29,11 +30,12 @@ const WRITES = new Set<string>([
   'bulkWrite',
 ]);
 
-/** Totals since start: how many writes went through, how long they waited in line and ran (ms). */
+/** Totals since start: how many writes went through, how long they waited in line and ran, and how long the line had a write under way (ms). */
 export interface SerialStats {
   writes: number;
   waitMs: number;
   runMs: number;
+  busyMs: number;
 }
 
 /**
@@ -60,29 +62,105 @@ function withTimeout<T>(work: Promise<T>, timeoutMs: number, what: string): Prom
   return Promise.race([work, stuck]).finally(() => clearTimeout(timer));
 }
 
-/** A FIFO lock: each task starts once every task queued before it has settled (or timed out). */
-export class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-  /** Kept for the benchmark's profile: the cost of writing one at a time. */
-  readonly stats: SerialStats = { writes: 0, waitMs: 0, runMs: 0 };
+/** A write's footprint: the documents it may change (collection and `_id`), or ALL when that is not known from its arguments. */
+export type WriteKeys = readonly string[] | typeof ALL;
+export const ALL = 'all';
 
-  constructor(readonly timeoutMs = COMMAND_TIMEOUT_MS) {}
+/** How many writes to different documents one process has at FerretDB at once. */
+export const PARALLEL_WRITES = 4;
 
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const queuedAt = Date.now();
-    const timed = async (): Promise<T> => {
-      const startedAt = Date.now();
-      this.stats.waitMs += startedAt - queuedAt;
-      try {
-        return await withTimeout(task(), this.timeoutMs, 'a store write');
-      } finally {
-        this.stats.writes++;
-        this.stats.runMs += Date.now() - startedAt;
+interface QueuedWrite {
+  keys: WriteKeys;
+  queuedAt: number;
+  start(): void;
+}
+
+/**
+ * The process's line of writes: writes to one document go one at a time, in the order they were
+ * asked for, and a write whose documents are not known (ALL) goes alone, after everything asked
+ * before it and before everything asked after it; writes to different documents go side by side,
+ * up to `parallel` at once. FerretDB's lost updates are per document (module comment), and its
+ * SQLite backend takes one write transaction at a time anyway, but the rest of a write (the
+ * driver, the wire, FerretDB's own decoding and its read before the update) overlaps.
+ */
+export class WriteLine {
+  private readonly queue: QueuedWrite[] = [];
+  /** Documents with a write under way, and how many (a write names each of its documents once). */
+  private readonly busyKeys = new Set<string>();
+  private running = 0;
+  private alone = false;
+  private busySince = 0;
+  private readonly totals: SerialStats = { writes: 0, waitMs: 0, runMs: 0, busyMs: 0 };
+
+  constructor(
+    readonly timeoutMs = COMMAND_TIMEOUT_MS,
+    readonly parallel = PARALLEL_WRITES,
+  ) {}
+
+  /** For the benchmark's profile: how long writes waited and ran, and how long the line had any under way, so far. */
+  get stats(): SerialStats {
+    const ongoing = this.running > 0 ? Date.now() - this.busySince : 0;
+    return { ...this.totals, busyMs: this.totals.busyMs + ongoing };
+  }
+
+  /** Runs `task` once its turn comes (see the class comment); ALL by default: after everything before it, alone. */
+  run<T>(task: () => Promise<T>, keys: WriteKeys = ALL): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const write: QueuedWrite = {
+        keys,
+        queuedAt: Date.now(),
+        start: () => {
+          const startedAt = Date.now();
+          this.totals.waitMs += startedAt - write.queuedAt;
+          this.began(write);
+          withTimeout(Promise.resolve().then(task), this.timeoutMs, 'a store write')
+            .then(resolve, reject)
+            .finally(() => {
+              this.totals.writes++;
+              this.totals.runMs += Date.now() - startedAt;
+              this.ended(write);
+            });
+        },
+      };
+      this.queue.push(write);
+      this.pump();
+    });
+  }
+
+  /** Starts every queued write whose turn has come, front to back. */
+  private pump(): void {
+    // Documents of writes still waiting: a later write to one of them waits too (one document's writes keep their order).
+    const held = new Set<string>();
+    for (let i = 0; i < this.queue.length && this.running < this.parallel && !this.alone; ) {
+      const write = this.queue[i]!;
+      if (write.keys === ALL) {
+        if (i === 0 && this.running === 0) {
+          this.queue.shift();
+          write.start();
+        }
+        return; // nothing passes a write that must go alone
       }
-    };
-    const result = this.tail.then(timed, timed);
-    this.tail = result.catch(() => undefined);
-    return result;
+      if (write.keys.some((key) => this.busyKeys.has(key) || held.has(key))) {
+        for (const key of write.keys) held.add(key);
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      write.start();
+    }
+  }
+
+  private began(write: QueuedWrite): void {
+    if (this.running++ === 0) this.busySince = Date.now();
+    if (write.keys === ALL) this.alone = true;
+    else for (const key of write.keys) this.busyKeys.add(key);
+  }
+
+  private ended(write: QueuedWrite): void {
+    if (--this.running === 0) this.totals.busyMs += Date.now() - this.busySince;
+    if (write.keys === ALL) this.alone = false;
+    else for (const key of write.keys) this.busyKeys.delete(key);
+    this.pump();
   }
 }
 
@@ -92,19 +170,19 @@ export async function isFerretDb(db: Db): Promise<boolean> {
   return typeof info.ferretdbVersion === 'string';
 }
 
-const serialQueues = new WeakMap<Db, SerialQueue>();
+const writeLines = new WeakMap<Db, WriteLine>();
 
 /** The write statistics of a database wrapped by withSerialWrites, or null (MongoDB: not wrapped). */
 export function serialStatsOf(db: Db): SerialStats | null {
-  return serialQueues.get(db)?.stats ?? null;
+  return writeLines.get(db)?.stats ?? null;
 }
 
 /**
- * The same database, with every write through `queue`; reads and everything else untouched.
+ * The same database, with every write through `line`; reads and everything else untouched.
  * Writes to the `outOfLine` collections skip the line (still bounded in time): a process's
  * heartbeat must not lag behind its own backlog, or its replicas would think it gone.
  */
-export function withSerialWrites(db: Db, queue = new SerialQueue(), outOfLine: readonly string[] = []): Db {
+export function withSerialWrites(db: Db, line = new WriteLine(), outOfLine: readonly string[] = []): Db {
   const collections = new Map<string, Collection<Document>>();
   const serialDb = new Proxy(db, {
     get(target, property, receiver) {
@@ -112,33 +190,84 @@ export function withSerialWrites(db: Db, queue = new SerialQueue(), outOfLine: r
       return (name: string) => {
         let wrapped = collections.get(name);
         if (!wrapped) {
-          wrapped = serialCollection(target.collection(name), outOfLine.includes(name) ? undefined : queue, queue.timeoutMs);
+          wrapped = serialCollection(target.collection(name), outOfLine.includes(name) ? undefined : line, line.timeoutMs);
           collections.set(name, wrapped);
         }
         return wrapped;
       };
     },
   });
-  serialQueues.set(serialDb, queue);
+  writeLines.set(serialDb, line);
   return serialDb;
 }
 
-/** `queue` undefined: writes go out at once, each bounded in time like a read. */
-function serialCollection<T extends Document>(collection: Collection<T>, queue: SerialQueue | undefined, timeoutMs: number): Collection<T> {
+/** `line` undefined: writes go out at once, each bounded in time like a read. */
+function serialCollection<T extends Document>(collection: Collection<T>, line: WriteLine | undefined, timeoutMs: number): Collection<T> {
   return new Proxy(collection, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
       if (typeof property !== 'string' || typeof value !== 'function') return value;
       const method = value as (...a: unknown[]) => unknown;
       if (WRITES.has(property)) {
-        if (!queue) return (...args: unknown[]) => withTimeout(method.apply(target, args) as Promise<unknown>, timeoutMs, `a store write (${property})`);
-        return (...args: unknown[]) => queue.run(() => method.apply(target, args) as Promise<unknown>);
+        if (!line) return (...args: unknown[]) => withTimeout(method.apply(target, args) as Promise<unknown>, timeoutMs, `a store write (${property})`);
+        return (...args: unknown[]) => line.run(() => method.apply(target, args) as Promise<unknown>, writeKeys(target.collectionName, property, args));
       }
       if (PROMISED_READS.has(property)) return (...args: unknown[]) => withTimeout(method.apply(target, args) as Promise<unknown>, timeoutMs, `a store read (${property})`);
       if (CURSOR_READS.has(property)) return (...args: unknown[]) => timedCursor(method.apply(target, args) as object, timeoutMs, property);
       return value;
     },
   });
+}
+
+/** A document's key in the write line: its collection and `_id`. */
+function documentKey(collection: string, id: unknown): string | undefined {
+  if (typeof id === 'string' || typeof id === 'number') return `${collection}\u0000${typeof id}:${id}`;
+  if (id instanceof ObjectId) return `${collection}\u0000oid:${id.toHexString()}`;
+  return undefined;
+}
+
+/** The `_id` a filter pins down to one document, if it does (anything else may match several). */
+function filterKey(collection: string, filter: unknown): string | undefined {
+  return typeof filter === 'object' && filter !== null ? documentKey(collection, (filter as { _id?: unknown })._id) : undefined;
+}
+
+/**
+ * The documents a write may change, read from its arguments; ALL when they cannot be (a filter
+ * not by one `_id`, updateMany, deleteMany). An insert without an `_id` gets a fresh one: no
+ * other write can touch that document, so it names none.
+ */
+export function writeKeys(collection: string, method: string, args: readonly unknown[]): WriteKeys {
+  const keys: string[] = [];
+  const add = (key: string | undefined): boolean => (key === undefined ? false : (keys.push(key), true));
+  const inserted = (doc: unknown): boolean => {
+    const id = (doc as { _id?: unknown } | undefined)?._id;
+    return id === undefined || add(documentKey(collection, id));
+  };
+  switch (method) {
+    case 'insertOne':
+      return inserted(args[0]) ? keys : ALL;
+    case 'insertMany':
+      return Array.isArray(args[0]) && args[0].every(inserted) ? keys : ALL;
+    case 'updateOne':
+    case 'replaceOne':
+    case 'deleteOne':
+    case 'findOneAndUpdate':
+    case 'findOneAndReplace':
+    case 'findOneAndDelete':
+      return add(filterKey(collection, args[0])) ? keys : ALL;
+    case 'bulkWrite': {
+      const ops = args[0];
+      if (!Array.isArray(ops)) return ALL;
+      const known = ops.every((op: Record<string, { filter?: unknown; document?: unknown } | undefined>) => {
+        if (op.insertOne) return inserted(op.insertOne.document);
+        const single = op.updateOne ?? op.replaceOne ?? op.deleteOne;
+        return single !== undefined && add(filterKey(collection, single.filter));
+      });
+      return known ? keys : ALL;
+    }
+    default:
+      return ALL;
+  }
 }
 
 /** The cursor, with each fetch from the server bounded; its chained settings return the same wrapper. */
