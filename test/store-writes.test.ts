@@ -14,7 +14,8 @@ import { slotId, Store } from '../src/store/store';
 import { EventLog, eventId } from '../src/events/log';
 import type { SignedEnvelope } from '../src/model/envelope';
 import type { Invitation } from '../src/model/instance';
-import { contextOf, tagOf } from '../src/chain/pins';
+import { contextOf, stepLeaf, tagOf } from '../src/chain/pins';
+import { merkleRoot } from '../src/chain/merkle';
 
 let mongo: RunningMongo;
 let client: MongoClient;
@@ -113,6 +114,21 @@ describe('a step number takes one envelope', () => {
     expect(['0xccc', '0xddd']).toContain(winner);
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(winner === '0xccc' ? 2 : 1);
     expect(await store.step(winner === '0xccc' ? '0xddd' : '0xccc')).toBeNull();
+  });
+
+  test('a slot the listener proved between the claim of its envelope and the storing of the step: the step still shows its position', async () => {
+    const instance = (await store.instance('inst-claim'))!;
+    const hash = `0x${'ee'.repeat(32)}`;
+    const leaf = stepLeaf(secret, 'alpha', 4, hash);
+    const receipt = { root: merkleRoot([leaf]), index: 0, count: 1, proof: [] };
+    // As the data exchange leaves it between its two writes: the slot claimed, the step not yet stored.
+    await store.slots.insertOne({ _id: slotId('inst-claim', 'alpha', 4), instanceId: 'inst-claim', author: 'alpha', nonce: 4, tag: tagOf(contextOf(secret, 'alpha', 4)), envelopeHash: hash, receipt, signaled: 'none', proven: false });
+    const tag = tagOf(contextOf(secret, 'alpha', 4));
+    const position = { tag, author: '0xA', root: receipt.root, index: 0, count: 1, blockNumber: 9, blockHash: '0xb9', timestamp: 1, transactionHash: '0xt9', logIndex: 0 };
+    expect(await store.observeTags([position], () => '0xA')).toHaveLength(1);
+    expect(await store.slots.findOne({ _id: slotId('inst-claim', 'alpha', 4) })).toMatchObject({ proven: true });
+    await store.savePendingStep(instance, { ...envelope(hash, 4), receipt }, false);
+    expect((await store.step(hash))?.chain).toMatchObject({ blockNumber: 9, blockHash: '0xb9', logIndex: 0, index: 0 });
   });
 
   test('a slot the listener created first (tag seen before the data) is claimed and keeps its position', async () => {

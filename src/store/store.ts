@@ -277,16 +277,23 @@ export class Store {
     await this.prove(id, instance.secret);
   }
 
-  /** Checks a slot's envelope against the batch root its tag was first sequenced under. */
+  /**
+   * Checks a slot's envelope against the batch root its tag was first sequenced under, and shows
+   * the pending step where it sits. Each writer of the slot and of the step calls this after its
+   * own write: a slot proven by the listener before the data exchange had stored the step still
+   * gets its step's position when the step is stored.
+   */
   private async prove(id: string, secret: string): Promise<void> {
     const slot = await this.slots.findOne({ _id: id });
-    if (!slot?.position || !slot.envelopeHash || !slot.receipt || slot.proven) return;
+    if (!slot?.position || !slot.envelopeHash || !slot.receipt) return;
     const p = slot.position;
-    const r = slot.receipt;
-    const leaf = stepLeaf(secret, slot.author, slot.nonce, slot.envelopeHash);
-    const proven = p.root === r.root && p.index === r.index && p.count === r.count && verifyMerkleProof(leaf, r.index, r.count, r.proof, r.root);
-    if (!proven) return;
-    await this.slots.updateOne({ _id: id }, { $set: { proven: true } });
+    if (!slot.proven) {
+      const r = slot.receipt;
+      const leaf = stepLeaf(secret, slot.author, slot.nonce, slot.envelopeHash);
+      const proven = p.root === r.root && p.index === r.index && p.count === r.count && verifyMerkleProof(leaf, r.index, r.count, r.proof, r.root);
+      if (!proven) return;
+      await this.slots.updateOne({ _id: id }, { $set: { proven: true } });
+    }
     await this.setPendingChain(slot.envelopeHash, positionOf(p));
   }
 
@@ -464,6 +471,7 @@ export class Store {
     // A read, then an update by `_id` alone: FerretDB 1.x reads the whole collection for any other filter.
     const step = await this.steps.findOne({ _id: envelopeHash });
     if (step?.status !== 'pending') return;
+    if (chain && step.chain?.blockHash === chain.blockHash && step.chain.logIndex === chain.logIndex && step.chain.index === chain.index) return;
     await this.steps.updateOne({ _id: envelopeHash }, chain ? { $set: { chain, updatedAt: new Date() } } : { $unset: { chain: '' } });
   }
 
