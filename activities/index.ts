@@ -3,7 +3,7 @@
  * pinning, persistence). Each is idempotent, because Temporal retries it until it succeeds.
  */
 import { keccak256 } from 'ethers';
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { NodeContext } from '../src/node/context';
 import { sealEnvelope, signHash } from '../src/envelope/seal';
 import { contextOf, tagOf } from '../src/chain/pins';
@@ -29,6 +29,9 @@ export interface SealRequest {
 /** The failure type of a step that can never be pinned: the workflow stops waiting for it. */
 export const PIN_FAILED = 'pin_failed';
 
+/** How often publishStep and inviteParticipants heartbeat; the workflow's heartbeat timeout for them is a few times this. */
+export const PUBLISH_HEARTBEAT_MS = 2_000;
+
 export function createActivities(
   ctx: NodeContext,
   /** The pin signaller, told when a receipt may have proven a final slot (after a restart, the pin can be final first). */
@@ -46,10 +49,72 @@ export function createActivities(
     return doc;
   }
 
+  /**
+   * Sends to every peer named, side by side, after `first` (if given); fails naming each peer
+   * that did not take it, once the others have. Heartbeats name the peers that have, so the
+   * activity's retry (which starts from the last heartbeat) sends only to the others; and they
+   * beat on while the batch fills and peers answer, so a crashed leader's work is taken up within
+   * the heartbeat timeout.
+   */
+  async function toEach(peers: string[], send: (to: string) => Promise<void>, first?: () => Promise<void>): Promise<void> {
+    const activity = Context.current();
+    const details = activity.info.heartbeatDetails as unknown;
+    const taken = new Set<string>(Array.isArray(details) ? (details as string[]) : []);
+    const beat = setInterval(() => activity.heartbeat([...taken]), PUBLISH_HEARTBEAT_MS);
+    try {
+      await first?.();
+      const outcomes = await Promise.allSettled(
+        peers.filter((to) => !taken.has(to)).map(async (to) => {
+          await send(to);
+          taken.add(to);
+          activity.heartbeat([...taken]);
+        }),
+      );
+      const failed = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as Error] : []));
+      if (failed.length === 1) throw failed[0]!;
+      if (failed.length > 1) throw new AggregateError(failed, failed.map((e) => e.message).join('; '));
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  async function deliver(doc: InstanceDoc, step: StepDoc, to: string): Promise<void> {
+    const startedAt = Date.now();
+    const signed = envelopeFor(ctx, doc.header, step, to);
+    await ctx.dx.sendEnvelope(ctx.network.parties[to]!, signed, ctx.party);
+    ctx.log.info({ instanceId: doc._id, step: step.step, envelopeHash: step.envelopeHash, to, withData: signed.data !== undefined, ms: Date.now() - startedAt }, 'step delivered');
+  }
+
+  async function pin(doc: InstanceDoc, step: StepDoc): Promise<PinReceipt & { transactionHash: string }> {
+    const startedAt = Date.now();
+    const context = contextOf(doc.secret, step.author, step.nonce);
+    let receipt: PinReceipt & { transactionHash: string };
+    try {
+      receipt = await ctx.batcher.pin({ envelopeHash: step.envelopeHash, instanceId: doc._id, tag: tagOf(context), leaf: leafOf(context, step.envelopeHash) }, 25_000);
+    } catch (error) {
+      if (!(error instanceof PinFailedError)) throw error;
+      // Never pinned, so never delivered: only this node knows the step; it ends here, rejected.
+      await ctx.store.setAsideStep(doc._id, step.envelopeHash, error.reason);
+      throw ApplicationFailure.nonRetryable(error.message, PIN_FAILED);
+    }
+    await ctx.store.saveReceipt(doc, step, { root: receipt.root, index: receipt.index, count: receipt.count, proof: receipt.proof });
+    // Not awaited: the workflow need not wait for this node's signalling pass (it logs its own errors).
+    void pins.flush();
+    ctx.log.info({ instanceId: doc._id, step: step.step, envelopeHash: step.envelopeHash, transactionHash: receipt.transactionHash, index: receipt.index, ms: Date.now() - startedAt }, 'step pinned');
+    return receipt;
+  }
+
   return {
+    /** One participant (runs before `inviteParticipants`, and of their instances still). */
     async inviteParticipant(req: { instanceId: string; to: string }): Promise<void> {
       const doc = await instance(req.instanceId);
       await ctx.dx.sendInvitation(ctx.network.parties[req.to]!, { header: doc.header, secret: doc.secret, signature: doc.invitationSignature }, ctx.party);
+    },
+
+    /** Every participant named, side by side; a retry invites only those that have not accepted (see toEach). */
+    async inviteParticipants(req: { instanceId: string; to: string[] }): Promise<void> {
+      const doc = await instance(req.instanceId);
+      await toEach(req.to, (to) => ctx.dx.sendInvitation(ctx.network.parties[to]!, { header: doc.header, secret: doc.secret, signature: doc.invitationSignature }, ctx.party));
     },
 
     async sealStep(req: SealRequest): Promise<{ envelopeHash: string }> {
@@ -75,35 +140,35 @@ export function createActivities(
       return { envelopeHash: signed.hash };
     },
 
+    /** One peer (runs before `publishStep`, and of their instances still). */
     async deliverStep(req: { instanceId: string; envelopeHash: string; to: string }): Promise<void> {
-      const startedAt = Date.now();
       const doc = await instance(req.instanceId);
-      const step = await storedStep(req.envelopeHash);
-      const signed = envelopeFor(ctx, doc.header, step, req.to);
-      await ctx.dx.sendEnvelope(ctx.network.parties[req.to]!, signed, ctx.party);
-      ctx.log.info({ instanceId: req.instanceId, step: step.step, envelopeHash: req.envelopeHash, to: req.to, withData: signed.data !== undefined, ms: Date.now() - startedAt }, 'step delivered');
+      await deliver(doc, await storedStep(req.envelopeHash), req.to);
     },
 
     /** Hands the step to the durable batcher; returns once its batch is on its way to the chain. */
     async pinStep(req: { instanceId: string; envelopeHash: string }): Promise<PinReceipt & { transactionHash: string }> {
-      const startedAt = Date.now();
       const doc = await instance(req.instanceId);
-      const step = await storedStep(req.envelopeHash);
-      const context = contextOf(doc.secret, step.author, step.nonce);
-      let receipt: PinReceipt & { transactionHash: string };
-      try {
-        receipt = await ctx.batcher.pin({ envelopeHash: step.envelopeHash, instanceId: req.instanceId, tag: tagOf(context), leaf: leafOf(context, step.envelopeHash) }, 25_000);
-      } catch (error) {
-        if (!(error instanceof PinFailedError)) throw error;
-        // Never pinned, so never delivered: only this node knows the step; it ends here, rejected.
-        await ctx.store.setAsideStep(req.instanceId, step.envelopeHash, error.reason);
-        throw ApplicationFailure.nonRetryable(error.message, PIN_FAILED);
-      }
-      await ctx.store.saveReceipt(doc, step, { root: receipt.root, index: receipt.index, count: receipt.count, proof: receipt.proof });
-      // Not awaited: the workflow need not wait for this node's signalling pass (it logs its own errors).
-      void pins.flush();
-      ctx.log.info({ instanceId: req.instanceId, step: step.step, envelopeHash: step.envelopeHash, transactionHash: receipt.transactionHash, index: receipt.index, ms: Date.now() - startedAt }, 'step pinned');
-      return receipt;
+      return pin(doc, await storedStep(req.envelopeHash));
+    },
+
+    /**
+     * Pins the step, then delivers it (with its receipt) to every peer named, side by side: one
+     * activity where there were one for the pin and one per peer. It heartbeats the peers that
+     * have taken it, so a retry (a peer was down) pins nothing again and sends only to the others.
+     */
+    async publishStep(req: { instanceId: string; envelopeHash: string; to: string[] }): Promise<void> {
+      const doc = await instance(req.instanceId);
+      let step = await storedStep(req.envelopeHash);
+      await toEach(
+        req.to,
+        (to) => deliver(doc, step, to),
+        async () => {
+          // The receipt (the step's place in its batch) travels with the envelope.
+          const { root, index, count, proof } = await pin(doc, step);
+          step = { ...step, receipt: { root, index, count, proof } };
+        },
+      );
     },
 
     async recordDecision(decision: Decision): Promise<void> {

@@ -39,13 +39,13 @@ let bundle: WorkflowBundleWithSourceMap;
 const calls: string[] = [];
 
 const standIns = {
-  inviteParticipant: () => Promise.resolve(),
+  inviteParticipants: () => Promise.resolve(),
   sealStep: (req: { nonce: number }) => {
     calls.push(`sealStep ${req.nonce}`);
     return Promise.resolve({ envelopeHash: `0x${String(req.nonce).padStart(64, '0')}` });
   },
   pinStep: () => Promise.resolve({ root: '0x00', index: 0, count: 1, proof: [], transactionHash: '0x00' }),
-  deliverStep: () => Promise.resolve(),
+  publishStep: () => Promise.resolve(),
   recordDecision: (decision: { seq: number; status: string }) => {
     calls.push(`recordDecision ${decision.seq} ${decision.status}`);
     return Promise.resolve();
@@ -135,7 +135,7 @@ test('a decision is recorded in the workflow task on the leading process, and qu
     await handle.signal(pinConfirmedSignal, { slot: `${NAMESPACE}/1`, position: position(10), envelopeHash: first.envelopeHash });
     await eventually('the first decision recorded', () => Promise.resolve(calls.includes('recordDecision 0 confirmed') || undefined));
     let events = await historyOf('local-1');
-    expect(queuedActivities(events).filter((name) => name !== 'inviteParticipant')).toEqual(['sealStep', 'pinStep', 'deliverStep', 'recordDecision']);
+    expect(queuedActivities(events).filter((name) => name !== 'inviteParticipants')).toEqual(['sealStep', 'publishStep', 'recordDecision']);
     expect(localActivityMarkers(events)).toBe(1); // the refused attempt, recorded
 
     // The follower becomes the leader (the other steps down first): globex's step is decided in the task.

@@ -57,6 +57,18 @@ const durable = proxyActivities<Activities>({
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
+/**
+ * Work for every peer in one activity: pinning a step and delivering it, inviting the
+ * participants. Heartbeats show it alive while the batch fills and peers answer (up to 25 s
+ * each), so a crashed worker's work is taken up after the heartbeat timeout rather than the
+ * whole start-to-close one.
+ */
+const publishing = proxyActivities<Activities>({
+  startToCloseTimeout: '60 seconds',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+
 /** Local bookkeeping that must never block on the network: sealing a step, recording a decision. */
 const local = proxyActivities<Activities>({
   startToCloseTimeout: '10 seconds',
@@ -78,6 +90,8 @@ const RECENTLY_DECIDED_KEPT = 1_000;
 const TASK_ATTRIBUTES_PATCH = 'human-task-search-attributes';
 /** Runs recorded before decisions were recorded in the workflow task replay with the activity queued. */
 const LOCAL_DECISIONS_PATCH = 'decisions-recorded-in-task';
+/** Runs recorded before publishStep and inviteParticipants replay with an activity for the pin and one per peer. */
+const ONE_ACTIVITY_FOR_PEERS_PATCH = 'one-activity-for-all-peers';
 
 /** Turns a rule violation into a failure the caller sees, with its code and offending fields. */
 function refuse(error: unknown): never {
@@ -113,6 +127,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   const showsTaskAttributes = hasHumanSteps(definition) && patched(TASK_ATTRIBUTES_PATCH);
   let shownTaskAttributes: string | undefined;
   const decidesInTask = patched(LOCAL_DECISIONS_PATCH);
+  const peersInOneActivity = patched(ONE_ACTIVITY_FOR_PEERS_PATCH);
 
   /** In this workflow task if it can be (see `inTask`), otherwise queued for the leading process. */
   async function recordDecision(decision: Decision): Promise<void> {
@@ -225,13 +240,16 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
 
   /**
    * Pin first (the receipt of the step's place in its batch travels with the envelope), then
-   * deliver to each peer in parallel: a slow peer delays nobody else.
+   * deliver to each peer in parallel: a slow peer delays nobody else. One publishStep activity
+   * does both; runs from before it had an activity for the pin and one per peer.
    */
   async function publish(envelopeHash: string): Promise<void> {
     inFlight++;
+    const peers = participantsOf(header).filter((p) => p !== party);
     try {
       try {
-        await durable.pinStep({ instanceId: header.id, envelopeHash });
+        if (peersInOneActivity) await publishing.publishStep({ instanceId: header.id, envelopeHash, to: peers });
+        else await durable.pinStep({ instanceId: header.id, envelopeHash });
       } catch (error) {
         // The batcher set the step aside (the contract refuses it): it was never sent anywhere,
         // so nobody waits for it; it stops holding this instance and may be proposed again.
@@ -242,8 +260,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
         showTasks();
         return;
       }
-      const peers = participantsOf(header).filter((p) => p !== party);
-      await Promise.all(peers.map((to) => durable.deliverStep({ instanceId: header.id, envelopeHash, to })));
+      if (!peersInOneActivity) await Promise.all(peers.map((to) => durable.deliverStep({ instanceId: header.id, envelopeHash, to })));
     } finally {
       inFlight--;
     }
@@ -254,7 +271,8 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     inFlight++;
     try {
       const peers = participantsOf(header).filter((p) => p !== party);
-      await Promise.all(peers.map((to) => durable.inviteParticipant({ instanceId: header.id, to })));
+      if (peersInOneActivity) await publishing.inviteParticipants({ instanceId: header.id, to: peers });
+      else await Promise.all(peers.map((to) => durable.inviteParticipant({ instanceId: header.id, to })));
       invited = true;
     } finally {
       inFlight--;
