@@ -128,24 +128,25 @@ export async function runWithFaults(net: TestNetwork, opts: FaultRunOptions): Pr
 
   const decided = (h: StepView[] | undefined, step: string) => h?.some((s) => s.step === step && s.status !== 'pending') ?? false;
 
-  /** True when the instance had already ended by `rival` (accepted here) when `step` was proposed. */
-  const endedBy = (plan: Planned, rival: string | undefined, res: { status: number; body: { errors?: { field: string; message: string }[] } }): boolean =>
-    rival !== undefined && plan.accepted.has(rival) && res.status === 409 && (res.body.errors ?? []).some((e) => e.field === '/instanceId' && e.message === 'ended');
+  const ended = (res: { status: number; body: { errors?: { field: string; message: string }[] } }): boolean =>
+    res.status === 409 && (res.body.errors ?? []).some((e) => e.field === '/instanceId' && e.message === 'ended');
 
   /**
-   * Proposes a step; it must be accepted. The one exception is the second of two contested claims
-   * (`rival`: the first): when the first is final on its author's node before the second is sent,
-   * the instance has ended and the node refuses the second at once, which is the race decided.
+   * Proposes a step; it must be accepted. The one exception is a contested claim: when its rival
+   * is final on the claimant's node before this one gets through (sent later, or retried past a
+   * fault), the instance has ended and the node refuses it at once, which is the race decided.
+   * Returns whether it was so refused; the caller checks that the rival was accepted.
    */
-  async function propose(plan: Planned, step: string, rival?: string): Promise<void> {
+  async function propose(plan: Planned, step: string, contested = false): Promise<'accepted' | 'ended'> {
     const author = AUTHOR[step]!;
     const res = await call(author, 'POST', `/instances/${plan.id}/steps`, { step, input: step.startsWith('note') ? { text: `${step} of ${plan.id}` } : {} }, `${plan.id}/${step}`);
-    if (endedBy(plan, rival, res)) {
-      opts.log(`${plan.id}: ${step} refused, the instance had ended by ${rival} already`);
-      return;
+    if (contested && ended(res)) {
+      opts.log(`${plan.id}: ${step} refused, the instance had ended already`);
+      return 'ended';
     }
     if (res.status !== 202) throw new Error(`${author} ${step} in ${plan.id}: ${res.status} ${JSON.stringify(res.body)}`);
     plan.accepted.set(step, res.body.envelopeHash as string);
+    return 'accepted';
   }
 
   async function driveInstance(n: number, r: SeededRandom): Promise<Planned> {
@@ -180,12 +181,14 @@ export async function runWithFaults(net: TestNetwork, opts: FaultRunOptions): Pr
     });
     const claims = plan.contested ? r.shuffle(['claim-left', 'claim-right']) : [r.pick(['claim-left', 'claim-right'])];
     const gap = r.int(0, 500);
-    await Promise.all(
+    const answers = await Promise.all(
       claims.map(async (step, i) => {
         await sleep(gap * i);
-        await propose(plan, step, i > 0 ? claims[0] : undefined);
+        return propose(plan, step, claims.length > 1);
       }),
     );
+    // A claim refused as "ended" is the race decided only if the other claim was accepted.
+    if (answers.includes('ended') && !answers.includes('accepted')) throw new Error(`${plan.id}: both claims refused as "instance has ended"; neither was accepted`);
     return plan;
   }
 
