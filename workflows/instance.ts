@@ -61,11 +61,12 @@ const durable = proxyActivities<Activities>({
  * Work for every peer in one activity: pinning a step and delivering it, inviting the
  * participants. Heartbeats show it alive while the batch fills and peers answer (up to 25 s
  * each), so a crashed worker's work is taken up after the heartbeat timeout rather than the
- * whole start-to-close one.
+ * whole start-to-close one. The SDK sends heartbeats at most every 80 % of the timeout, so 20 s
+ * leaves a busy server 4 s to take each.
  */
 const publishing = proxyActivities<Activities>({
   startToCloseTimeout: '60 seconds',
-  heartbeatTimeout: '10 seconds',
+  heartbeatTimeout: '20 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
