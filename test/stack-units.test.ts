@@ -1,10 +1,13 @@
 /**
  * Pieces of the local stack that need no server: how a Temporal dev server that lost one of its
- * ports to another process is recognised (it is then started again on fresh ports).
+ * ports to another process is recognised (it is then started again on fresh ports), and how a
+ * test and the processes it starts draw their ports from different halves of the test's band.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { freePorts } from '../src/stack/ports';
 import { lostPort } from '../src/stack/temporal-server';
 
 describe('a Temporal dev server that lost a port', () => {
@@ -30,4 +33,12 @@ describe('a Temporal dev server that lost a port', () => {
     expect(lostPort(log, 0, [20646])).toBe(false);
     expect(lostPort(path.join(dir, 'missing.log'), 0, [20646])).toBe(false);
   });
+});
+
+test("a process a test starts draws its ports from the other half of the test's band", async () => {
+  const mine = await freePorts(30);
+  // The built module, as the CLI a test runs would load it, started with the test's environment as the tests start theirs.
+  const script = `require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'src', 'stack', 'ports.js'))}).freePorts(30).then((p) => console.log(JSON.stringify(p)))`;
+  const theirs = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env } })) as number[];
+  expect(Math.max(...mine)).toBeLessThan(Math.min(...theirs));
 });

@@ -26,12 +26,23 @@ const RANGE_END = 32_000;
 const BANDS = 8;
 const handedOut = new Set<number>();
 
+/**
+ * A process a test starts (the CLI's `stack up`, say) inherits JEST_WORKER_ID but not the test's
+ * record of the ports it has handed out and not yet bound: it could pick one of them. So the
+ * jest worker draws from the lower half of its band and the processes it starts from the upper
+ * half; the worker names itself here, and the processes it starts with its environment (as the
+ * tests do: under jest, `process.env` is the test file's own copy) inherit the name.
+ */
+const PORTS_OWNER = 'LOCKSTEP_PORTS_OWNER';
+if (process.env.JEST_WORKER_ID && !process.env[PORTS_OWNER]) process.env[PORTS_OWNER] = String(process.pid);
+
 function band(): [number, number] {
   const worker = Number(process.env.JEST_WORKER_ID);
   if (!Number.isInteger(worker) || worker < 1) return [RANGE_START, RANGE_END];
   const width = Math.floor((RANGE_END - RANGE_START) / BANDS);
   const start = RANGE_START + ((worker - 1) % BANDS) * width;
-  return [start, start + width];
+  const half = Math.floor(width / 2);
+  return process.env[PORTS_OWNER] === String(process.pid) ? [start, start + half] : [start + half, start + width];
 }
 
 /** A port on 127.0.0.1 that is free now and that this process has not handed out before. */
