@@ -29,7 +29,7 @@ export interface SealRequest {
 /** The failure type of a step that can never be pinned: the workflow stops waiting for it. */
 export const PIN_FAILED = 'pin_failed';
 
-/** How often publishStep and inviteParticipants heartbeat; the workflow's heartbeat timeout for them is a few times this. */
+/** How often publishStep and inviteParticipants heartbeat; the workflow's heartbeat timeout for them (20 s) is ten times this. */
 export const PUBLISH_HEARTBEAT_MS = 2_000;
 
 export function createActivities(
