@@ -20,8 +20,7 @@ interface Totals {
   writes: number;
   waitMs: number;
   runMs: number;
-  /** Absent in logs of nodes that wrote one at a time, where it equals runMs. */
-  busyMs?: number;
+  busyMs: number;
 }
 
 function totalsIn(file: string): Totals[] {
@@ -42,7 +41,7 @@ export function serialWritesBetween(logs: Record<string, string>, from: number, 
   const figures: SerialWriteFigure[] = [];
   for (const [party, file] of Object.entries(logs)) {
     const totals = totalsIn(file);
-    const before = totals.filter((t) => t.time <= from).pop() ?? { time: from, writes: 0, waitMs: 0, runMs: 0 };
+    const before = totals.filter((t) => t.time <= from).pop() ?? { time: from, writes: 0, waitMs: 0, runMs: 0, busyMs: 0 };
     const end = totals.filter((t) => t.time <= to).pop();
     if (!end) continue;
     const writes = end.writes - before.writes;
@@ -51,7 +50,7 @@ export function serialWritesBetween(logs: Record<string, string>, from: number, 
       writes,
       meanRunMs: writes > 0 ? (end.runMs - before.runMs) / writes : Number.NaN,
       meanWaitMs: writes > 0 ? (end.waitMs - before.waitMs) / writes : Number.NaN,
-      busy: to > from ? ((end.busyMs ?? end.runMs) - (before.busyMs ?? before.runMs)) / (to - from) : Number.NaN,
+      busy: to > from ? (end.busyMs - before.busyMs) / (to - from) : Number.NaN,
     });
   }
   return figures;

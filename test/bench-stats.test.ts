@@ -83,7 +83,7 @@ describe('benchmark definition', () => {
 describe('serialWritesBetween', () => {
   it('takes the difference of the running totals around the window', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'bench-serial-')), 'node-a.log');
-    const line = (time: number, writes: number, waitMs: number, runMs: number) => JSON.stringify({ level: 20, time, writes, waitMs, runMs, msg: 'serial writes' });
+    const line = (time: number, writes: number, waitMs: number, runMs: number) => JSON.stringify({ level: 20, time, writes, waitMs, runMs, busyMs: runMs, msg: 'serial writes' });
     writeFileSync(file, [line(900, 10, 5, 50), 'not json', line(1000, 20, 10, 100), line(2000, 60, 410, 900), line(3500, 99, 999, 9999)].join('\n'));
     expect(serialWritesBetween({ a: file }, 1000, 3000)).toEqual([{ party: 'a', writes: 40, meanRunMs: 20, meanWaitMs: 10, busy: 0.4 }]);
   });

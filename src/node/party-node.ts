@@ -241,7 +241,7 @@ function apiKeysFor(config: NodeConfig, network: NetworkFile): ApiKeys {
   return new ApiKeys([{ key: dev, app: 'dev', roles: ['*'] }]);
 }
 
-/** Debug: the running totals of the serialised writes (FerretDB only), for the benchmark's profile. */
+/** Debug: the running totals of the write line (FerretDB only), for the benchmark's profile. */
 function logSerialWrites(store: Store, log: Logger): NodeJS.Timeout {
   let last = -1;
   const timer = setInterval(() => {

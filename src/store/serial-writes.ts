@@ -67,7 +67,7 @@ export type WriteKeys = readonly string[] | typeof ALL;
 export const ALL = 'all';
 
 /** How many writes to different documents one process has at FerretDB at once. */
-export const PARALLEL_WRITES = 4;
+const PARALLEL_WRITES = 4;
 
 interface QueuedWrite {
   keys: WriteKeys;
@@ -85,7 +85,7 @@ interface QueuedWrite {
  */
 export class WriteLine {
   private readonly queue: QueuedWrite[] = [];
-  /** Documents with a write under way, and how many (a write names each of its documents once). */
+  /** Documents with a write under way (at most one write per document at a time). */
   private readonly busyKeys = new Set<string>();
   private running = 0;
   private alone = false;

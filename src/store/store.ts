@@ -71,7 +71,7 @@ export class Store {
   private constructor(
     private readonly client: MongoClient,
     readonly db: Db,
-    /** FerretDB: writes go one at a time, and the event log numbers its events itself. */
+    /** FerretDB: writes to one document go one at a time (serial-writes.ts), and the event log numbers its events itself. */
     private readonly serialised = false,
   ) {
     this.instances = db.collection('instances');
