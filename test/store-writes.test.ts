@@ -131,6 +131,25 @@ describe('a step number takes one envelope', () => {
     expect((await store.step(hash))?.chain).toMatchObject({ blockNumber: 9, blockHash: '0xb9', logIndex: 0, index: 0 });
   });
 
+  test('a listener pass cut short after writing a position is finished when the same sequencing is read again, without taking back finality', async () => {
+    const tag = tagOf(contextOf(secret, 'alpha', 5));
+    const position = { tag, author: '0xA', root: '0xr5', index: 0, count: 1, blockNumber: 11, blockHash: '0xb11', timestamp: 1, transactionHash: '0xt11', logIndex: 0 };
+    const id = slotId('inst-claim', 'alpha', 5);
+    expect(await store.observeTags([position], () => '0xA')).toHaveLength(1);
+    // As a pass leaves it when its working-set write fails (a dropped connection): the position
+    // written, the slot missing from the working set, so never final, never signalled.
+    await store.unsettled.deleteOne({ _id: id });
+    expect(await store.observeTags([position], () => '0xA')).toHaveLength(0); // not a first sequencing
+    await store.confirmSlotsUpTo(11);
+    expect((await store.slotsToSignal()).map((slot) => slot._id)).toContain(id);
+    // Read once more (another failed pass): still final.
+    await store.observeTags([position], () => '0xA');
+    expect(await store.unsettled.findOne({ _id: id })).toMatchObject({ confirmed: true, blockNumber: 11 });
+    // A later sequencing of the same tag still does not count.
+    await store.observeTags([{ ...position, blockNumber: 12, blockHash: '0xb12' }], () => '0xA');
+    expect(await store.slots.findOne({ _id: id })).toMatchObject({ position: { blockNumber: 11 } });
+  });
+
   test('a slot the listener created first (tag seen before the data) is claimed and keeps its position', async () => {
     const instance = (await store.instance('inst-claim'))!;
     const tag = tagOf(contextOf(secret, 'alpha', 2));

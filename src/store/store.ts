@@ -436,22 +436,27 @@ export class Store {
     if (!instance) return false;
     const id = slotId(expected.instanceId, expected.author, expected.nonce);
     // Only the first sequencing counts; the listener is the only writer of positions.
-    const seen = (await this.slots.findOne({ _id: id }))?.position;
-    if (seen) {
-      // This very sequencing, read again after a crash that may have cut the last pass short
-      // between writing the position and proving the slot: finish what that pass began.
-      if (seen.blockHash === o.blockHash && seen.logIndex === o.logIndex && seen.index === o.index) await this.prove(id, instance.secret);
-      return false;
+    const slot = await this.slots.findOne({ _id: id });
+    const seen = slot?.position;
+    // This very sequencing, read again after a failure or crash that cut the last pass short
+    // anywhere after writing the position: finish what that pass began (each write below is safe
+    // to repeat). A slot told in full is settled: its working-set entry is gone for good.
+    const again = seen !== undefined && seen.blockHash === o.blockHash && seen.logIndex === o.logIndex && seen.index === o.index;
+    if (seen && !again) return false;
+    if (!again) {
+      await upsert(
+        this.slots,
+        { _id: id },
+        { $set: { position: o }, $setOnInsert: { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, signaled: 'none', proven: false } },
+      );
     }
-    await upsert(
-      this.slots,
-      { _id: id },
-      { $set: { position: o }, $setOnInsert: { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, signaled: 'none', proven: false } },
-    );
-    await upsert(this.unsettled, { _id: id }, { $set: { instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash, confirmed: false } });
+    if (slot?.signaled !== 'full') {
+      // `confirmed` only on insert: a repeat must not take back finality already recorded.
+      await upsert(this.unsettled, { _id: id }, { $set: { instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash }, $setOnInsert: { confirmed: false } });
+    }
     await this.expectTags(instance, [expected.author], expected.nonce + 1);
     await this.prove(id, instance.secret);
-    return true;
+    return !again;
   }
 
   /** Forgets sequencings in blocks that left the chain: those steps are pending again. */
