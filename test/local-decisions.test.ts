@@ -22,7 +22,7 @@ import { freePort } from '../src/stack/ports';
 import { LOCKSTEP_SEARCH_ATTRIBUTES } from '../src/stack/search-attributes';
 import { startTemporalDevServer, type RunningDevServer } from '../src/stack/temporal-server';
 import { instanceWorkflow } from '../workflows/instance';
-import { envelopeSignal, pinConfirmedSignal, proposeUpdate, TASK_QUEUE } from '../workflows/messages';
+import { pinConfirmedSignal, proposeUpdate, TASK_QUEUE } from '../workflows/messages';
 import { quietTemporalRuntime } from './support/quiet-runtime';
 import { eventually } from './support/eventually';
 
@@ -142,8 +142,7 @@ test('a decision is recorded in the workflow task on the leading process, and qu
     await leader.follow();
     await follower.lead();
     const approve = `0x${'a'.repeat(64)}`;
-    await handle.signal(envelopeSignal, { envelopeHash: approve, step: 'approve', author: 'globex' });
-    await handle.signal(pinConfirmedSignal, { slot: 'globex/1', position: position(11), envelopeHash: approve });
+    await handle.signal(pinConfirmedSignal, { slot: 'globex/1', position: position(11), envelopeHash: approve, proposal: { envelopeHash: approve, step: 'approve', author: 'globex' } });
     await eventually('the second decision recorded', () => Promise.resolve(calls.includes('recordDecision 1 confirmed') || undefined));
     events = await historyOf('local-1');
     expect(queuedActivities(events).filter((name) => name === 'recordDecision')).toHaveLength(1);

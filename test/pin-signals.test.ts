@@ -3,12 +3,14 @@
  * that record what the signaller reads and sends). A final step whose data is late holds back the
  * later steps of its instance; data that comes within the grace means one full signal and no bare
  * one; data later than the grace means a bare signal, then `data.waiting`, and the later steps.
+ * A full signal carries the step, with its data only when a guard reads it.
  */
 import pino from 'pino';
 import { DATA_WAIT_GRACE_MS, PinSignaller } from '../src/node/pin-signals';
 import type { NodeContext } from '../src/node/context';
 import type { SlotDoc } from '../src/store/documents';
-import type { PinConfirmation } from '../workflows/messages';
+import type { StepDoc } from '../src/store/documents';
+import type { PendingStep, PinConfirmation } from '../workflows/messages';
 import { eventually } from './support/eventually';
 
 function slot(instanceId: string, author: string, nonce: number, blockNumber: number, proven: boolean): SlotDoc {
@@ -25,9 +27,16 @@ function slot(instanceId: string, author: string, nonce: number, blockNumber: nu
   };
 }
 
-/** A node context whose store holds `slots` and whose Temporal client records each pin signal. */
-function fakeNode(slots: SlotDoc[]) {
-  const sent: { instanceId: string; slot: string; level: 'bare' | 'full' }[] = [];
+/** Every stored step is `ship`, with data; a guard reads `ship`'s input (a step of instance `guarded`). */
+function storedStep(envelopeHash: string, author: string): StepDoc {
+  return { envelopeHash, step: 'ship', author, input: { carrier: 'DHL' }, output: { tracking: 'T1' } } as StepDoc;
+}
+const guardedDefinition = { steps: [{ id: 'pay', guard: { rule: { '==': [{ var: 'steps.ship.input.carrier' }, 'DHL'] } } }] };
+const plainDefinition = { steps: [{ id: 'ship' }] };
+
+/** A node context whose store holds `slots` (and their steps) and whose Temporal client records each pin signal. */
+function fakeNode(slots: SlotDoc[], missingSteps = new Set<string>()) {
+  const sent: { instanceId: string; slot: string; level: 'bare' | 'full'; proposal?: PendingStep }[] = [];
   const events: { type: string; data: unknown }[] = [];
   const store = {
     slotsToSignal: () => Promise.resolve(slots.filter((s) => (s.proven ? 'full' : 'bare') !== s.signaled).map((s) => ({ ...s }))),
@@ -38,16 +47,23 @@ function fakeNode(slots: SlotDoc[]) {
     },
     slots: { findOne: ({ _id }: { _id: string }) => Promise.resolve(slots.find((s) => s._id === _id) ?? null) },
     instance: () => Promise.resolve({ status: 'active' }),
+    step: (hash: string) => {
+      const owner = slots.find((s) => s.envelopeHash === hash);
+      return Promise.resolve(owner && !missingSteps.has(hash) ? storedStep(hash, owner.author) : null);
+    },
+    agreedInstance: (id: string) => Promise.resolve({ _id: id, header: { definitionHash: id === 'guarded' ? '0xguarded' : '0xplain' } }),
     events: { emit: (e: { type: string; data: unknown }) => Promise.resolve(void events.push(e)) },
   };
   const temporal = {
     workflow: {
       getHandle: (workflowId: string) => ({
-        signal: (_def: unknown, c: PinConfirmation) => Promise.resolve(void sent.push({ instanceId: workflowId, slot: c.slot, level: c.envelopeHash ? 'full' : 'bare' })),
+        signal: (_def: unknown, c: PinConfirmation) =>
+          Promise.resolve(void sent.push({ instanceId: workflowId, slot: c.slot, level: c.envelopeHash ? 'full' : 'bare', ...(c.proposal ? { proposal: c.proposal } : {}) })),
       }),
     },
   };
-  const ctx = { store, temporal, log: pino({ level: 'silent' }) } as unknown as NodeContext;
+  const definitions = { byAgreedHash: (hash: string) => ({ definition: hash === '0xguarded' ? guardedDefinition : plainDefinition }) };
+  const ctx = { store, temporal, definitions, log: pino({ level: 'silent' }) } as unknown as NodeContext;
   return { signaller: new PinSignaller(ctx), sent, events };
 }
 
@@ -91,5 +107,30 @@ describe('pin signaller', () => {
     late.envelopeHash = '0xe20';
     await signaller.flush();
     expect(sent.slice(2).map((s) => `${s.slot}:${s.level}`)).toEqual(['alpha/1:full']);
+  });
+
+  test('a final step is told with the step itself, its data only when a guard reads it, and not before the step is stored', async () => {
+    const guarded = slot('guarded', 'alpha', 1, 30, true);
+    const plain = slot('plain', 'beta', 1, 31, true);
+    const plainLater = slot('plain', 'alpha', 1, 32, true);
+    const missing = new Set([plain.envelopeHash!]);
+    const { signaller, sent } = fakeNode([guarded, plain, plainLater], missing);
+
+    await signaller.flush();
+    expect(sent).toEqual([
+      { instanceId: 'instance-guarded', slot: 'alpha/1', level: 'full', proposal: { envelopeHash: '0xe30', step: 'ship', author: 'alpha', input: { carrier: 'DHL' }, output: { tracking: 'T1' } } },
+    ]);
+    // Proven before the data exchange stored the step: not told, nor written down as told, and
+    // the later step of its instance waits behind it.
+    expect([plain.signaled, plainLater.signaled]).toEqual(['none', 'none']);
+
+    // The exchange stores it and asks for a pass: told now, without its data (no guard reads it), then the later one.
+    missing.clear();
+    await signaller.flush();
+    expect(sent.slice(1)).toEqual([
+      { instanceId: 'instance-plain', slot: 'beta/1', level: 'full', proposal: { envelopeHash: '0xe31', step: 'ship', author: 'beta' } },
+      { instanceId: 'instance-plain', slot: 'alpha/1', level: 'full', proposal: { envelopeHash: '0xe32', step: 'ship', author: 'alpha' } },
+    ]);
+    expect(plain.signaled).toBe('full');
   });
 });

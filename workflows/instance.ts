@@ -160,12 +160,13 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     };
   });
 
+  // Runs recorded before the final pin's signal carried its step heard of peers' steps this way.
   setHandler(envelopeSignal, (notice: PendingStep) => {
     messages++;
     if (!recentlyDecided.has(notice.envelopeHash)) pending.set(notice.envelopeHash, notice);
   });
 
-  setHandler(pinConfirmedSignal, (confirmation: PinConfirmation) => {
+  setHandler(pinConfirmedSignal, ({ proposal, ...confirmation }: PinConfirmation) => {
     messages++;
     if (isDuplicate(confirmation.position)) return;
     const known = confirmations.get(confirmation.slot);
@@ -173,6 +174,10 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     if (!known || (!known.envelopeHash && comparePositions(known.position, confirmation.position) === 0)) {
       confirmations.set(confirmation.slot, confirmation);
     }
+    // The step comes with its envelope: a peer's step is pending here from now on (this party's
+    // own has been since its proposal).
+    const held = confirmations.get(confirmation.slot)?.envelopeHash;
+    if (proposal && proposal.envelopeHash === held && !pending.has(held) && !recentlyDecided.has(held)) pending.set(held, proposal);
   });
 
   /** Seals the step (an activity), records it as pending and publishes it: `propose` and `completeTask` alike. */

@@ -17,7 +17,10 @@ export function instanceWorkflowId(instanceId: string): string {
   return `instance-${instanceId}`;
 }
 
-/** A step this node knows of but has not decided yet. */
+/**
+ * A step this node's workflow holds but has not decided yet: one of its own party's, from its
+ * proposal on, or a peer's, from the moment its final pin is signalled with it.
+ */
 export interface PendingStep {
   envelopeHash: string;
   step: string;
@@ -90,6 +93,11 @@ export interface PinConfirmation {
   slot: string;
   position: ChainPosition;
   envelopeHash?: string;
+  /**
+   * The step the envelope proposes, told with its final pin in one signal. Absent in signals
+   * sent before that, when the data exchange sent it in an envelope signal of its own.
+   */
+  proposal?: PendingStep;
 }
 
 export interface InstanceView {
@@ -109,8 +117,11 @@ export const proposeUpdate = defineUpdate<ProposeResult, [ProposeRequest]>('prop
  * like `propose` (role, order, input schema, guard) and also that the step is a human task.
  */
 export const completeTaskUpdate = defineUpdate<ProposeResult, [ProposeRequest]>('completeTask');
-/** A peer's (or this node's) envelope became known: sent by the data-exchange endpoint. */
+/**
+ * A peer's envelope became known, as the data exchange used to tell it. No node sends it any
+ * more (the final pin's signal carries the step); handled still so that older histories replay.
+ */
 export const envelopeSignal = defineSignal<[PendingStep]>('envelope');
-/** A pin reached the required confirmations: sent by the chain listener, in chain order. */
+/** A pin reached the required confirmations, with its step once the envelope is here: sent by the pin signaller, in chain order. */
 export const pinConfirmedSignal = defineSignal<[PinConfirmation]>('pinConfirmed');
 export const viewQuery = defineQuery<InstanceView>('view');

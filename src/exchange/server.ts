@@ -14,12 +14,10 @@ import { LockstepError } from '../model/errors';
 import { verifyEnvelope, verifyInvitation } from '../envelope/verify';
 import { findStep } from '../process/rules';
 import { validateStepData } from '../process/step-data';
-import { stepsReadByGuards } from '../process/guard';
 import { problemHandler } from '../http/problem';
 import { bodyDigestOf, jsonBody } from '../http/json-body';
 import type { NodeContext } from '../node/context';
-import { slotId } from '../store/store';
-import { notifyEnvelope, startInstanceWorkflow } from '../node/workflows';
+import { startInstanceWorkflow } from '../node/workflows';
 import type { PinSignaller } from '../node/pin-signals';
 import { requireShape } from '../http/shape';
 import { syncHumanTasks } from '../events/human-tasks';
@@ -105,20 +103,9 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     }
     else if (visible) throw new LockstepError('bad_request', `step "${e.step}" is visible to ${ctx.party} but came without its data`, [{ field: '/data', message: 'required' }]);
     await ctx.store.savePendingStep(instance, signed, visible);
-    // A guard reads only steps every participant sees, so this node holds their data whenever it is needed.
-    const read = stepsReadByGuards(definition).has(e.step) && signed.data ? { input: signed.data.input, output: signed.data.output } : {};
-    const running = await notifyEnvelope(ctx, e.instanceId, { envelopeHash: signed.hash, step: e.step, author: e.author, ...read });
-    // No workflow: if the instance has ended, the step is decided without it once final (late-steps.ts);
-    // otherwise this node's workflow is not started yet, and the sender tries again.
-    if (!running) {
-      if ((await ctx.store.instance(e.instanceId))?.status !== 'ended') {
-        throw new LockstepError('unavailable', `instance ${e.instanceId} is not running on ${ctx.party} yet; retry`, []);
-      }
-      // The workflow may have been told of this step in full (its pin final, its data stored)
-      // and then finished without it: this envelope's first delivery failed while it ran.
-      await ctx.store.signalAgain(slotId(e.instanceId, e.author, e.nonce));
-    }
-    // Not awaited: the sender need not wait for this node's signalling pass (it logs its own errors).
+    // The workflow hears of the step with its final pin, in one signal (pin-signals.ts); one not
+    // started yet, or already ended, is the signaller's business too. Not awaited: the sender
+    // need not wait for this node's signalling pass (it logs its own errors).
     void pins.flush();
     ctx.log.info({ instanceId: e.instanceId, step: e.step, from: e.author, envelopeHash: signed.hash }, 'envelope accepted');
     res.status(200).json({ accepted: signed.hash });

@@ -1,11 +1,12 @@
 /**
  * Tells instance workflows about final steps, in chain order, once the envelope is here and
- * proven against the batch root. A final step whose data is late is told bare (the tag alone:
- * the workflow then shows what it waits for) once it has waited DATA_WAIT_GRACE_MS; until then
- * it holds back the later steps of its instance here, so no workflow ever hears of a later step
- * before an earlier one. The workflow could not apply them earlier anyway, and the bare signal,
- * a workflow task on each peer for most steps under load, is left out when the data comes within
- * the grace. Runs after each listener pass and each delivery. Serialised within the process;
+ * proven against the batch root: one signal carries the final pin and the step itself, so a
+ * peer's workflow hears of each step once (the data exchange does not signal). A final step
+ * whose data is late is told bare (the tag alone: the workflow then shows what it waits for)
+ * once it has waited DATA_WAIT_GRACE_MS; until then it holds back the later steps of its
+ * instance here, so no workflow ever hears of a later step before an earlier one. The workflow
+ * could not apply them earlier anyway, and the bare signal, a workflow task on each peer for
+ * most steps under load, is left out when the data comes within the grace. Runs after each listener pass and each delivery. Serialised within the process;
  * repeats are harmless, the workflow deduplicates.
  *
  * Chain order matters within an instance (one workflow); different instances are told side by
@@ -25,6 +26,8 @@ import { positionOf } from '../store/store';
 import { notifyConfirmed } from './workflows';
 import { dataWaiting } from '../events/hooks';
 import { decideAfterEnd } from './late-steps';
+import { stepsReadByGuards } from '../process/guard';
+import type { PendingStep } from '../../workflows/messages';
 
 type Level = 'bare' | 'full';
 
@@ -45,6 +48,8 @@ export class PinSignaller {
   private stale = true;
   /** Final slots found without their data, and since when (not told yet: see `holdsBack`). */
   private readonly dataLate = new Map<string, number>();
+  /** Steps read by guards, by definition hash: their data goes to the workflow with the step. */
+  private readonly readByGuards = new Map<string, Set<string>>();
   /** A pass due when the earliest held slot's grace ends. */
   private graceTimer?: { at: number; timer: NodeJS.Timeout };
 
@@ -119,9 +124,13 @@ export class PinSignaller {
             for (const slot of slots) {
               if (this.holdsBack(slot)) break;
               const level = await this.tell(slot);
-              if (level) told.push({ slot, level });
-              // Not told yet (a workflow not started, earlier data missing): look again next pass.
-              else this.stale = true;
+              // Not told yet (a workflow not started, its step not stored yet, earlier data
+              // missing): look again next pass, and tell none of the later ones before it.
+              if (!level) {
+                this.stale = true;
+                break;
+              }
+              told.push({ slot, level });
             }
           })(),
         ]);
@@ -189,10 +198,13 @@ export class PinSignaller {
   /** Signals one final slot; the level to write down, or null to try again on a later pass. */
   private async tell(slot: SlotDoc): Promise<Level | null> {
     const level: Level = slot.proven ? 'full' : 'bare';
+    const proposal = slot.proven ? await this.proposalOf(slot) : undefined;
+    // Proven a moment before the data exchange stored the step (it asks for a pass once it has).
+    if (proposal === null) return null;
     const alive = await notifyConfirmed(this.ctx, slot.instanceId, {
       slot: `${slot.author}/${slot.nonce}`,
       position: positionOf(slot.position!),
-      ...(slot.proven ? { envelopeHash: slot.envelopeHash! } : {}),
+      ...(proposal ? { envelopeHash: slot.envelopeHash!, proposal } : {}),
     });
     if (!alive) {
       // No workflow: either the instance has ended, or this node has stored its invitation but not
@@ -204,5 +216,24 @@ export class PinSignaller {
     }
     if (alive && slot.proven) this.ctx.log.debug({ instanceId: slot.instanceId, envelopeHash: slot.envelopeHash }, 'final step signalled');
     return level;
+  }
+
+  /**
+   * The step a proven slot's envelope proposes, as its workflow needs it; null while the step is
+   * not stored yet. Its data goes along only when a guard reads it: a workflow's history keeps
+   * what the rules need and no more.
+   */
+  private async proposalOf(slot: SlotDoc): Promise<PendingStep | null> {
+    const step = await this.ctx.store.step(slot.envelopeHash!);
+    const instance = await this.ctx.store.agreedInstance(slot.instanceId);
+    if (!step || !instance) return null;
+    const hash = instance.header.definitionHash;
+    let read = this.readByGuards.get(hash);
+    if (!read) {
+      read = stepsReadByGuards(this.ctx.definitions.byAgreedHash(hash, `instance ${instance._id}`).definition);
+      this.readByGuards.set(hash, read);
+    }
+    const data = read.has(step.step) && step.input !== undefined ? { input: step.input, ...(step.output !== undefined ? { output: step.output } : {}) } : {};
+    return { envelopeHash: step.envelopeHash, step: step.step, author: step.author, ...data };
   }
 }

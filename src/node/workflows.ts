@@ -1,18 +1,12 @@
 /**
- * How the node talks to its own instance workflows: start one, tell it about an envelope or a
- * final pin. Every call is safe to repeat; the workflow ignores what it already knows.
+ * How the node talks to its own instance workflows: start one, tell it about a final pin (with
+ * its step, once the envelope is here). Every call is safe to repeat; the workflow ignores what
+ * it already knows.
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { InstanceHeader } from '../model/instance';
 import type { NodeContext } from './context';
-import {
-  envelopeSignal,
-  instanceWorkflowId,
-  pinConfirmedSignal,
-  TASK_QUEUE,
-  type PendingStep,
-  type PinConfirmation,
-} from '../../workflows/messages';
+import { instanceWorkflowId, pinConfirmedSignal, TASK_QUEUE, type PinConfirmation } from '../../workflows/messages';
 import { instanceWorkflow } from '../../workflows/instance';
 import { instanceStaticDetails, instanceSummary } from '../../workflows/human-tasks';
 
@@ -41,12 +35,7 @@ export async function startInstanceWorkflow(ctx: NodeContext, header: InstanceHe
   }
 }
 
-/** Returns false when the instance's workflow no longer runs (it has ended). */
-export function notifyEnvelope(ctx: NodeContext, instanceId: string, notice: PendingStep): Promise<boolean> {
-  return signalIfRunning(ctx, instanceId, (handle) => handle.signal(envelopeSignal, notice));
-}
-
-/** Returns false when the instance's workflow no longer runs (it has ended). */
+/** Returns false when the instance's workflow does not run (not started yet, or ended). */
 export function notifyConfirmed(ctx: NodeContext, instanceId: string, confirmation: PinConfirmation): Promise<boolean> {
   return signalIfRunning(ctx, instanceId, (handle) => handle.signal(pinConfirmedSignal, confirmation));
 }

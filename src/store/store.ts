@@ -522,21 +522,6 @@ export class Store {
     );
   }
 
-  /**
-   * Puts a final step back on the signaller's list: its workflow was told of it with its data but
-   * finished without deciding it, because the workflow never had the envelope (its delivery here
-   * failed while the workflow ran, and came again after the instance ended). Told again, it finds
-   * no workflow and is decided after the end (late-steps.ts). Does nothing unless the step is
-   * still pending and its slot was told in full.
-   */
-  async signalAgain(id: string): Promise<void> {
-    const slot = await this.slots.findOne({ _id: id });
-    if (!slot?.position || slot.signaled !== 'full' || !slot.envelopeHash) return;
-    if ((await this.steps.findOne({ _id: slot.envelopeHash }))?.status !== 'pending') return;
-    await upsert(this.unsettled, { _id: id }, { $set: { instanceId: slot.instanceId, blockNumber: slot.position.blockNumber, blockHash: slot.position.blockHash, confirmed: true } });
-    await this.slots.updateOne({ _id: id }, { $set: { signaled: 'bare' } });
-  }
-
   /** Final slots the workflow was told of without their data, still not proven. */
   async slotsToldBare(): Promise<SlotDoc[]> {
     const bare: SlotDoc[] = [];
