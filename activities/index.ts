@@ -13,6 +13,7 @@ import { envelopeFor } from '../src/exchange/resend';
 import { PinFailedError } from '../src/chain/batcher';
 import type { Decision } from '../src/store/store';
 import type { InstanceDoc, StepDoc } from '../src/store/documents';
+import type { Invitation } from '../src/model/instance';
 import { syncHumanTasks } from '../src/events/human-tasks';
 
 export interface SealRequest {
@@ -108,13 +109,13 @@ export function createActivities(
     /** One participant (runs before `inviteParticipants`, and of their instances still). */
     async inviteParticipant(req: { instanceId: string; to: string }): Promise<void> {
       const doc = await instance(req.instanceId);
-      await ctx.dx.sendInvitation(ctx.network.parties[req.to]!, { header: doc.header, secret: doc.secret, signature: doc.invitationSignature }, ctx.party);
+      await ctx.dx.sendInvitation(ctx.network.parties[req.to]!, invitationOf(doc), ctx.party);
     },
 
     /** Every participant named, side by side; a retry invites only those that have not accepted (see toEach). */
     async inviteParticipants(req: { instanceId: string; to: string[] }): Promise<void> {
       const doc = await instance(req.instanceId);
-      await toEach(req.to, (to) => ctx.dx.sendInvitation(ctx.network.parties[to]!, { header: doc.header, secret: doc.secret, signature: doc.invitationSignature }, ctx.party));
+      await toEach(req.to, (to) => ctx.dx.sendInvitation(ctx.network.parties[to]!, invitationOf(doc), ctx.party));
     },
 
     async sealStep(req: SealRequest): Promise<{ envelopeHash: string }> {
@@ -190,4 +191,9 @@ export function localActivities(activities: Activities, runHere: <T>(work: () =>
   return {
     recordDecision: (decision) => runHere(() => activities.recordDecision(decision)),
   };
+}
+
+/** The invitation as stored, to send on to a participant (with its `sinceBlock` when it has one). */
+function invitationOf(doc: InstanceDoc): Invitation {
+  return { header: doc.header, secret: doc.secret, signature: doc.invitationSignature, ...(doc.sinceBlock !== undefined ? { sinceBlock: doc.sinceBlock } : {}) };
 }

@@ -17,7 +17,11 @@
 import type { Logger } from 'pino';
 import type { SequencerClient } from './sequencer';
 import type { Store } from '../store/store';
-import type { CheckpointDoc } from '../store/documents';
+import type { CheckpointDoc, InstanceDoc } from '../store/documents';
+import { TAG_WINDOW } from '../store/store';
+import { participantsOf } from '../model/instance';
+import type { ObservedTag } from '../model/pin';
+import { contextOf, tagOf } from './pins';
 import { PollLoop } from './poll-loop';
 
 export interface ListenerOptions {
@@ -86,6 +90,49 @@ export class ChainListener {
   /** A new block was announced: pass now rather than at the next poll (polling goes on regardless). */
   wake(): void {
     this.loop.wake();
+  }
+
+  /**
+   * Reads the chain again, from `sinceBlock` to the head, for one instance's tags alone: called
+   * once this node has stored the instance (its tags expected), before it accepts the invitation.
+   * Its steps may have been pinned, and those blocks read, before this node could recognise their
+   * tags: its invitation came late (this node was unreachable, or failed before answering), while
+   * other participants went on. Reading to the current head covers a pass under way that read a
+   * block before the tags were stored. Repeats are harmless: only a tag's first sequencing counts.
+   * Returns how many steps it found.
+   */
+  async lookBack(instance: InstanceDoc, sinceBlock: number): Promise<number> {
+    const { sequencer, store, startBlock, addressOf } = this.opts;
+    const from = Math.max(sinceBlock, startBlock);
+    const head = await sequencer.head();
+    if (from > head) return 0;
+    // Each author's recognised step numbers reach TAG_WINDOW past the last one found, as the
+    // store's do: found steps may reach further, so read again until none does.
+    const reach = new Map(participantsOf(instance.header).map((author) => [author, TAG_WINDOW]));
+    const wanted = new Map<string, { author: string; nonce: number }>();
+    let found: ObservedTag[] = [];
+    for (let grown = true; grown; ) {
+      for (const [author, last] of reach) for (let nonce = 1; nonce <= last; nonce++) wanted.set(tagOf(contextOf(instance.secret, author, nonce)), { author, nonce });
+      found = await sequencer.tagsBetween(from, head, (tag) => wanted.has(tag));
+      grown = false;
+      for (const { tag } of found) {
+        const { author, nonce } = wanted.get(tag)!;
+        if (nonce + TAG_WINDOW > reach.get(author)!) {
+          reach.set(author, nonce + TAG_WINDOW);
+          grown = true;
+        }
+      }
+    }
+    if (found.length === 0) return 0;
+    // One at a time, in chain order: each slides its author's window before the next is looked up.
+    let steps = 0;
+    for (const tag of found) steps += (await store.observeTags([tag], addressOf)).length;
+    this.opts.log.info({ instanceId: instance._id, from, to: head, steps }, 'steps pinned before the invitation was stored found');
+    // Those already deep enough are final now; the rest become so with the passes to come.
+    const checkpoint = await store.checkpoint();
+    if (checkpoint) await store.confirmSlotsUpTo(checkpoint.confirmedBlock);
+    await this.opts.onProgress(true);
+    return steps;
   }
 
   private async scheduledPass(): Promise<void> {

@@ -169,12 +169,13 @@ export class SequencerClient {
   }
 
   /**
-   * Every pin the contract emitted in [fromBlock, toBlock], in chain order. An empty range
+   * Every pin the contract emitted in [fromBlock, toBlock], in chain order; with `keep`, only the
+   * tags it keeps (the blocks of the others are never fetched for their time). An empty range
    * (fromBlock > toBlock) yields [] so that "from last seen + 1 to head" needs no special case.
    * Chunks are fetched one after the other; each pin carries its block hash so a caller can
    * check that all of them still belong to the canonical chain.
    */
-  async tagsBetween(fromBlock: number, toBlock: number): Promise<ObservedTag[]> {
+  async tagsBetween(fromBlock: number, toBlock: number, keep: (tag: string) => boolean = () => true): Promise<ObservedTag[]> {
     assertBlockNumber('fromBlock', fromBlock);
     assertBlockNumber('toBlock', toBlock);
     if (fromBlock > toBlock) return [];
@@ -189,11 +190,9 @@ export class SequencerClient {
         fromBlock: start,
         toBlock: end,
       });
-      const timestamps = await this.blockTimestamps(logs.filter((l) => !l.removed).map((l) => l.blockHash));
-      for (const log of logs) {
-        if (log.removed) continue;
-        tags.push(...this.parseLog(log, timestamps.get(log.blockHash)!));
-      }
+      const kept = logs.filter((l) => !l.removed).flatMap((l) => this.parseLog(l).filter((t) => keep(t.tag)));
+      const timestamps = await this.blockTimestamps(kept.map((t) => t.blockHash));
+      for (const t of kept) tags.push({ ...t, timestamp: timestamps.get(t.blockHash)! });
     }
     return tags.sort(comparePositions);
   }
@@ -213,7 +212,7 @@ export class SequencerClient {
     return times;
   }
 
-  private parseLog(log: ethers.Log, timestamp: number): ObservedTag[] {
+  private parseLog(log: ethers.Log): Omit<ObservedTag, 'timestamp'>[] {
     const parsed = this.iface.parseLog({ topics: [...log.topics], data: log.data });
     if (!parsed || parsed.name !== 'BatchPinned') {
       throw new Error(`unexpected log in tx ${log.transactionHash} at index ${log.index}`);
@@ -229,7 +228,6 @@ export class SequencerClient {
       count,
       blockNumber: log.blockNumber,
       blockHash: log.blockHash,
-      timestamp,
       transactionHash: log.transactionHash,
       logIndex: log.index,
       index,

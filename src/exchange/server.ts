@@ -19,6 +19,7 @@ import { bodyDigestOf, jsonBody } from '../http/json-body';
 import type { NodeContext } from '../node/context';
 import { startInstanceWorkflow } from '../node/workflows';
 import type { PinSignaller } from '../node/pin-signals';
+import type { ChainListener } from '../chain/listener';
 import { requireShape } from '../http/shape';
 import { syncHumanTasks } from '../events/human-tasks';
 import { securityRefused, stepInvalid } from '../events/hooks';
@@ -44,7 +45,7 @@ function requireCertifiedSender(): RequestHandler {
   };
 }
 
-export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express {
+export function createExchangeApp(ctx: NodeContext, pins: PinSignaller, chain: Pick<ChainListener, 'lookBack'>): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(requireCertifiedSender());
@@ -60,7 +61,9 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller): Express
     }
     const unknown = participantsOf(header).filter((p) => !ctx.network.parties[p]);
     if (unknown.length > 0) throw new LockstepError('bad_request', `unknown parties: ${unknown.join(', ')}`, [{ field: '/header/roles', message: 'unknown party' }]);
-    await ctx.store.saveInstance(invitation);
+    const stored = await ctx.store.saveInstance(invitation);
+    // Before the answer: if reading the chain fails, so does the request, and the creator invites again.
+    await chain.lookBack(stored, invitation.sinceBlock ?? ctx.network.chain.deployBlock);
     await startInstanceWorkflow(ctx, header);
     await syncHumanTasks(ctx.store, ctx.definitions, ctx.party, header.id);
     ctx.log.info({ instanceId: header.id, from: header.createdBy }, 'invitation accepted');

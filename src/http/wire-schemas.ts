@@ -31,7 +31,7 @@ export const WIRE_SCHEMAS = {
     type: 'object',
     additionalProperties: false,
     required: ['header', 'secret', 'signature'],
-    properties: { header, secret: hash, signature },
+    properties: { header, secret: hash, signature, sinceBlock: { type: 'integer', minimum: 0 } },
   },
   envelope: {
     type: 'object',

@@ -17,6 +17,14 @@ export interface Invitation {
   secret: string;
   /** Creator's EIP-191 signature over keccak256(canonical(header)). */
   signature: string;
+  /**
+   * A block no pin of the instance can precede: the creator's chain view when it created the
+   * instance. A participant that stores the invitation reads the chain again from there for the
+   * instance's tags (src/chain/listener.ts `lookBack`). Not signed: a creator who misstates it
+   * only keeps its own instance's steps from some participants. Absent from older nodes'
+   * invitations: then the Sequencer's deploy block.
+   */
+  sinceBlock?: number;
 }
 
 export type InstanceStatus = 'active' | 'ended';

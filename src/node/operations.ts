@@ -41,7 +41,9 @@ export async function startInstance(ctx: NodeContext, request: StartRequest): Pr
     createdBy: ctx.party,
     createdAt: new Date().toISOString(),
   };
-  await ctx.store.saveInstance(sealInvitation(ctx.wallet, header, newSecret()));
+  // No pin of the new instance can be in a block the listener has already read.
+  const sinceBlock = (await ctx.store.checkpoint())?.scannedBlock ?? ctx.network.chain.deployBlock;
+  await ctx.store.saveInstance({ ...sealInvitation(ctx.wallet, header, newSecret()), sinceBlock });
   await syncHumanTasks(ctx.store, ctx.definitions, ctx.party, header.id);
   await startInstanceWorkflow(ctx, header);
   ctx.log.info({ instanceId: header.id, definition: header.definitionId }, 'instance started');

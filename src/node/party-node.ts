@@ -170,7 +170,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   await idempotency.ensureIndexes();
   const webhooks = new Webhooks(store.db, store.events, config.webhooks, log);
   await webhooks.ensureIndexes();
-  const dxApp = createExchangeApp(ctx, pins);
+  const dxApp = createExchangeApp(ctx, pins, listener);
   const dx = new LeaderPort(config.dxTls ? https.createServer(dxServerOptions(config.dxTls), dxApp) : http.createServer(dxApp), config.dxPort, config.listenHost, 'data exchange', log);
   // One process of the party runs these (replicas: the others serve the REST API and workflow
   // tasks, and take over when the leader's heartbeat stops).

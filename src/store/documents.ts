@@ -10,6 +10,8 @@ export interface InstanceDoc {
   /** Per-instance secret that masks pins. Never leaves the participants. */
   secret: string;
   invitationSignature: string;
+  /** The invitation's `sinceBlock` (src/model/instance.ts), sent on with it. */
+  sinceBlock?: number;
   /** The parties bound to its roles, for queries by party. */
   parties: string[];
   status: 'active' | 'ended';

@@ -128,6 +128,7 @@ export class Store {
       header: invitation.header,
       secret: invitation.secret,
       invitationSignature: invitation.signature,
+      ...(invitation.sinceBlock !== undefined ? { sinceBlock: invitation.sinceBlock } : {}),
       parties: participantsOf(invitation.header),
       status: 'active',
       createdAt: now,
