@@ -78,7 +78,7 @@ describe('an invitation stored after the instance’s first pins', () => {
     };
     // beta pins 18 steps (more than the 16 a node recognises ahead) while this node does not know the instance yet.
     const tags = Array.from({ length: 18 }, (_, i) => tagOf(contextOf(secret, 'beta', i + 1)));
-    const contract = new ethers.Contract(await sequencer.contractAddress, ['function pinBatch(bytes32 root, bytes tags)'], beta.connect(anvil.provider));
+    const contract = new ethers.Contract(sequencer.contractAddress, ['function pinBatch(bytes32 root, bytes tags)'], beta.connect(anvil.provider));
     await (await contract.getFunction('pinBatch')(`0x${'ab'.repeat(32)}`, ethers.concat(tags))).wait();
     await mine(CONFIRMATIONS);
     await listener.tick();
@@ -103,7 +103,7 @@ describe('an invitation stored after the instance’s first pins', () => {
   test('a look back from after the pins finds nothing', async () => {
     const secret = `0x${'6b'.repeat(32)}`;
     const tag = tagOf(contextOf(secret, 'beta', 1));
-    const contract = new ethers.Contract(await sequencer.contractAddress, ['function pinBatch(bytes32 root, bytes tags)'], beta.connect(anvil.provider));
+    const contract = new ethers.Contract(sequencer.contractAddress, ['function pinBatch(bytes32 root, bytes tags)'], beta.connect(anvil.provider));
     const pinned = await (await contract.getFunction('pinBatch')(`0x${'cd'.repeat(32)}`, tag)).wait();
     const instance = await store.saveInstance({
       header: { id: 'late-2', definitionId: 'd', definitionHash: `0x${'22'.repeat(32)}`, roles: { a: 'alpha', b: 'beta' }, createdBy: 'alpha', createdAt: '2026-11-21T00:00:00Z' },
