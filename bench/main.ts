@@ -29,6 +29,7 @@ import { profileOf, readStepLogs } from './profile';
 import { machine, markdown, phaseFigures, targetsOf, type BenchResult } from './report';
 import { ratio } from './stats';
 import { serialWritesBetween } from './serial-writes';
+import { nodeMemoryAtPeak } from './node-memory';
 
 const say = (line: string) => console.error(line);
 
@@ -99,6 +100,7 @@ async function run(o: BenchOptions, dir: string, running: { stack?: Stack; nodes
   await nodes.stop();
   // The nodes log their totals every second: wait for the last line before reading.
   const serialWrites = serialWritesBetween(nodes.logs, phaseStart, phaseEnd + 1500);
+  const nodeMemory = nodeMemoryAtPeak(nodes.logs, phaseStart, phaseEnd + 1500);
   const profile = profileOf(lockstep.samples, readStepLogs(nodes.logs), clock, o.confirmations);
 
   say('Baseline (b): one plain pin transaction per step …');
@@ -138,6 +140,7 @@ async function run(o: BenchOptions, dir: string, running: { stack?: Stack; nodes
     gas,
     processes,
     serialWrites,
+    nodeMemory,
     profile,
   };
   return { ...partial, targets: targetsOf(partial) };

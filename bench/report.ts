@@ -7,6 +7,7 @@ import type { ProcessFigure } from './proc-stats';
 import { HOPS, type Profile } from './profile';
 import { summarise, type Summary } from './stats';
 import type { SerialWriteFigure } from './serial-writes';
+import type { NodeMemoryFigure } from './node-memory';
 
 export interface PhaseFigures {
   steps: number;
@@ -40,6 +41,8 @@ export interface BenchResult {
   gas: { hardfork: string; figures: GasFigure[] };
   processes: ProcessFigure[];
   serialWrites: SerialWriteFigure[];
+  /** Absent in results written before it was measured. */
+  nodeMemory?: NodeMemoryFigure[];
   profile: Profile;
   targets: Target[];
 }
@@ -105,6 +108,11 @@ export function markdown(r: BenchResult): string {
     table(
       ['node: write line (FerretDB) in the Lockstep phase', 'writes', 'writes per final step', 'mean write ms', 'mean wait in line ms', 'line busy'],
       r.serialWrites.map((w) => [w.party, n0(w.writes), n1(w.writes / Math.max(1, r.lockstep.steps)), n1(w.meanRunMs), n1(w.meanWaitMs), `${n0(w.busy * 100)}%`]),
+    ),
+    '',
+    table(
+      ['node memory at its peak in the Lockstep phase', 'RSS MB', 'V8 heap MB (in use)', 'external MB', 'other MB (code, stacks, native)'],
+      (r.nodeMemory ?? []).map((m) => [m.party, n0(m.rssMb), `${n0(m.heapTotalMb)} (${n0(m.heapUsedMb)})`, n0(m.externalMb), n0(m.otherMb)]),
     ),
     '',
     table(

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serialWritesBetween } from '../bench/serial-writes';
+import { nodeMemoryAtPeak } from '../bench/node-memory';
 import { percentile, ratio, summarise } from '../bench/stats';
 import { hopsOf, type StepLog } from '../bench/profile';
 import { benchDefinitionYaml, stepAt } from '../bench/definition';
@@ -93,5 +94,19 @@ describe('serialWritesBetween', () => {
     const line = (time: number, writes: number, runMs: number, busyMs: number) => JSON.stringify({ level: 20, time, writes, waitMs: 0, runMs, busyMs, msg: 'serial writes' });
     writeFileSync(file, [line(1000, 20, 100, 80), line(2000, 60, 1900, 1080)].join('\n'));
     expect(serialWritesBetween({ a: file }, 1000, 3000)).toEqual([{ party: 'a', writes: 40, meanRunMs: 45, meanWaitMs: 0, busy: 0.5 }]);
+  });
+});
+
+describe('nodeMemoryAtPeak', () => {
+  it('takes each node’s sample with the largest resident size inside the window and splits it up', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-memory-'));
+    const line = (time: number, rssMb: number, heapTotalMb: number, heapUsedMb: number, externalMb: number) =>
+      JSON.stringify({ level: 20, time, rssMb, heapTotalMb, heapUsedMb, externalMb, arrayBuffersMb: 1, msg: 'memory' });
+    writeFileSync(join(dir, 'a.log'), [line(900, 400, 300, 250, 20), 'not json', line(1000, 210, 120, 90, 10), line(2000, 260, 150, 100, 12), line(3000, 250, 140, 130, 11)].join('\n'));
+    // Only outside the window: left out.
+    writeFileSync(join(dir, 'b.log'), line(5000, 300, 200, 100, 10));
+    expect(nodeMemoryAtPeak({ a: join(dir, 'a.log'), b: join(dir, 'b.log') }, 1000, 3000)).toEqual([
+      { party: 'a', rssMb: 260, heapTotalMb: 150, heapUsedMb: 100, externalMb: 12, otherMb: 98 },
+    ]);
   });
 });

@@ -209,12 +209,12 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   // A TLS-terminating proxy may advertise https for a node that speaks HTTP behind it, so this only warns.
   if ((new URL(me.dxUrl).protocol === 'https:') !== Boolean(config.dxTls)) log.warn({ dx: me.dxUrl, dxTransport }, 'the network file advertises a different scheme than this node serves data exchange with');
   log.info({ api: me.apiUrl, dx: me.dxUrl, dxTransport, namespace: me.namespace, definitions: definitions.all().map((d) => d.definition.id) }, 'node ready');
-  const writeStats = logSerialWrites(store, log);
+  const runtimeStats = logRuntimeStats(store, log);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      clearInterval(writeStats);
+      clearInterval(runtimeStats);
       shuttingDown = true;
       await sockets.close();
       await close(api);
@@ -241,12 +241,20 @@ function apiKeysFor(config: NodeConfig, network: NetworkFile): ApiKeys {
   return new ApiKeys([{ key: dev, app: 'dev', roles: ['*'] }]);
 }
 
-/** Debug: the running totals of the write line (FerretDB only), for the benchmark's profile. */
-function logSerialWrites(store: Store, log: Logger): NodeJS.Timeout {
+/**
+ * Debug, every second, for the benchmark's profile: the running totals of the write line
+ * (FerretDB only, when they moved) and where the process's memory is (V8 heap, buffers, the rest:
+ * code, stacks and the Temporal core's native memory).
+ */
+function logRuntimeStats(store: Store, log: Logger): NodeJS.Timeout {
   let last = -1;
   const timer = setInterval(() => {
+    if (!log.isLevelEnabled('debug')) return;
+    const { rss, heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
+    const mb = (bytes: number): number => Math.round(bytes / 2 ** 20);
+    log.debug({ rssMb: mb(rss), heapTotalMb: mb(heapTotal), heapUsedMb: mb(heapUsed), externalMb: mb(external), arrayBuffersMb: mb(arrayBuffers) }, 'memory');
     const stats = serialStatsOf(store.db);
-    if (!stats || stats.writes === last || !log.isLevelEnabled('debug')) return;
+    if (!stats || stats.writes === last) return;
     last = stats.writes;
     log.debug({ ...stats }, 'serial writes');
   }, 1000);
