@@ -39,6 +39,12 @@ export interface NodeConfig {
   logLevel: string;
   /** When instance workflows continue-as-new (see workflows/messages.ts). */
   runLimits: RunLimits;
+  /**
+   * Instance workflows the Temporal worker keeps in memory between their tasks; absent: the SDK's
+   * default, sized to the heap limit (about 2,300 here). Fewer bounds the JavaScript heap; a
+   * workflow pushed out replays its history at its next task, which costs CPU (docs/performance.md).
+   */
+  workflowCacheSize?: number;
   /** Apps allowed to call the REST API; empty means: accept the network file's dev key only. */
   apiKeys: ApiKeyGrant[];
   /** How long an Idempotency-Key is remembered. */
@@ -105,6 +111,7 @@ export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = proce
     batcherTickMs: intFromEnv(env, 'LOCKSTEP_BATCHER_TICK_MS', 50, 10, 10_000),
     bodyLimitBytes: intFromEnv(env, 'LOCKSTEP_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     logLevel: env.LOCKSTEP_LOG_LEVEL ?? 'info',
+    ...(env.LOCKSTEP_WORKFLOW_CACHE_SIZE ? { workflowCacheSize: intFromEnv(env, 'LOCKSTEP_WORKFLOW_CACHE_SIZE', 0, 2, 100_000) } : {}),
     runLimits: {
       maxEvents: intFromEnv(env, 'LOCKSTEP_MAX_EVENTS_PER_RUN', DEFAULT_RUN_LIMITS.maxEvents, 100, 40_000),
       maxMessages: intFromEnv(env, 'LOCKSTEP_MAX_MESSAGES_PER_RUN', DEFAULT_RUN_LIMITS.maxMessages, 1, 1_500),

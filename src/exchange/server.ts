@@ -63,7 +63,12 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller, chain: P
     if (unknown.length > 0) throw new LockstepError('bad_request', `unknown parties: ${unknown.join(', ')}`, [{ field: '/header/roles', message: 'unknown party' }]);
     const stored = await ctx.store.saveInstance(invitation);
     // Before the answer: if reading the chain fails, so does the request, and the creator invites again.
-    await chain.lookBack(stored, invitation.sinceBlock ?? ctx.network.chain.deployBlock);
+    try {
+      await chain.lookBack(stored, invitation.sinceBlock ?? ctx.network.chain.deployBlock);
+    } catch (error) {
+      ctx.log.warn({ err: error, instanceId: header.id }, 'could not read the chain for the invited instance\'s earlier pins');
+      throw new LockstepError('unavailable', `${ctx.party} cannot read the chain to look for instance ${header.id}'s earlier pins just now; retry`, []);
+    }
     await startInstanceWorkflow(ctx, header);
     await syncHumanTasks(ctx.store, ctx.definitions, ctx.party, header.id);
     ctx.log.info({ instanceId: header.id, from: header.createdBy }, 'invitation accepted');

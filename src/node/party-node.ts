@@ -145,7 +145,12 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
         taskQueue: TASK_QUEUE,
         ...(kind === 'workflows'
           ? // Local activities only: the activity worker, while this process leads, takes the queue's activity tasks.
-            { ...workflowSource(), activities: localActivities(activities, (work) => workers.runLocally(work)), enableNonLocalActivities: false }
+            {
+              ...workflowSource(),
+              activities: localActivities(activities, (work) => workers.runLocally(work)),
+              enableNonLocalActivities: false,
+              ...(config.workflowCacheSize !== undefined ? { maxCachedWorkflows: config.workflowCacheSize } : {}),
+            }
           : { activities }),
       }),
     log,

@@ -1,0 +1,30 @@
+/**
+ * A node's settings from its environment: the workflow cache size is the SDK's unless set, and a
+ * value out of range is refused naming the variable (a unit test of src/config.ts).
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadNodeConfig } from '../src/config';
+
+const networkFile = join(mkdtempSync(join(tmpdir(), 'lockstep-config-test-')), 'network.json');
+writeFileSync(
+  networkFile,
+  JSON.stringify({
+    chain: { rpcUrl: 'http://127.0.0.1:8545', chainId: 31337, sequencer: '0x0000000000000000000000000000000000000001', deployBlock: 0, confirmations: 1 },
+    temporal: { address: '127.0.0.1:7233' },
+    mongodb: { uri: 'mongodb://127.0.0.1:27017' },
+    parties: { alpha: { address: '0x0000000000000000000000000000000000000002', namespace: 'alpha', apiUrl: 'http://127.0.0.1:4001', dxUrl: 'http://127.0.0.1:5001' } },
+  }),
+);
+const load = (env: NodeJS.ProcessEnv) => loadNodeConfig({ party: 'alpha', networkFile }, env).config;
+
+test('the workflow cache size is left to the SDK unless LOCKSTEP_WORKFLOW_CACHE_SIZE sets it', () => {
+  expect(load({}).workflowCacheSize).toBeUndefined();
+  expect(load({ LOCKSTEP_WORKFLOW_CACHE_SIZE: '200' }).workflowCacheSize).toBe(200);
+});
+
+test('a workflow cache size out of range is refused, naming the variable', () => {
+  expect(() => load({ LOCKSTEP_WORKFLOW_CACHE_SIZE: '1' })).toThrow('LOCKSTEP_WORKFLOW_CACHE_SIZE must be an integer between 2 and 100000, got "1"');
+  expect(() => load({ LOCKSTEP_WORKFLOW_CACHE_SIZE: 'many' })).toThrow(/LOCKSTEP_WORKFLOW_CACHE_SIZE must be an integer/);
+});
