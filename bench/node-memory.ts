@@ -5,7 +5,7 @@
  * workflow and connection state among it). Says whether a node over its memory target holds live
  * JavaScript objects, heap not yet given back, or native memory.
  */
-import { readFileSync } from 'node:fs';
+import { linesWithMessage } from './node-log';
 
 export interface NodeMemoryFigure {
   party: string;
@@ -26,24 +26,11 @@ interface Sample {
   externalMb: number;
 }
 
-function samplesIn(file: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const text of readFileSync(file, 'utf8').split('\n')) {
-    if (!text.includes('"msg":"memory"')) continue;
-    try {
-      samples.push(JSON.parse(text) as Sample);
-    } catch {
-      // not a JSON line
-    }
-  }
-  return samples;
-}
-
 /** Each node's sample with the largest resident size in [from, to]; nodes without samples are left out. */
 export function nodeMemoryAtPeak(logs: Record<string, string>, from: number, to: number): NodeMemoryFigure[] {
   const figures: NodeMemoryFigure[] = [];
   for (const [party, file] of Object.entries(logs)) {
-    const peak = samplesIn(file)
+    const peak = linesWithMessage<Sample>(file, 'memory')
       .filter((s) => s.time >= from && s.time <= to)
       .reduce<Sample | undefined>((top, s) => (!top || s.rssMb > top.rssMb ? s : top), undefined);
     if (!peak) continue;

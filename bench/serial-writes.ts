@@ -4,7 +4,7 @@
  * how long the line had any write under way. A line busy close to 100% of the time, with writes
  * waiting long in it, is the node's throughput ceiling.
  */
-import { readFileSync } from 'node:fs';
+import { linesWithMessage } from './node-log';
 
 export interface SerialWriteFigure {
   party: string;
@@ -23,24 +23,11 @@ interface Totals {
   busyMs: number;
 }
 
-function totalsIn(file: string): Totals[] {
-  const totals: Totals[] = [];
-  for (const text of readFileSync(file, 'utf8').split('\n')) {
-    if (!text.includes('"serial writes"')) continue;
-    try {
-      totals.push(JSON.parse(text) as Totals);
-    } catch {
-      // not a JSON line
-    }
-  }
-  return totals;
-}
-
 /** Differences between the last totals before `from` and the last before `to`; empty without the lines. */
 export function serialWritesBetween(logs: Record<string, string>, from: number, to: number): SerialWriteFigure[] {
   const figures: SerialWriteFigure[] = [];
   for (const [party, file] of Object.entries(logs)) {
-    const totals = totalsIn(file);
+    const totals = linesWithMessage<Totals>(file, 'serial writes');
     const before = totals.filter((t) => t.time <= from).pop() ?? { time: from, writes: 0, waitMs: 0, runMs: 0, busyMs: 0 };
     const end = totals.filter((t) => t.time <= to).pop();
     if (!end) continue;
