@@ -113,7 +113,7 @@ export class ChainListener {
     let found: ObservedTag[] = [];
     for (let grown = true; grown; ) {
       for (const [author, last] of reach) for (let nonce = 1; nonce <= last; nonce++) wanted.set(tagOf(contextOf(instance.secret, author, nonce)), { author, nonce });
-      found = await sequencer.tagsBetween(from, head, (tag) => wanted.has(tag));
+      found = await sequencer.tagsBetween(from, head, new Set(wanted.keys()));
       grown = false;
       for (const { tag } of found) {
         const { author, nonce } = wanted.get(tag)!;

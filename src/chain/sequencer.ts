@@ -169,13 +169,14 @@ export class SequencerClient {
   }
 
   /**
-   * Every pin the contract emitted in [fromBlock, toBlock], in chain order; with `keep`, only the
-   * tags it keeps (the blocks of the others are never fetched for their time). An empty range
+   * Every pin the contract emitted in [fromBlock, toBlock], in chain order; with `only`, just
+   * those tags: a batch without any of them is not even decoded, and the blocks of the others are
+   * never fetched for their time (a look back over many busy blocks for a few tags). An empty range
    * (fromBlock > toBlock) yields [] so that "from last seen + 1 to head" needs no special case.
    * Chunks are fetched one after the other; each pin carries its block hash so a caller can
    * check that all of them still belong to the canonical chain.
    */
-  async tagsBetween(fromBlock: number, toBlock: number, keep: (tag: string) => boolean = () => true): Promise<ObservedTag[]> {
+  async tagsBetween(fromBlock: number, toBlock: number, only?: ReadonlySet<string>): Promise<ObservedTag[]> {
     assertBlockNumber('fromBlock', fromBlock);
     assertBlockNumber('toBlock', toBlock);
     if (fromBlock > toBlock) return [];
@@ -190,7 +191,10 @@ export class SequencerClient {
         fromBlock: start,
         toBlock: end,
       });
-      const kept = logs.filter((l) => !l.removed).flatMap((l) => this.parseLog(l).filter((t) => keep(t.tag)));
+      // A tag inside the batch's data, as hex, may be misaligned there (a false hit, dropped below) but is never missed.
+      const hexes = only && [...only].map((tag) => tag.slice(2).toLowerCase());
+      const candidates = logs.filter((l) => !l.removed && (!hexes || hexes.some((hex) => l.data.toLowerCase().includes(hex))));
+      const kept = candidates.flatMap((l) => this.parseLog(l).filter((t) => !only || only.has(t.tag)));
       const timestamps = await this.blockTimestamps(kept.map((t) => t.blockHash));
       for (const t of kept) tags.push({ ...t, timestamp: timestamps.get(t.blockHash)! });
     }

@@ -41,8 +41,9 @@ export async function startInstance(ctx: NodeContext, request: StartRequest): Pr
     createdBy: ctx.party,
     createdAt: new Date().toISOString(),
   };
-  // No pin of the new instance can be in a block the listener has already read.
-  const sinceBlock = (await ctx.store.checkpoint())?.scannedBlock ?? ctx.network.chain.deployBlock;
+  // No pin of the new instance can be in a block that exists already: the head now, or (the
+  // chain unreachable) the last block the listener read.
+  const sinceBlock = await ctx.sequencer.head().catch(async () => (await ctx.store.checkpoint())?.scannedBlock ?? ctx.network.chain.deployBlock);
   await ctx.store.saveInstance({ ...sealInvitation(ctx.wallet, header, newSecret()), sinceBlock });
   await syncHumanTasks(ctx.store, ctx.definitions, ctx.party, header.id);
   await startInstanceWorkflow(ctx, header);
