@@ -39,7 +39,7 @@ const history = (party: string, id: string): Promise<StepView[]> => net.history(
 
 async function takeAndConfirm(party: string, id: string, step: string, input: unknown): Promise<string> {
   const res = await net.api(party).post(`/instances/${id}/steps`, { step, input });
-  expect(res.status).toBe(202);
+  expect({ status: res.status, body: res.body }).toMatchObject({ status: 202 });
   const hash = res.body.envelopeHash as string;
   for (const p of PARTICIPANTS) {
     await eventually(`${step} final on ${p}`, async () => ((await history(p, id)).find((s) => s.envelopeHash === hash)?.status === 'confirmed' ? true : undefined), 90_000);

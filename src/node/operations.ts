@@ -68,19 +68,23 @@ export async function proposeStep(ctx: NodeContext, instanceId: string, proposal
     try {
       return await handle.executeUpdate(proposeUpdate, { args: [proposal], updateId });
     } catch (error) {
+      // No running workflow: either the instance has ended, or its invitation is still being
+      // processed here. The instance is stored (and so readable) before its workflow starts: the
+      // node first looks on chain for steps pinned before the invitation came. A caller who saw
+      // the instance and proposes at once is kept waiting that long, not refused.
+      const notStarted = error instanceof WorkflowNotFoundError;
+      if (notStarted && (await ctx.store.instance(instanceId))?.status === 'ended') {
+        throw new LockstepError('conflict', `instance ${instanceId} has ended; it takes no more steps`, [{ field: '/instanceId', message: 'ended' }]);
+      }
       // The server refuses updates while the workflow's last task is failed or timed out (it
       // retries that task by itself), and gives up waiting when a busy worker is slow to run the
-      // validator; in both cases asking again under the same id is safe.
-      if ((isTransientUpdateRefusal(error) || error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) && attempt < UPDATE_ATTEMPTS) {
+      // validator; in all three cases asking again under the same id is safe.
+      if ((notStarted || isTransientUpdateRefusal(error) || error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) && attempt < UPDATE_ATTEMPTS) {
         await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
         continue;
       }
-      if (error instanceof WorkflowNotFoundError) {
-        // No running workflow: either the instance has ended, or its invitation is still being processed here.
-        const ended = (await ctx.store.instance(instanceId))?.status === 'ended';
-        throw ended
-          ? new LockstepError('conflict', `instance ${instanceId} has ended; it takes no more steps`, [{ field: '/instanceId', message: 'ended' }])
-          : new LockstepError('unavailable', `instance ${instanceId} is not running on this node yet (its invitation is still being processed); try again shortly`);
+      if (notStarted) {
+        throw new LockstepError('unavailable', `instance ${instanceId} is not running on this node yet (its invitation is still being processed); try again shortly`);
       }
       throw asLockstepError(error, instanceId);
     }
