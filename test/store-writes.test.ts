@@ -4,12 +4,13 @@
  * writes to any one document one at a time (src/store/serial-writes.ts).
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { MongoClient, ObjectId, type Db } from 'mongodb';
 import { startMongo, type RunningMongo } from '../src/stack/mongo-server';
 import { freePort } from '../src/stack/ports';
-import { ALL, isFerretDb, withSerialWrites, WriteLine, writeKeys } from '../src/store/serial-writes';
+import { ALL, isFerretDb, withSerialWrites, withSignal, WriteLine, writeKeys } from '../src/store/serial-writes';
 import { slotId, Store } from '../src/store/store';
 import { EventLog, eventId } from '../src/events/log';
 import type { SignedEnvelope } from '../src/model/envelope';
@@ -210,6 +211,60 @@ test('a write that never finishes is abandoned with an error after the timeout, 
   expect(await next).toBe('next');
 });
 
+/** A loopback TCP relay to the store; `freeze` stops relaying on the connections open now (as a server gone silent), new ones relay as usual. */
+async function relayTo(uri: string): Promise<{ uri: string; freeze(): void; close(): Promise<void> }> {
+  const target = new URL(uri);
+  const open = new Set<net.Socket>();
+  const every = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    open.add(client).add(upstream);
+    every.add(client).add(upstream);
+    const drop = () => (client.destroy(), upstream.destroy());
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    uri: `mongodb://127.0.0.1:${port}/`,
+    freeze: () => {
+      for (const socket of open) {
+        socket.unpipe();
+        socket.pause();
+      }
+      open.clear();
+    },
+    close: async () => {
+      for (const socket of every) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+test('a command abandoned on a silent connection gives its connection back: with a pool of one, the next command still runs', async () => {
+  const relay = await relayTo(mongo.uri);
+  const viaRelay = new MongoClient(relay.uri, { maxPoolSize: 1, serverSelectionTimeoutMS: 5_000, directConnection: true });
+  try {
+    const db = withSerialWrites(viaRelay.db('store_stuck'), new WriteLine(300));
+    const docs = db.collection<{ _id: string; n: number }>('docs');
+    await docs.insertOne({ _id: 'a', n: 1 });
+    // Each kind of bounded command in turn: a read, a write through the line, a cursor.
+    const commands: Array<() => Promise<unknown>> = [() => docs.findOne({ _id: 'a' }), () => docs.updateOne({ _id: 'a' }, { $inc: { n: 1 } }), () => docs.find({}).toArray()];
+    for (const command of commands) {
+      relay.freeze();
+      await expect(command()).rejects.toThrow(/did not finish within 300 ms; abandoned/);
+      // The only connection hung; had it stayed checked out, this would wait for it until abandoned too.
+      expect(await docs.findOne({ _id: 'a' })).toMatchObject({ _id: 'a' });
+    }
+  } finally {
+    await viaRelay.close(true).catch(() => undefined);
+    await relay.close();
+  }
+}, 30_000);
+
 test('two processes numbering one event log (replicas): every event once, under its own number, with no gaps', async () => {
   const db = client.db('event_replicas');
   const ferret = mongo.kind === 'ferretdb';
@@ -342,5 +397,17 @@ describe('the write line', () => {
     expect(writeKeys('steps', 'updateOne', [{ _id: { $in: ['a', 'b'] } }, { $set: {} }])).toBe(ALL);
     expect(writeKeys('steps', 'updateMany', [{ _id: 'a' }, { $set: {} }])).toBe(ALL);
     expect(writeKeys('b', 'bulkWrite', [[{ updateMany: { filter: { _id: 'x' }, update: {} } }]])).toBe(ALL);
+  });
+
+  test("a bounded command's abort signal goes in its options, wherever the method takes them", () => {
+    const { signal } = new AbortController();
+    expect(withSignal('updateOne', [{ _id: 'a' }, { $set: {} }, { upsert: true }], signal)).toEqual([{ _id: 'a' }, { $set: {} }, { upsert: true, signal }]);
+    expect(withSignal('findOne', [], signal)).toEqual([undefined, { signal }]);
+    expect(withSignal('distinct', ['field'], signal)).toEqual(['field', undefined, { signal }]);
+    expect(withSignal('estimatedDocumentCount', [], signal)).toEqual([{ signal }]);
+    const caller = new AbortController();
+    const [, both] = withSignal('find', [{}, { signal: caller.signal }], signal) as [unknown, { signal: AbortSignal }];
+    caller.abort();
+    expect(both.signal.aborted).toBe(true); // either signal aborts the command
   });
 });

@@ -44,6 +44,10 @@ export interface SerialStats {
  * killed waits for a `drain` that never comes. A write stuck so held every write behind it; a
  * read, the chain listener's pass that made it (the fault suite's database restart froze nodes
  * both ways). No sound command takes half a minute; its caller retries as after any failure.
+ * An abandoned command is aborted in the driver too (its `signal` option), which closes its
+ * connection: left alone, a command that never ends keeps its connection checked out of the
+ * pool for good, and once a few have, every later command waits for a connection until it too
+ * is abandoned (the soak run's node whose writes waited 24 s each after a database restart).
  */
 export const COMMAND_TIMEOUT_MS = 30_000;
 
@@ -53,13 +57,53 @@ const CURSOR_READS = new Set<string>(['find', 'aggregate']);
 /** Cursor methods that talk to the server. */
 const CURSOR_FETCHES = new Set<string>(['toArray', 'next', 'tryNext', 'hasNext']);
 
-function withTimeout<T>(work: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+/** Where each bounded method takes its options (the driver's `Abortable` among them). */
+const OPTIONS_AT: Record<string, number> = {
+  insertOne: 1,
+  insertMany: 1,
+  updateOne: 2,
+  updateMany: 2,
+  replaceOne: 2,
+  deleteOne: 1,
+  deleteMany: 1,
+  findOneAndUpdate: 2,
+  findOneAndReplace: 2,
+  findOneAndDelete: 1,
+  bulkWrite: 1,
+  findOne: 1,
+  countDocuments: 1,
+  estimatedDocumentCount: 0,
+  distinct: 2,
+  find: 1,
+  aggregate: 1,
+};
+
+/** The call's arguments with `signal` added to its options (the method's defaults stand in for arguments left out). */
+export function withSignal(method: string, args: readonly unknown[], signal: AbortSignal): unknown[] {
+  const at = OPTIONS_AT[method];
+  if (at === undefined) return [...args];
+  const out = [...args];
+  while (out.length < at) out.push(undefined);
+  const options = (out[at] ?? {}) as { signal?: AbortSignal };
+  out[at] = { ...options, signal: options.signal ? AbortSignal.any([options.signal, signal]) : signal };
+  return out;
+}
+
+/**
+ * Runs `work` with a signal that aborts when `timeoutMs` passes, and rejects then (the driver
+ * may take its time to notice the abort, or never, as when the signal reached no command).
+ */
+function withTimeout<T>(work: (signal: AbortSignal) => Promise<T>, timeoutMs: number, what: string, abort = new AbortController()): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const stuck = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${timeoutMs} ms; abandoned`)), timeoutMs);
+    timer = setTimeout(() => {
+      const error = new Error(`${what} did not finish within ${timeoutMs} ms; abandoned`);
+      abort.abort(error);
+      reject(error);
+    }, timeoutMs);
     timer.unref();
   });
-  return Promise.race([work, stuck]).finally(() => clearTimeout(timer));
+  return Promise.race([Promise.resolve().then(() => work(abort.signal)), stuck]).finally(() => clearTimeout(timer));
 }
 
 /** A write's footprint: the documents it may change (collection and `_id`), or ALL when that is not known from its arguments. */
@@ -103,8 +147,8 @@ export class WriteLine {
     return { ...this.totals, busyMs: this.totals.busyMs + ongoing };
   }
 
-  /** Runs `task` once its turn comes (see the class comment); ALL by default: after everything before it, alone. */
-  run<T>(task: () => Promise<T>, keys: WriteKeys = ALL): Promise<T> {
+  /** Runs `task` once its turn comes (see the class comment); ALL by default: after everything before it, alone. Its signal aborts when the write is abandoned. */
+  run<T>(task: (signal: AbortSignal) => Promise<T>, keys: WriteKeys = ALL): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const write: QueuedWrite = {
         keys,
@@ -113,7 +157,7 @@ export class WriteLine {
           const startedAt = Date.now();
           this.totals.waitMs += startedAt - write.queuedAt;
           this.began(write);
-          withTimeout(Promise.resolve().then(task), this.timeoutMs, 'a store write')
+          withTimeout(task, this.timeoutMs, 'a store write')
             .then(resolve, reject)
             .finally(() => {
               this.totals.writes++;
@@ -208,12 +252,19 @@ function serialCollection<T extends Document>(collection: Collection<T>, line: W
       const value = Reflect.get(target, property, receiver) as unknown;
       if (typeof property !== 'string' || typeof value !== 'function') return value;
       const method = value as (...a: unknown[]) => unknown;
+      const call = (args: unknown[]) => (signal: AbortSignal) => method.apply(target, withSignal(property, args, signal)) as Promise<unknown>;
       if (WRITES.has(property)) {
-        if (!line) return (...args: unknown[]) => withTimeout(method.apply(target, args) as Promise<unknown>, timeoutMs, `a store write (${property})`);
-        return (...args: unknown[]) => line.run(() => method.apply(target, args) as Promise<unknown>, writeKeys(target.collectionName, property, args));
+        if (!line) return (...args: unknown[]) => withTimeout(call(args), timeoutMs, `a store write (${property})`);
+        return (...args: unknown[]) => line.run(call(args), writeKeys(target.collectionName, property, args));
       }
-      if (PROMISED_READS.has(property)) return (...args: unknown[]) => withTimeout(method.apply(target, args) as Promise<unknown>, timeoutMs, `a store read (${property})`);
-      if (CURSOR_READS.has(property)) return (...args: unknown[]) => timedCursor(method.apply(target, args) as object, timeoutMs, property);
+      if (PROMISED_READS.has(property)) return (...args: unknown[]) => withTimeout(call(args), timeoutMs, `a store read (${property})`);
+      if (CURSOR_READS.has(property)) {
+        return (...args: unknown[]) => {
+          // One signal for the cursor's life: a fetch abandoned aborts the cursor (and its connection).
+          const abort = new AbortController();
+          return timedCursor(method.apply(target, withSignal(property, args, abort.signal)) as object, timeoutMs, property, abort);
+        };
+      }
       return value;
     },
   });
@@ -271,13 +322,13 @@ export function writeKeys(collection: string, method: string, args: readonly unk
 }
 
 /** The cursor, with each fetch from the server bounded; its chained settings return the same wrapper. */
-function timedCursor<C extends object>(cursor: C, timeoutMs: number, read: string): C {
+function timedCursor<C extends object>(cursor: C, timeoutMs: number, read: string, abort: AbortController): C {
   const wrapper: C = new Proxy(cursor, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
       if (typeof property !== 'string' || typeof value !== 'function') return value;
       const method = value as (...a: unknown[]) => unknown;
-      if (CURSOR_FETCHES.has(property)) return (...args: unknown[]) => withTimeout(method.apply(target, args) as Promise<unknown>, timeoutMs, `a store read (${read})`);
+      if (CURSOR_FETCHES.has(property)) return (...args: unknown[]) => withTimeout(() => method.apply(target, args) as Promise<unknown>, timeoutMs, `a store read (${read})`, abort);
       return (...args: unknown[]) => {
         const result = method.apply(target, args);
         return result === target ? wrapper : result;
