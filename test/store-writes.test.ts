@@ -399,6 +399,23 @@ describe('the write line', () => {
     expect(writeKeys('b', 'bulkWrite', [[{ updateMany: { filter: { _id: 'x' }, update: {} } }]])).toBe(ALL);
   });
 
+  test('the backlog: how many writes wait for their turn, and how long the first of them has waited', async () => {
+    const line = new WriteLine(5_000, 1);
+    expect(line.stats).toMatchObject({ queued: 0, oldestWaitMs: 0 });
+    const journal: string[] = [];
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => held(journal, n));
+    const runs = [line.run(a!.task, ['a']), line.run(b!.task, ['b']), line.run(c!.task, ['c'])];
+    await new Promise((r) => setTimeout(r, 60));
+    const behind = line.stats;
+    expect(behind.queued).toBe(2);
+    expect(behind.oldestWaitMs).toBeGreaterThanOrEqual(50);
+    a!.release();
+    b!.release();
+    c!.release();
+    await Promise.all(runs);
+    expect(line.stats).toMatchObject({ writes: 3, queued: 0, oldestWaitMs: 0 });
+  });
+
   test("a bounded command's abort signal goes in its options, wherever the method takes them", () => {
     const { signal } = new AbortController();
     expect(withSignal('updateOne', [{ _id: 'a' }, { $set: {} }, { upsert: true }], signal)).toEqual([{ _id: 'a' }, { $set: {} }, { upsert: true, signal }]);

@@ -1,13 +1,18 @@
 /**
  * Without a stack: the request-body guard (depth, Unicode, NUL keys) on bodies far deeper than
- * any recursion survives, and the data-exchange TLS settings, which refuse half-configurations
- * with a message naming the variable and never the key.
+ * any recursion survives, the data-exchange TLS settings, which refuse half-configurations
+ * with a message naming the variable and never the key, and the data exchange turning
+ * deliveries away while the store's writes are behind.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jsonValueProblem as jsonBodyProblem, MAX_JSON_DEPTH } from '../src/process/json-value';
 import { dxTlsFromEnv } from '../src/exchange/tls';
+import { SHED_AFTER_QUEUED, SHED_AFTER_WAIT_MS, shedWhenBehind } from '../src/exchange/server';
+import type { SerialStats } from '../src/store/serial-writes';
+import type { Request, Response } from 'express';
+import type { Logger } from 'pino';
 import type { NetworkFile } from '../src/model/network';
 
 test('the body guard measures depth without recursion, and finds lone surrogates and NUL keys', () => {
@@ -56,4 +61,36 @@ describe('data-exchange TLS settings', () => {
     expect(message).toMatch(/LOCKSTEP_DX_TLS_CERT: cannot read .*missing\.crt: ENOENT/);
     expect(message).not.toMatch(/TOP-SECRET/);
   });
+});
+
+test('the data exchange turns deliveries away (503, Retry-After) only while the store has a backlog of old writes, and says so once each way', () => {
+  const base: SerialStats = { writes: 10, waitMs: 0, runMs: 0, busyMs: 0, queued: 0, oldestWaitMs: 0 };
+  let stats: SerialStats | null = base;
+  const lines: string[] = [];
+  const log = { warn: (_o: unknown, m: string) => lines.push(`warn ${m}`), info: (m: string) => lines.push(`info ${m}`) } as unknown as Logger;
+  const shed = shedWhenBehind('beta', () => stats, log);
+  const pass = (): { error: unknown; retryAfter?: string } => {
+    const headers: Record<string, string> = {};
+    let error: unknown = 'not called';
+    shed({} as Request, { setHeader: (k: string, v: string) => (headers[k] = v) } as unknown as Response, (e?: unknown) => (error = e));
+    return { error, ...(headers['Retry-After'] ? { retryAfter: headers['Retry-After'] } : {}) };
+  };
+  expect(pass()).toEqual({ error: undefined });
+  // Many writes waiting, but none for long; or one waiting long (behind a stuck one): taken.
+  stats = { ...base, queued: SHED_AFTER_QUEUED * 3, oldestWaitMs: 1_000 };
+  expect(pass().error).toBeUndefined();
+  stats = { ...base, queued: 3, oldestWaitMs: SHED_AFTER_WAIT_MS * 2 };
+  expect(pass().error).toBeUndefined();
+  // A backlog of old writes: turned away, benign and retryable.
+  stats = { ...base, queued: SHED_AFTER_QUEUED, oldestWaitMs: SHED_AFTER_WAIT_MS + 2_000 };
+  const refused = pass();
+  expect(refused.retryAfter).toBe('5');
+  expect(refused.error).toMatchObject({ code: 'unavailable', message: expect.stringMatching(/beta is behind on its store writes \(32 waiting, the oldest for 12 s\)/) });
+  expect(pass().error).toMatchObject({ code: 'unavailable' });
+  stats = base;
+  expect(pass().error).toBeUndefined();
+  expect(lines).toEqual(['warn store writes are behind: data exchange turns deliveries away until they catch up', 'info store writes caught up: data exchange takes deliveries again']);
+  // MongoDB: no write line, never turned away.
+  stats = null;
+  expect(pass().error).toBeUndefined();
 });

@@ -24,6 +24,8 @@ import { requireShape } from '../http/shape';
 import { syncHumanTasks } from '../events/human-tasks';
 import { securityRefused, stepInvalid } from '../events/hooks';
 import { resendStep } from './resend';
+import { serialStatsOf, type SerialStats } from '../store/serial-writes';
+import type { Logger } from 'pino';
 
 /**
  * The sending party: over mutual TLS the one its client certificate names, which a claimed
@@ -45,10 +47,41 @@ function requireCertifiedSender(): RequestHandler {
   };
 }
 
+/**
+ * When the data exchange turns new deliveries away: the oldest store write has waited this long
+ * in line, well under the sender's 25 s timeout (a delivery taken is done before its sender gives
+ * up and sends it again, which only doubles the work of a node already behind) ...
+ */
+export const SHED_AFTER_WAIT_MS = 10_000;
+/** ... and this many writes wait: a backlog, not a few writes behind one stuck on a dead connection. */
+export const SHED_AFTER_QUEUED = 32;
+
+/**
+ * Turns deliveries away (503, benign: the sender's activity delivers again with backoff) while
+ * the store's writes are this far behind, so a node that cannot keep up takes no more work than
+ * it can finish in time. The store's own backlog says so (FerretDB's write line; none on MongoDB).
+ */
+export function shedWhenBehind(party: string, backlog: () => SerialStats | null, log: Logger): RequestHandler {
+  let shedding = false;
+  return (_req, res, next) => {
+    const stats = backlog();
+    const behind = stats !== null && stats.oldestWaitMs > SHED_AFTER_WAIT_MS && stats.queued >= SHED_AFTER_QUEUED;
+    if (behind !== shedding) {
+      shedding = behind;
+      if (behind) log.warn({ queued: stats.queued, oldestWaitMs: stats.oldestWaitMs }, 'store writes are behind: data exchange turns deliveries away until they catch up');
+      else log.info('store writes caught up: data exchange takes deliveries again');
+    }
+    if (!behind) return next();
+    res.setHeader('Retry-After', '5');
+    next(new LockstepError('unavailable', `${party} is behind on its store writes (${stats.queued} waiting, the oldest for ${Math.round(stats.oldestWaitMs / 1000)} s); deliver again shortly`));
+  };
+}
+
 export function createExchangeApp(ctx: NodeContext, pins: PinSignaller, chain: Pick<ChainListener, 'lookBack'>): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(requireCertifiedSender());
+  app.use(shedWhenBehind(ctx.party, () => serialStatsOf(ctx.store.db), ctx.log));
   app.use(jsonBody(ctx.config.bodyLimitBytes));
 
   app.post('/dx/v1/invitations', async (req, res) => {

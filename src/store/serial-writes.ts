@@ -30,12 +30,18 @@ const WRITES = new Set<string>([
   'bulkWrite',
 ]);
 
-/** Totals since start: how many writes went through, how long they waited in line and ran, and how long the line had a write under way (ms). */
+/**
+ * Totals since start: how many writes went through, how long they waited in line and ran, and
+ * how long the line had a write under way (ms); and now: how many writes wait for their turn,
+ * and how long the first of them has waited (ms).
+ */
 export interface SerialStats {
   writes: number;
   waitMs: number;
   runMs: number;
   busyMs: number;
+  queued: number;
+  oldestWaitMs: number;
 }
 
 /**
@@ -134,17 +140,20 @@ export class WriteLine {
   private running = 0;
   private alone = false;
   private busySince = 0;
-  private readonly totals: SerialStats = { writes: 0, waitMs: 0, runMs: 0, busyMs: 0 };
+  private readonly totals = { writes: 0, waitMs: 0, runMs: 0, busyMs: 0 };
 
   constructor(
     readonly timeoutMs = COMMAND_TIMEOUT_MS,
     readonly parallel = PARALLEL_WRITES,
   ) {}
 
-  /** For the benchmark's profile: how long writes waited and ran, and how long the line had any under way, so far. */
+  /** How long writes waited and ran, and how long the line had any under way, so far (the benchmark's profile); and the backlog now (load shedding). */
   get stats(): SerialStats {
-    const ongoing = this.running > 0 ? Date.now() - this.busySince : 0;
-    return { ...this.totals, busyMs: this.totals.busyMs + ongoing };
+    const now = Date.now();
+    const ongoing = this.running > 0 ? now - this.busySince : 0;
+    // The queue keeps the order writes were asked for: its head has waited longest.
+    const oldestWaitMs = this.queue.length > 0 ? now - this.queue[0]!.queuedAt : 0;
+    return { ...this.totals, busyMs: this.totals.busyMs + ongoing, queued: this.queue.length, oldestWaitMs };
   }
 
   /** Runs `task` once its turn comes (see the class comment); ALL by default: after everything before it, alone. Its signal aborts when the write is abandoned. */
