@@ -142,6 +142,7 @@ describe('a step number takes one envelope', () => {
     await store.unsettled.deleteOne({ _id: id });
     expect(await store.observeTags([position], () => '0xA')).toHaveLength(0); // not a first sequencing
     await store.confirmSlotsUpTo(11);
+    await store.saveCheckpoint(11, 11, '0xb11');
     expect((await store.slotsToSignal()).map((slot) => slot._id)).toContain(id);
     // Read once more (another failed pass): still final.
     await store.observeTags([position], () => '0xA');
@@ -149,6 +150,26 @@ describe('a step number takes one envelope', () => {
     // A later sequencing of the same tag still does not count.
     await store.observeTags([{ ...position, blockNumber: 12, blockHash: '0xb12' }], () => '0xA');
     expect(await store.slots.findOne({ _id: id })).toMatchObject({ position: { blockNumber: 11 } });
+  });
+
+  test('only slots up to the final block a pass has recorded are signalled: a pass marking slots final, read half way, tells nothing out of order', async () => {
+    const at = (nonce: number, blockNumber: number) => ({
+      tag: tagOf(contextOf(secret, 'alpha', nonce)), author: '0xA', root: `0xr${nonce}`, index: 0, count: 1, blockNumber, blockHash: `0xb${blockNumber}`, timestamp: 1, transactionHash: `0xt${blockNumber}`, logIndex: 0,
+    });
+    const [earlier, later] = [at(6, 29), at(7, 50)];
+    const ids = [slotId('inst-claim', 'alpha', 6), slotId('inst-claim', 'alpha', 7)];
+    await store.saveCheckpoint(60, 20, '0xb20');
+    expect(await store.observeTags([earlier, later], () => '0xA')).toHaveLength(2);
+    // As a pass's side-by-side updates leave the working set half way through confirmSlotsUpTo(65):
+    // the later slot final, the earlier one not yet.
+    await store.unsettled.updateOne({ _id: ids[1]! }, { $set: { confirmed: true } });
+    const signalled = async () => (await store.slotsToSignal()).map((slot) => slot._id).filter((id) => ids.includes(id));
+    expect(await signalled()).toEqual([]);
+    // The pass ends: every slot up to 65 final, and then the block recorded.
+    await store.confirmSlotsUpTo(65);
+    expect(await signalled()).toEqual([]);
+    await store.saveCheckpoint(66, 65, '0xb65');
+    expect(await signalled()).toEqual(ids);
   });
 
   test('a slot the listener created first (tag seen before the data) is claimed and keeps its position', async () => {

@@ -182,6 +182,8 @@ export class ChainListener {
       if (ours.length > 0) this.opts.log.debug({ from, to: head, steps: ours.length }, 'steps sequenced');
     }
     const finalBlock = head - confirmations + 1;
+    // Side by side, in no order; the signaller tells none of them until the checkpoint below
+    // records the final block (store.slotsToSignal).
     await store.confirmSlotsUpTo(finalBlock);
     // Finality never moves backwards: a head below the last final block is itself a deep
     // reorganisation (or a lagging RPC node), caught by the check at the top of the next pass.

@@ -499,11 +499,20 @@ export class Store {
     await Promise.all(ids.map((_id) => this.unsettled.updateOne({ _id }, { $set: { confirmed: true } })));
   }
 
-  /** Final slots the workflow has not been told about (or only without their data), in chain order. */
+  /**
+   * Final slots the workflow has not been told about (or only without their data), in chain
+   * order: only those up to the checkpoint's final block. A listener pass marks slots final side
+   * by side, in no particular order, and only then records the block it made final; a pass read
+   * in between (a signalling pass the data exchange asked for) could otherwise find an instance's
+   * later step final and its earlier one not yet, and tell the workflow the later one first (a
+   * seeded fault run did: the step decided out of chain order on one node alone).
+   */
   async slotsToSignal(): Promise<SlotDoc[]> {
+    const frontier = (await this.checkpoint())?.confirmedBlock;
+    if (frontier === undefined) return [];
     const candidates: SlotDoc[] = [];
     for (const u of await this.unsettled.find({}).toArray()) {
-      if (!u.confirmed) continue;
+      if (!u.confirmed || u.blockNumber > frontier) continue;
       const slot = await this.slots.findOne({ _id: u._id });
       if (slot?.position && (slot.proven ? 'full' : 'bare') !== slot.signaled) candidates.push(slot);
     }
