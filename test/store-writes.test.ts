@@ -17,6 +17,9 @@ import type { SignedEnvelope } from '../src/model/envelope';
 import type { Invitation } from '../src/model/instance';
 import { contextOf, stepLeaf, tagOf } from '../src/chain/pins';
 import { merkleRoot } from '../src/chain/merkle';
+import { BEAT_TIMEOUT_MS, HEARTBEAT_MS, NodeLiveness, STALE_AFTER_MS } from '../src/node/liveness';
+import { eventually } from './support/eventually';
+import pino from 'pino';
 
 let mongo: RunningMongo;
 let client: MongoClient;
@@ -281,6 +284,27 @@ test('a command abandoned on a silent connection gives its connection back: with
       expect(await docs.findOne({ _id: 'a' })).toMatchObject({ _id: 'a' });
     }
   } finally {
+    await viaRelay.close(true).catch(() => undefined);
+    await relay.close();
+  }
+}, 30_000);
+
+test('a heartbeat sent on a connection that went silent is abandoned, and the next beat comes before the process looks gone', async () => {
+  const relay = await relayTo(mongo.uri);
+  const viaRelay = new MongoClient(relay.uri, { serverSelectionTimeoutMS: 5_000, directConnection: true });
+  const liveness = new NodeLiveness(withSerialWrites(viaRelay.db('store_beats'), new WriteLine(), ['heartbeats']), pino({ level: 'silent' }));
+  try {
+    await liveness.start();
+    await eventually('a first beat', () => Promise.resolve(liveness.lastBeat > 0 ? true : undefined), 5_000, 50);
+    const frozenAt = Date.now();
+    relay.freeze();
+    // A tick, the silent beat's bound, the next beat: within the time after which a leader steps
+    // down (STALE_AFTER_MS - HEARTBEAT_MS; without the bound, the store's 30 s).
+    const within = HEARTBEAT_MS + BEAT_TIMEOUT_MS + 1_000;
+    expect(within).toBeLessThan(STALE_AFTER_MS - HEARTBEAT_MS);
+    await eventually('a beat after the silent one', () => Promise.resolve(liveness.lastBeat > frozenAt ? true : undefined), within, 100);
+  } finally {
+    await liveness.stop();
     await viaRelay.close(true).catch(() => undefined);
     await relay.close();
   }

@@ -9,13 +9,22 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, UpdateOptions } from 'mongodb';
 import type { Logger } from 'pino';
 
 /** How often a process refreshes its heartbeat. */
 export const HEARTBEAT_MS = 2_000;
 /** A heartbeat older than this means its process is gone (several missed beats, for slow disks and GC pauses). */
 export const STALE_AFTER_MS = 10_000;
+/**
+ * How long one heartbeat write may take before it is abandoned (aborted in the driver, which
+ * closes its connection) so that the next beat can go: a write sent as the database restarts can
+ * hang until the store's 30 s bound, and every beat with it: a leader would step down (its
+ * heartbeat "could not be written") for a 5 s restart. The next beat goes at once, so a tick,
+ * this bound and a beat come well within the STALE_AFTER_MS - HEARTBEAT_MS after which a leader
+ * steps down.
+ */
+export const BEAT_TIMEOUT_MS = 3_000;
 const PRUNE_AFTER_MS = 24 * 3600_000;
 
 export interface HeartbeatDoc {
@@ -32,6 +41,7 @@ export class NodeLiveness {
   private readonly heartbeats: Collection<HeartbeatDoc>;
   private timer?: NodeJS.Timeout;
   private beating?: Promise<void>;
+  private stopped = false;
   /** When this process last wrote its heartbeat (ms since the epoch). */
   lastBeat = 0;
 
@@ -50,23 +60,34 @@ export class NodeLiveness {
     await this.heartbeats.deleteMany({ seenAt: { $lt: new Date(now.getTime() - PRUNE_AFTER_MS) } });
     await this.heartbeats.insertOne({ _id: this.processId, ...this.identity, startedAt: now, seenAt: now });
     this.lastBeat = now.getTime();
-    this.timer = setInterval(() => {
-      const at = new Date();
-      this.beating ??= this.heartbeats
-        .updateOne({ _id: this.processId }, { $set: { seenAt: at } })
-        .then(
-          () => {
-            this.lastBeat = at.getTime();
-          },
-          // The database may be restarting; the next beat tries again, and others only see a stale beat.
-          (err: unknown) => this.log.warn({ err }, 'heartbeat not written'),
-        )
-        .finally(() => (this.beating = undefined));
-    }, HEARTBEAT_MS);
+    this.timer = setInterval(() => this.beat(), HEARTBEAT_MS);
     this.timer.unref();
   }
 
+  /** One beat at a time; one abandoned (BEAT_TIMEOUT_MS) is followed by the next at once, not a tick later. */
+  private beat(): void {
+    if (this.beating || this.stopped) return;
+    const at = new Date();
+    const signal = AbortSignal.timeout(BEAT_TIMEOUT_MS);
+    this.beating = this.heartbeats
+      // The driver honours `signal` on every command (its operation executor reads it), though its
+      // types name it on reads only; test/store-writes.test.ts holds it to that for this write.
+      .updateOne({ _id: this.processId }, { $set: { seenAt: at } }, { signal } as UpdateOptions)
+      .then(
+        () => {
+          this.lastBeat = at.getTime();
+        },
+        // The database may be restarting; the next beat tries again, and others only see a stale beat.
+        (err: unknown) => this.log.warn({ err }, 'heartbeat not written'),
+      )
+      .finally(() => {
+        this.beating = undefined;
+        if (signal.aborted) this.beat();
+      });
+  }
+
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     await this.beating;
     // A clean stop frees this process's claims at once.
