@@ -461,6 +461,25 @@ describe('the write line', () => {
     expect(line.stats).toMatchObject({ writes: 3, queued: 0, oldestWaitMs: 0 });
   });
 
+  test('dropping the queue (a process stepping down): writes not begun fail, naming why, without running; the one under way finishes; later writes run', async () => {
+    const line = new WriteLine(5_000, 1);
+    const journal: string[] = [];
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((n) => held(journal, n));
+    const runA = line.run(a!.task, ['a']);
+    const [runB, runC] = [line.run(b!.task, ['b']), line.run(c!.task, ALL)];
+    await settle();
+    expect(line.dropQueued('this process stopped leading')).toBe(2);
+    await expect(runB).rejects.toThrow('a store write was not made: this process stopped leading');
+    await expect(runC).rejects.toThrow('a store write was not made: this process stopped leading');
+    expect(line.stats.queued).toBe(0);
+    const runD = line.run(d!.task, ['d']);
+    a!.release();
+    d!.release();
+    await Promise.all([runA, runD]);
+    expect(journal).toEqual(['start a', 'end a', 'start d', 'end d']);
+    expect(line.dropQueued('again')).toBe(0);
+  });
+
   test("a bounded command's abort signal goes in its options, wherever the method takes them", () => {
     const { signal } = new AbortController();
     expect(withSignal('updateOne', [{ _id: 'a' }, { $set: {} }, { upsert: true }], signal)).toEqual([{ _id: 'a' }, { $set: {} }, { upsert: true, signal }]);

@@ -35,7 +35,7 @@ import { ApiKeys } from '../api/auth';
 import { IdempotencyKeys } from '../api/idempotency';
 import { Webhooks } from '../events/webhooks';
 import { EventSockets } from '../events/websocket';
-import { serialStatsOf } from '../store/serial-writes';
+import { dropQueuedWrites, serialStatsOf } from '../store/serial-writes';
 import { NodeLiveness } from './liveness';
 import { Leadership } from './leadership';
 import { PartyWorkers } from './workers';
@@ -193,6 +193,12 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
       },
       stop: async () => {
         await dx.close();
+        // The writes still waiting their turn are not made: the work they belong to (activities,
+        // deliveries) fails and is retried by whoever leads next. Stepping down waits for that
+        // work to end, and behind a backlog (a database that was away) draining it took minutes,
+        // all of them without a leader.
+        const dropped = dropQueuedWrites(store.db, 'this process stopped leading its party');
+        if (dropped > 0) log.warn({ dropped }, 'writes not yet begun dropped on stepping down; their work is retried by the next leader');
         // Activities under way finish first: they may wait on the batcher.
         await workers.follow();
         await webhooks.stop();

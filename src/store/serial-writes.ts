@@ -123,6 +123,8 @@ interface QueuedWrite {
   keys: WriteKeys;
   queuedAt: number;
   start(): void;
+  /** Fails the write without running it. */
+  drop(error: Error): void;
 }
 
 /**
@@ -174,10 +176,23 @@ export class WriteLine {
               this.ended(write);
             });
         },
+        drop: reject,
       };
       this.queue.push(write);
       this.pump();
     });
+  }
+
+  /**
+   * Fails every write that has not begun, without running it (as if the database had refused it),
+   * and returns how many. Writes under way run on. For a process that stops leading: the work its
+   * backlog belongs to is retried by whoever leads next, and waiting for that backlog to drain
+   * would keep its step-down, and so its next campaign, waiting for minutes.
+   */
+  dropQueued(why: string): number {
+    const dropped = this.queue.splice(0);
+    for (const write of dropped) write.drop(new Error(`a store write was not made: ${why}`));
+    return dropped.length;
   }
 
   /** Starts every queued write whose turn has come, front to back. */
@@ -228,6 +243,11 @@ const writeLines = new WeakMap<Db, WriteLine>();
 /** The write statistics of a database wrapped by withSerialWrites, or null (MongoDB: not wrapped). */
 export function serialStatsOf(db: Db): SerialStats | null {
   return writeLines.get(db)?.stats ?? null;
+}
+
+/** Fails the writes of a database wrapped by withSerialWrites that have not begun (WriteLine.dropQueued); 0 on MongoDB (no line). */
+export function dropQueuedWrites(db: Db, why: string): number {
+  return writeLines.get(db)?.dropQueued(why) ?? 0;
 }
 
 /**
