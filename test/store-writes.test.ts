@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { MongoClient, ObjectId, type Db } from 'mongodb';
+import { Collection, MongoClient, ObjectId, type Db } from 'mongodb';
 import { startMongo, type RunningMongo } from '../src/stack/mongo-server';
 import { freePort } from '../src/stack/ports';
 import { ALL, isFerretDb, withSerialWrites, withSignal, WriteLine, writeKeys } from '../src/store/serial-writes';
@@ -185,6 +185,77 @@ describe('a step number takes one envelope', () => {
     expect(await store.slots.findOne({ _id: slotId('inst-claim', 'alpha', 2) })).toMatchObject({ envelopeHash: '0xccc', position, proven: false });
     // The window of expected tags moved on past the observed one.
     expect(await store.tags.findOne({ _id: tagOf(contextOf(secret, 'alpha', 17)) })).not.toBeNull();
+  });
+});
+
+describe("an instance's history", () => {
+  let store: Store;
+  const header = (id: string): Invitation['header'] => ({ id, definitionId: 'd', definitionHash: `0x${'22'.repeat(32)}`, roles: { a: 'alpha', b: 'beta' }, createdBy: 'alpha', createdAt: '2026-01-01T00:00:00Z' });
+  const invitation = (id: string): Invitation => ({ header: header(id), secret: `0x${'33'.repeat(32)}`, signature: '0xsig' });
+  const envelope = (instanceId: string, hash: string, author: string, nonce: number, proposedAt: string): SignedEnvelope => ({
+    envelope: { v: 1, instanceId, definitionHash: header(instanceId).definitionHash, step: `s${nonce}`, author, nonce, proposedAt, inputHash: hash },
+    hash,
+    signature: '0xsig',
+  });
+  const position = (blockNumber: number) => ({ blockNumber, blockHash: `0xb${blockNumber}`, timestamp: blockNumber, transactionHash: `0xt${blockNumber}`, logIndex: 0, index: 0 });
+
+  /** What `run` returns, and the filters of the finds it sent to the steps collection other than lookups by `_id` alone. */
+  async function stepFinds<T>(run: () => Promise<T>): Promise<{ value: T; filters: unknown[] }> {
+    const find = jest.spyOn(Collection.prototype, 'find');
+    try {
+      const value = await run();
+      const filters = find.mock.calls
+        .filter((_, i) => (find.mock.contexts[i] as Collection).collectionName === 'steps')
+        .map(([filter]) => filter)
+        .filter((filter) => Object.keys(filter ?? {}).join() !== '_id');
+      return { value, filters };
+    } finally {
+      find.mockRestore();
+    }
+  }
+
+  beforeAll(async () => {
+    store = await Store.connect(mongo.uri, 'store_history');
+  });
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  test('decided steps in sequence, then pending ones as proposed; other instances\' steps never show', async () => {
+    const instance = await store.saveInstance(invitation('inst-history'));
+    const other = await store.saveInstance(invitation('inst-other'));
+    await store.savePendingStep(other, envelope('inst-other', '0xo1', 'alpha', 1, '2026-01-01T00:00:00Z'), false);
+    const steps: Array<[string, string, number, string]> = [
+      ['0xh1', 'alpha', 1, '2026-01-01T00:00:03Z'],
+      ['0xh2', 'beta', 1, '2026-01-01T00:00:01Z'],
+      ['0xh3', 'alpha', 2, '2026-01-01T00:00:04Z'],
+      ['0xh4', 'beta', 2, '2026-01-01T00:00:02Z'],
+    ];
+    for (const [hash, author, nonce, at] of steps) await store.savePendingStep(instance, envelope('inst-history', hash, author, nonce, at), false);
+    // Chain order, not proposal order: 0xh1 before 0xh2.
+    await store.recordDecision({ instanceId: 'inst-history', envelopeHash: '0xh1', status: 'confirmed', seq: 0, position: position(5) });
+    await store.recordDecision({ instanceId: 'inst-history', envelopeHash: '0xh2', status: 'rejected', seq: 1, position: position(6), rejection: { code: 'conflict', message: 'lost' } });
+    const { value: history, filters } = await stepFinds(() => store.history('inst-history'));
+    expect(history.map((s) => [s.envelopeHash, s.status])).toEqual([
+      ['0xh1', 'confirmed'],
+      ['0xh2', 'rejected'],
+      ['0xh4', 'pending'],
+      ['0xh3', 'pending'],
+    ]);
+    // On FerretDB a filter on instanceId reads every step of every instance: the history reads its own by _id.
+    expect(filters).toEqual(mongo.kind === 'ferretdb' ? [] : [{ instanceId: 'inst-history' }]);
+    expect((await store.confirmedSteps('inst-history')).map((s) => s.envelopeHash)).toEqual(['0xh1']);
+  });
+
+  test('on FerretDB, a step listed but not stored (a crash between the two writes) is left out, and an instance stored before the list is read by instanceId', async () => {
+    if (mongo.kind !== 'ferretdb') return expect((await store.instance('inst-history'))?.stepIds).toBeUndefined();
+    await store.instances.updateOne({ _id: 'inst-history' }, { $addToSet: { stepIds: '0xnever-stored' } });
+    expect((await store.history('inst-history')).map((s) => s.envelopeHash)).toEqual(['0xh1', '0xh2', '0xh4', '0xh3']);
+    // As an instance stored by an earlier version: no list, so its history is found by its steps' instanceId.
+    await store.instances.updateOne({ _id: 'inst-history' }, { $unset: { stepIds: '' } });
+    const { value: history, filters } = await stepFinds(() => store.history('inst-history'));
+    expect(history.map((s) => s.envelopeHash)).toEqual(['0xh1', '0xh2', '0xh4', '0xh3']);
+    expect(filters).toEqual([{ instanceId: 'inst-history' }]);
   });
 });
 

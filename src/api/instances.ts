@@ -98,13 +98,15 @@ export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
   });
 
   r.get('/instances/:id/steps', async (req, res) => {
-    if (!(await ctx.store.instance(req.params.id))) throw new LockstepError('not_found', `unknown instance ${req.params.id}`, [{ field: 'instanceId', message: 'unknown' }]);
-    res.json({ instanceId: req.params.id, steps: (await ctx.store.history(req.params.id)).map((s) => stepView(s, head())) });
+    const instance = await ctx.store.instance(req.params.id);
+    if (!instance) throw new LockstepError('not_found', `unknown instance ${req.params.id}`, [{ field: 'instanceId', message: 'unknown' }]);
+    res.json({ instanceId: req.params.id, steps: (await ctx.store.history(req.params.id, instance)).map((s) => stepView(s, head())) });
   });
 
   r.get('/instances/:id/history', async (req, res) => {
-    if (!(await ctx.store.instance(req.params.id))) throw new LockstepError('not_found', `unknown instance ${req.params.id}`, [{ field: 'instanceId', message: 'unknown' }]);
-    res.json({ instanceId: req.params.id, steps: (await ctx.store.history(req.params.id)).map((s) => stepView(s, head())) });
+    const instance = await ctx.store.instance(req.params.id);
+    if (!instance) throw new LockstepError('not_found', `unknown instance ${req.params.id}`, [{ field: 'instanceId', message: 'unknown' }]);
+    res.json({ instanceId: req.params.id, steps: (await ctx.store.history(req.params.id, instance)).map((s) => stepView(s, head())) });
   });
 
   // Everything a third party needs to verify the history (`lockstep export`), including the

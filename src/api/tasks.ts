@@ -11,6 +11,7 @@ import { stateFromConfirmed, stepsFor } from '../process/tasks';
 import { callerOf, mayActAs } from './auth';
 import { enumParam, limitParam, stringParam } from './query';
 import { instanceWorkflowId } from '../../workflows/messages';
+import { confirmedIn } from '../store/store';
 
 const SCANNED_INSTANCES = 5_000;
 
@@ -37,8 +38,8 @@ export function taskRoutes(ctx: NodeContext): Router {
     for (const doc of active) {
       if (tasks.length >= limit) break;
       const { definition: def } = ctx.definitions.byAgreedHash(doc.header.definitionHash, `instance ${doc._id}`);
-      const history = await ctx.store.history(doc._id);
-      const confirmed = await ctx.store.confirmedSteps(doc._id);
+      const history = await ctx.store.history(doc._id, doc);
+      const confirmed = confirmedIn(history);
       const proposed = new Set(history.filter((s) => s.status === 'pending' && s.author === ctx.party).map((s) => s.step));
       for (const step of stepsFor(def, doc.header, stateFromConfirmed(def, confirmed, false), ctx.party)) {
         if (proposed.has(step.id) || !mayActAs(caller, step.actor) || (only === 'human' && !step.human)) continue;

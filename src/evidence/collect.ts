@@ -16,7 +16,7 @@ export async function collectEvidence(ctx: EvidenceSources, instanceId: string):
   const instance = await ctx.store.instance(instanceId);
   if (!instance) throw new LockstepError('not_found', `unknown instance ${instanceId}`, [{ field: 'instanceId', message: 'unknown' }]);
   const loaded = ctx.definitions.byAgreedHash(instance.header.definitionHash, `instance ${instanceId}`);
-  const decided = (await ctx.store.history(instanceId)).filter((s) => s.status !== 'pending' && s.seq !== undefined);
+  const decided = (await ctx.store.history(instanceId, instance)).filter((s) => s.status !== 'pending' && s.seq !== undefined);
   const { chain } = ctx.network;
   return {
     format: EVIDENCE_FORMAT,

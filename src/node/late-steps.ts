@@ -15,7 +15,7 @@ import type { SlotDoc } from '../store/documents';
 import { judge, StepRefused } from '../process/rules';
 import { stateFromConfirmed } from '../process/tasks';
 import { LockstepError } from '../model/errors';
-import { positionOf } from '../store/store';
+import { confirmedIn, positionOf } from '../store/store';
 import { comparePositions } from '../model/pin';
 
 /**
@@ -32,8 +32,9 @@ export async function decideAfterEnd(ctx: NodeContext, slot: SlotDoc): Promise<b
   const earlierWaiting = (await ctx.store.waitingForData(instance._id)).some((w) => w.position && comparePositions(w.position, position) < 0);
   if (earlierWaiting) return false;
   const { definition } = ctx.definitions.byAgreedHash(instance.header.definitionHash, `instance ${instance._id}`);
-  const decided = (await ctx.store.history(instance._id)).filter((s) => s.status !== 'pending').length;
-  const state = stateFromConfirmed(definition, await ctx.store.confirmedSteps(instance._id), true);
+  const history = await ctx.store.history(instance._id, instance);
+  const decided = history.filter((s) => s.status !== 'pending').length;
+  const state = stateFromConfirmed(definition, confirmedIn(history), true);
   let rejection: { code: string; message: string; winner?: string };
   try {
     judge(definition, instance.header, state, { step: step.step, author: step.author, input: step.input, output: step.output }, slot.position.timestamp, false);

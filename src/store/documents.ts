@@ -18,6 +18,12 @@ export interface InstanceDoc {
   outcome?: string;
   createdAt: Date;
   updatedAt: Date;
+  /**
+   * On FerretDB, the envelope hashes of the instance's stored steps, each added before its step
+   * is stored, so its history is read by `_id` (store.ts, `history`). Absent on MongoDB, and on
+   * instances stored before it was kept: their history is read by the `instanceId` index.
+   */
+  stepIds?: string[];
 }
 
 export interface StepDoc extends StepRecord {

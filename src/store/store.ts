@@ -32,6 +32,8 @@ const KNOWN_TAGS_KEPT = 100_000;
 
 /** How many instances' agreed parts a node keeps in memory. */
 const AGREED_CACHE_SIZE = 10_000;
+/** How many documents one history read asks for side by side. */
+const READS_AT_ONCE = 8;
 
 export interface Decision {
   instanceId: string;
@@ -133,6 +135,7 @@ export class Store {
       status: 'active',
       createdAt: now,
       updatedAt: now,
+      ...(this.serialised ? { stepIds: [] } : {}),
     };
     try {
       await this.instances.insertOne(doc);
@@ -222,6 +225,8 @@ export class Store {
       ...(visible && signed.data?.output !== undefined ? { output: signed.data.output } : {}),
       ...(signed.receipt ? { receipt: signed.receipt } : {}),
     };
+    // Listed before it is stored: a crash in between leaves a name that reads as nothing, never a step history() misses.
+    if (instance.stepIds) await this.instances.updateOne({ _id: e.instanceId }, { $addToSet: { stepIds: signed.hash } });
     const inserted = await ignoreDuplicate(this.steps.insertOne(doc));
     // A repeat delivery may bring the receipt the first one lacked.
     if (!inserted && signed.receipt) await this.steps.updateOne({ _id: signed.hash }, { $set: { receipt: signed.receipt } });
@@ -302,15 +307,33 @@ export class Store {
     return this.steps.findOne({ _id: envelopeHash });
   }
 
-  /** An instance's history: decided steps in sequence, then the pending ones. */
-  async history(instanceId: string): Promise<StepDoc[]> {
-    const steps = await this.steps.find({ instanceId }).toArray();
+  /**
+   * An instance's history: decided steps in sequence, then the pending ones. `instance`, when the
+   * caller has read it already, saves reading it again. On FerretDB each step is read by `_id`
+   * from the instance's list (`stepIds`): a filter on `instanceId` reads and decodes every step
+   * of every instance there (docs/performance.md), which an app polling one instance's history
+   * turned into the node's largest cost (the soak run). Instances stored before the list, and
+   * every instance on MongoDB, are read by the `instanceId` index.
+   */
+  async history(instanceId: string, instance?: InstanceDoc | null): Promise<StepDoc[]> {
+    const listed = this.serialised ? (instance ?? (await this.instance(instanceId)))?.stepIds : undefined;
+    const steps = listed ? await this.stepsById(listed) : await this.steps.find({ instanceId }).toArray();
     return steps.sort((a, b) => {
       if (a.seq !== undefined && b.seq !== undefined) return a.seq - b.seq;
       if (a.seq !== undefined) return -1;
       if (b.seq !== undefined) return 1;
       return a.proposedAt.localeCompare(b.proposedAt);
     });
+  }
+
+  /** Steps by `_id`, a few reads at a time (a long history must not take the whole connection pool); those not stored are left out. */
+  private async stepsById(ids: readonly string[]): Promise<StepDoc[]> {
+    const found: StepDoc[] = [];
+    for (let i = 0; i < ids.length; i += READS_AT_ONCE) {
+      const docs = await Promise.all(ids.slice(i, i + READS_AT_ONCE).map((_id) => this.steps.findOne({ _id })));
+      for (const doc of docs) if (doc) found.push(doc);
+    }
+    return found;
   }
 
   async recordDecision(d: Decision): Promise<void> {
@@ -353,16 +376,8 @@ export class Store {
   }
 
   /** An instance's confirmed steps in sequence, as the process rules fold them. */
-  async confirmedSteps(instanceId: string): Promise<ConfirmedStep[]> {
-    const steps = await this.steps.find({ instanceId, status: 'confirmed' }).sort({ seq: 1 }).toArray();
-    return steps.map((s) => ({
-      step: s.step,
-      envelopeHash: s.envelopeHash,
-      author: s.author,
-      ...(s.chain ? { timestamp: s.chain.timestamp } : {}),
-      ...(s.input !== undefined ? { input: s.input } : {}),
-      ...(s.output !== undefined ? { output: s.output } : {}),
-    }));
+  async confirmedSteps(instanceId: string, instance?: InstanceDoc | null): Promise<ConfirmedStep[]> {
+    return confirmedIn(await this.history(instanceId, instance));
   }
 
   async ping(): Promise<void> {
@@ -603,4 +618,18 @@ async function upsert<T extends Document>(collection: Collection<T>, filter: Fil
     if (!isDuplicateKey(error)) throw error;
     await collection.updateOne(filter, update, { upsert: true });
   }
+}
+
+/** The confirmed steps of a history (store.history: decided steps first, in sequence), as the process rules fold them. */
+export function confirmedIn(history: readonly StepDoc[]): ConfirmedStep[] {
+  return history
+    .filter((s) => s.status === 'confirmed')
+    .map((s) => ({
+      step: s.step,
+      envelopeHash: s.envelopeHash,
+      author: s.author,
+      ...(s.chain ? { timestamp: s.chain.timestamp } : {}),
+      ...(s.input !== undefined ? { input: s.input } : {}),
+      ...(s.output !== undefined ? { output: s.output } : {}),
+    }));
 }
