@@ -2,7 +2,8 @@
  * Without a stack: the request-body guard (depth, Unicode, NUL keys) on bodies far deeper than
  * any recursion survives, the data-exchange TLS settings, which refuse half-configurations
  * with a message naming the variable and never the key, and the data exchange turning
- * deliveries away while the store's writes are behind.
+ * deliveries away while the store's writes are behind, and the status of a request that met an
+ * unavailable database.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,9 @@ import type { SerialStats } from '../src/store/serial-writes';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { NetworkFile } from '../src/model/network';
+import { MongoNetworkError, MongoServerSelectionError } from 'mongodb';
+import { problemHandler } from '../src/http/problem';
+import { StoreUnavailableError } from '../src/store/unavailable';
 
 test('the body guard measures depth without recursion, and finds lone surrogates and NUL keys', () => {
   const deep = JSON.parse(`${'['.repeat(200_000)}1${']'.repeat(200_000)}`) as unknown;
@@ -93,4 +97,36 @@ test('the data exchange turns deliveries away (503, Retry-After) only while the 
   // MongoDB: no write line, never turned away.
   stats = null;
   expect(pass().error).toBeUndefined();
+});
+
+test('a request that met an unavailable database is answered 503 with Retry-After and logged as a warning; any other unexpected error stays a 500', () => {
+  const lines: string[] = [];
+  const log = { warn: (_o: unknown, m: string) => lines.push(`warn ${m}`), error: (_o: unknown, m: string) => lines.push(`error ${m}`) } as unknown as Logger;
+  const handle = problemHandler(log);
+  const answer = (error: unknown): { status: number; retryAfter?: string; body: { code?: string; detail?: string } } => {
+    const out: { status: number; retryAfter?: string; body: { code?: string; detail?: string } } = { status: 0, body: {} };
+    const res = {
+      status: (s: number) => ((out.status = s), res),
+      type: () => res,
+      set: (k: string, v: string) => (k === 'Retry-After' && (out.retryAfter = v), res),
+      json: (b: { code?: string; detail?: string }) => ((out.body = b), res),
+    };
+    handle(error, {} as Request, res as unknown as Response, () => undefined);
+    return out;
+  };
+  const waitQueue = Object.assign(new Error('Timed out while checking out a connection from connection pool'), { name: 'MongoWaitQueueTimeoutError' });
+  const unavailable = [
+    new StoreUnavailableError('a store write was not made: this process stopped leading its party'),
+    new StoreUnavailableError('a store read (findOne) did not finish within 30000 ms; abandoned'),
+    new MongoNetworkError('connection 4 to 127.0.0.1:27017 closed'),
+    new MongoServerSelectionError('connect ECONNREFUSED 127.0.0.1:27017', {} as never),
+    waitQueue,
+  ];
+  for (const error of unavailable) {
+    const a = answer(error);
+    expect(a).toMatchObject({ status: 503, retryAfter: '2', body: { code: 'unavailable' } });
+    expect(a.body.detail).toContain((error as Error).message);
+  }
+  expect(answer(new TypeError("Cannot read properties of undefined (reading 'x')"))).toMatchObject({ status: 500, body: { code: 'internal' } });
+  expect(lines).toEqual([...unavailable.map(() => 'warn database unavailable; answered 503'), 'error unhandled error']);
 });

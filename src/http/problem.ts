@@ -5,6 +5,10 @@
 import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { LockstepError, type ErrorCode, type FieldError } from '../model/errors';
+import { isStoreUnavailable } from '../store/unavailable';
+
+/** What a 503 for an unavailable database asks the caller to wait (a restart takes seconds). */
+const STORE_RETRY_AFTER_SECONDS = 2;
 
 const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
@@ -48,6 +52,12 @@ export function problemHandler(log: Logger): ErrorRequestHandler {
     if (e.type === 'entity.parse.failed') return sendProblem(res, 'bad_request', `malformed JSON: ${e.message}`);
     if (e.type === 'entity.too.large') return sendProblem(res, 'payload_too_large', 'request body is larger than this node accepts');
     if (e.status && e.status >= 400 && e.status < 500) return sendProblem(res, 'bad_request', e.message);
+    if (isStoreUnavailable(error)) {
+      // A database restart or a step-down, not a fault in the node: the caller retries as it is.
+      log.warn({ err: error }, 'database unavailable; answered 503');
+      res.set('Retry-After', String(STORE_RETRY_AFTER_SECONDS));
+      return sendProblem(res, 'unavailable', `this node's database is unavailable just now (${e.message}); try again shortly`);
+    }
     log.error({ err: error }, 'unhandled error');
     return sendProblem(res, 'internal', 'internal error; see the node log');
   };

@@ -14,6 +14,7 @@
  * (COMMAND_TIMEOUT_MS): a restarted FerretDB can leave the driver waiting for good.
  */
 import { ObjectId, type Collection, type Db, type Document } from 'mongodb';
+import { StoreUnavailableError } from './unavailable';
 
 /** Collection methods that write (each is one or more read-modify-write cycles on FerretDB). */
 const WRITES = new Set<string>([
@@ -103,7 +104,7 @@ function withTimeout<T>(work: (signal: AbortSignal) => Promise<T>, timeoutMs: nu
   let timer: NodeJS.Timeout | undefined;
   const stuck = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const error = new Error(`${what} did not finish within ${timeoutMs} ms; abandoned`);
+      const error = new StoreUnavailableError(`${what} did not finish within ${timeoutMs} ms; abandoned`);
       abort.abort(error);
       reject(error);
     }, timeoutMs);
@@ -191,7 +192,7 @@ export class WriteLine {
    */
   dropQueued(why: string): number {
     const dropped = this.queue.splice(0);
-    for (const write of dropped) write.drop(new Error(`a store write was not made: ${why}`));
+    for (const write of dropped) write.drop(new StoreUnavailableError(`a store write was not made: ${why}`));
     return dropped.length;
   }
 

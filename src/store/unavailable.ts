@@ -1,0 +1,25 @@
+/**
+ * Errors that mean "the database cannot be reached or did not answer just now", as opposed to a
+ * refusal of the request or a fault in the node: the connection dropped, no server could be
+ * selected, the pool had no connection to give, or the node itself gave up on a command (its time
+ * bound) or dropped it (a step-down). A request that meets one is worth retrying as it is, so the
+ * REST API and the data exchange answer it with 503, not 500.
+ */
+import { MongoNetworkError, MongoServerSelectionError } from 'mongodb';
+
+/** A command the node abandoned after its time bound, or a write it dropped without sending (serial-writes.ts). */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+}
+
+/** The driver's error for a pool with no free connection in time; not exported by the driver, so known by its name. */
+const WAIT_QUEUE_TIMEOUT = 'MongoWaitQueueTimeoutError';
+
+export function isStoreUnavailable(error: unknown): boolean {
+  return (
+    error instanceof StoreUnavailableError ||
+    error instanceof MongoNetworkError || // the pool cleared after a dropped connection included
+    error instanceof MongoServerSelectionError ||
+    (error instanceof Error && error.name === WAIT_QUEUE_TIMEOUT)
+  );
+}
