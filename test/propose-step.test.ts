@@ -1,10 +1,13 @@
 /**
  * proposeStep's answer when the instance's workflow is not running: an instance stored but whose
  * invitation is still being processed (its workflow starts only after the node has looked on chain
- * for earlier pins) makes the caller wait, not fail; an ended one is a conflict at once. The
+ * for earlier pins) makes the caller wait, not fail; an ended one is a conflict at once. And when
+ * the workflow refuses a step for want of earlier steps the store already shows confirmed (its
+ * task that applied them failed after recording them), the caller waits for it to catch up. The
  * Temporal handle and the store are stand-ins: this is the code around them.
  */
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { proposeStep } from '../src/node/operations';
 import type { NodeContext } from '../src/node/context';
 import type { ProposeResult } from '../workflows/messages';
@@ -12,12 +15,20 @@ import type { ProposeResult } from '../workflows/messages';
 const ID = '6c4f3a52-8f3e-4b8e-9d0c-2f1e5a7b9c11';
 const RESULT = { envelopeHash: '0xabc' } as unknown as ProposeResult;
 
-function contextWith(answers: Array<'missing' | 'ok'>, status: 'active' | 'ended' = 'active') {
+/** The workflow's refusal of a step whose `after` steps it has not applied (rules.ts, checkPreconditions). */
+const waitsForOpen = () =>
+  new WorkflowUpdateFailedError(
+    'Workflow Update failed',
+    ApplicationFailure.create({ message: 'step "claim" must wait for "open" to be final', type: 'precondition_failed', nonRetryable: true, details: [[{ field: '/step', message: 'after: open' }]] }),
+  );
+
+function contextWith(answers: Array<'missing' | 'ok' | 'waits-for-open'>, status: 'active' | 'ended' = 'active', confirmed: string[] = []) {
   const calls: string[] = [];
   const ctx = {
     store: {
       agreedInstance: () => Promise.resolve({ _id: ID }),
       instance: () => Promise.resolve({ _id: ID, status }),
+      confirmedSteps: () => Promise.resolve(confirmed.map((step) => ({ step }))),
     },
     temporal: {
       workflow: {
@@ -26,6 +37,7 @@ function contextWith(answers: Array<'missing' | 'ok'>, status: 'active' | 'ended
             calls.push(options.updateId);
             const answer = answers.shift() ?? 'missing';
             if (answer === 'missing') return Promise.reject(new WorkflowNotFoundError('workflow not found', `instance-${ID}`, undefined));
+            if (answer === 'waits-for-open') return Promise.reject(waitsForOpen());
             return Promise.resolve(RESULT);
           },
         }),
@@ -66,4 +78,26 @@ test('an ended instance is a conflict at once, not waited for', async () => {
   const { error } = await settle(proposeStep(ctx, ID, { step: 'quote', input: {} }));
   expect(error).toMatchObject({ code: 'conflict', message: expect.stringContaining('has ended') });
   expect(calls).toHaveLength(1);
+});
+
+test('refused for want of a step this node already shows confirmed (the workflow catching up with a retried task): waited for', async () => {
+  const { ctx, calls } = contextWith(['waits-for-open', 'waits-for-open', 'ok'], 'active', ['open']);
+  const { value, error } = await settle(proposeStep(ctx, ID, { step: 'claim', input: {} }, 'erp:key-2'));
+  expect(error).toBeUndefined();
+  expect(value).toBe(RESULT);
+  expect(calls).toHaveLength(3);
+});
+
+test('refused for want of a step not confirmed here: the refusal at once, naming the step', async () => {
+  const { ctx, calls } = contextWith(['waits-for-open', 'ok'], 'active', ['note']);
+  const { error } = await settle(proposeStep(ctx, ID, { step: 'claim', input: {} }));
+  expect(error).toMatchObject({ code: 'precondition_failed', message: 'step "claim" must wait for "open" to be final', details: [{ field: '/step', message: 'after: open' }] });
+  expect(calls).toHaveLength(1);
+});
+
+test('a workflow that stays behind the store: the refusal after the bounded attempts', async () => {
+  const { ctx, calls } = contextWith(Array.from({ length: 10 }, () => 'waits-for-open' as const), 'active', ['open']);
+  const { error } = await settle(proposeStep(ctx, ID, { step: 'claim', input: {} }));
+  expect(error).toMatchObject({ code: 'precondition_failed' });
+  expect(calls).toHaveLength(6);
 });

@@ -11,6 +11,7 @@ import { newSecret, sealInvitation } from '../envelope/seal';
 import type { NodeContext } from './context';
 import { startInstanceWorkflow } from './workflows';
 import { syncHumanTasks } from '../events/human-tasks';
+import { awaitedSteps } from '../process/rules';
 import { instanceWorkflowId, proposeUpdate, type ProposeRequest, type ProposeResult } from '../../workflows/messages';
 
 export interface StartRequest {
@@ -86,12 +87,32 @@ export async function proposeStep(ctx: NodeContext, instanceId: string, proposal
       if (notStarted) {
         throw new LockstepError('unavailable', `instance ${instanceId} is not running on this node yet (its invitation is still being processed); try again shortly`);
       }
-      throw asLockstepError(error, instanceId);
+      const refusal = asLockstepError(error, instanceId);
+      if (attempt < UPDATE_ATTEMPTS && (await awaitsRecordedSteps(ctx, instanceId, refusal))) {
+        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+        continue;
+      }
+      throw refusal;
     }
   }
 }
 
 const UPDATE_ATTEMPTS = 6;
+
+/**
+ * Whether the workflow refused the step for want of earlier steps that this node has already
+ * recorded as confirmed. A decision is recorded inside the workflow task that makes it (a local
+ * activity), so when that task then fails (a worker or Temporal restarting) the store shows the
+ * step confirmed while the workflow's state, until the task is run again, does not: an app that
+ * saw the step confirmed and went on was refused. Such a refusal is waited out like the others.
+ */
+async function awaitsRecordedSteps(ctx: NodeContext, instanceId: string, refusal: unknown): Promise<boolean> {
+  if (!(refusal instanceof LockstepError) || refusal.code !== 'precondition_failed') return false;
+  const awaited = awaitedSteps(refusal.details);
+  if (awaited.length === 0) return false;
+  const confirmed = new Set((await ctx.store.confirmedSteps(instanceId)).map((s) => s.step));
+  return awaited.every((step) => confirmed.has(step));
+}
 
 function isTransientUpdateRefusal(error: unknown): boolean {
   return /FAILED_PRECONDITION: Unable to perform workflow execution update due to Workflow Task in failed state/.test(

@@ -51,6 +51,15 @@ function repeatable(step: StepDefinition): boolean {
  * The step may be taken now: instance open, a once-only step not yet final, its `after` steps
  * final, its `from` states all marked. A state consumed by a rival names that rival as winner.
  */
+/** How a refusal for want of earlier steps names them in its detail: `after: a, b`. */
+const AFTER = 'after: ';
+
+/** The steps a refusal by checkPreconditions says must be final first (none when it is not that refusal). */
+export function awaitedSteps(details: readonly FieldError[]): string[] {
+  const after = details.find((d) => d.field === '/step' && d.message.startsWith(AFTER));
+  return after ? after.message.slice(AFTER.length).split(', ') : [];
+}
+
 export function checkPreconditions(state: ProcessState, step: StepDefinition): void {
   if (state.ended) {
     throw new StepRefused('conflict', `instance has ended with outcome "${state.ended.outcome}"`, [
@@ -68,7 +77,7 @@ export function checkPreconditions(state: ProcessState, step: StepDefinition): v
     throw new StepRefused(
       'precondition_failed',
       `step "${step.id}" must wait for ${missing.map((m) => `"${m}"`).join(', ')} to be final`,
-      [{ field: '/step', message: `after: ${missing.join(', ')}` }],
+      [{ field: '/step', message: `${AFTER}${missing.join(', ')}` }],
     );
   }
   const marked = new Set(state.marked ?? []);
