@@ -128,8 +128,10 @@ export async function runWithFaults(net: TestNetwork, opts: FaultRunOptions): Pr
 
   const decided = (h: StepView[] | undefined, step: string) => h?.some((s) => s.step === step && s.status !== 'pending') ?? false;
 
+  // Both of the API's "instance has ended" refusals (docs/api.md, Errors): while the node still finishes the instance, and after.
   const ended = (res: { status: number; body: { errors?: { field: string; message: string }[] } }): boolean =>
-    res.status === 409 && (res.body.errors ?? []).some((e) => e.field === '/instanceId' && e.message === 'ended');
+    res.status === 409 &&
+    (res.body.errors ?? []).some((e) => (e.field === '/instanceId' && e.message === 'ended') || (e.field === '/step' && e.message === 'no step may follow the end of an instance'));
 
   /**
    * Proposes a step; it must be accepted. The one exception is a contested claim: when its rival
