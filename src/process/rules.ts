@@ -47,10 +47,6 @@ function repeatable(step: StepDefinition): boolean {
   return (step.from ?? []).length > 0;
 }
 
-/**
- * The step may be taken now: instance open, a once-only step not yet final, its `after` steps
- * final, its `from` states all marked. A state consumed by a rival names that rival as winner.
- */
 /** How a refusal for want of earlier steps names them in its detail: `after: a, b`. */
 const AFTER = 'after: ';
 
@@ -60,6 +56,10 @@ export function awaitedSteps(details: readonly FieldError[]): string[] {
   return after ? after.message.slice(AFTER.length).split(', ') : [];
 }
 
+/**
+ * The step may be taken now: instance open, a once-only step not yet final, its `after` steps
+ * final, its `from` states all marked. A state consumed by a rival names that rival as winner.
+ */
 export function checkPreconditions(state: ProcessState, step: StepDefinition): void {
   if (state.ended) {
     throw new StepRefused('conflict', `instance has ended with outcome "${state.ended.outcome}"`, [
