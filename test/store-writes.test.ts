@@ -18,6 +18,7 @@ import type { Invitation } from '../src/model/instance';
 import { contextOf, stepLeaf, tagOf } from '../src/chain/pins';
 import { merkleRoot } from '../src/chain/merkle';
 import { BEAT_TIMEOUT_MS, HEARTBEAT_MS, NodeLiveness, STALE_AFTER_MS } from '../src/node/liveness';
+import { Leadership } from '../src/node/leadership';
 import { eventually } from './support/eventually';
 import pino from 'pino';
 
@@ -380,6 +381,30 @@ test('a heartbeat sent on a connection that went silent is abandoned, and the ne
     await relay.close();
   }
 }, 30_000);
+
+test('heartbeats and leadership go through a connection pool of their own, not the one every other command of the node waits for', async () => {
+  const store = await Store.connect(mongo.uri, 'store_pulse');
+  const liveness = new NodeLiveness(store.pulse, pino({ level: 'silent' }));
+  const leadership = new Leadership(store.pulse, liveness, { start: () => undefined, stop: () => Promise.resolve() }, pino({ level: 'silent' }));
+  const checkedOut = { main: 0, pulse: 0 };
+  store.db.client.on('connectionCheckedOut', () => checkedOut.main++);
+  store.pulse.client.on('connectionCheckedOut', () => checkedOut.pulse++);
+  try {
+    expect(store.pulse.client).not.toBe(store.db.client);
+    await liveness.start();
+    await leadership.start();
+    expect(leadership.isLeader).toBe(true);
+    expect(checkedOut.main).toBe(0);
+    expect(checkedOut.pulse).toBeGreaterThan(0);
+    // The main pool is the rest of the node's: its commands still go there.
+    await store.instance('none');
+    expect(checkedOut.main).toBeGreaterThan(0);
+  } finally {
+    await leadership.stop();
+    await liveness.stop();
+    await store.close();
+  }
+});
 
 test('two processes numbering one event log (replicas): every event once, under its own number, with no gaps', async () => {
   const db = client.db('event_replicas');

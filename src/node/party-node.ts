@@ -113,7 +113,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   }
   const definitions = new DefinitionRegistry(loadDefinitions(config.definitionsDir));
   const store = await Store.connect(network.mongodb.uri, me.database);
-  const liveness = new NodeLiveness(store.db, log);
+  const liveness = new NodeLiveness(store.pulse, log);
   await liveness.start();
   const sequencer = new SequencerClient({ rpcUrl: network.chain.rpcUrl, address: network.chain.sequencer, chainId: network.chain.chainId });
   const batcher = new Batcher({
@@ -181,7 +181,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   // tasks, and take over when the leader's heartbeat stops).
   let shuttingDown = false;
   const leadership = new Leadership(
-    store.db,
+    store.pulse,
     liveness,
     {
       start: async () => {

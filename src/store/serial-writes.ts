@@ -257,22 +257,35 @@ export function dropQueuedWrites(db: Db, why: string): number {
  * heartbeat must not lag behind its own backlog, or its replicas would think it gone.
  */
 export function withSerialWrites(db: Db, line = new WriteLine(), outOfLine: readonly string[] = []): Db {
+  const serialDb = wrapCollections(db, (name) => (outOfLine.includes(name) ? undefined : line), line.timeoutMs);
+  writeLines.set(serialDb, line);
+  return serialDb;
+}
+
+/**
+ * The same database with every command bounded in time and no write line: for collections whose
+ * every document has one writer (a process's heartbeat, leadership generations), reached through
+ * a connection pool of their own (store.ts, `pulse`).
+ */
+export function withBoundedCommands(db: Db, timeoutMs = COMMAND_TIMEOUT_MS): Db {
+  return wrapCollections(db, () => undefined, timeoutMs);
+}
+
+function wrapCollections(db: Db, lineFor: (collection: string) => WriteLine | undefined, timeoutMs: number): Db {
   const collections = new Map<string, Collection<Document>>();
-  const serialDb = new Proxy(db, {
+  return new Proxy(db, {
     get(target, property, receiver) {
       if (property !== 'collection') return Reflect.get(target, property, receiver) as unknown;
       return (name: string) => {
         let wrapped = collections.get(name);
         if (!wrapped) {
-          wrapped = serialCollection(target.collection(name), outOfLine.includes(name) ? undefined : line, line.timeoutMs);
+          wrapped = serialCollection(target.collection(name), lineFor(name), timeoutMs);
           collections.set(name, wrapped);
         }
         return wrapped;
       };
     },
   });
-  writeLines.set(serialDb, line);
-  return serialDb;
 }
 
 /** `line` undefined: writes go out at once, each bounded in time like a read. */

@@ -14,7 +14,7 @@ import { securityRefused } from '../events/hooks';
 import { contextOf, stepLeaf, tagOf } from '../chain/pins';
 import { verifyMerkleProof } from '../chain/merkle';
 import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDoc, TagDoc, UnsettledDoc } from './documents';
-import { isFerretDb, withSerialWrites } from './serial-writes';
+import { isFerretDb, withBoundedCommands, withSerialWrites } from './serial-writes';
 import type { ConfirmedStep } from '../process/tasks';
 import { isDuplicateKey, ignoreDuplicate } from './duplicate-key';
 
@@ -27,6 +27,8 @@ export function slotId(instanceId: string, author: string, nonce: number): strin
 
 /** Connections per node to its database. */
 const MAX_POOL_SIZE = 10;
+/** Connections per node for its heartbeat and leadership (one beat at a time, a campaign's reads). */
+const PULSE_POOL_SIZE = 2;
 /** How many expected tags a node remembers as stored (about 150 bytes each). */
 const KNOWN_TAGS_KEPT = 100_000;
 
@@ -74,7 +76,15 @@ export class Store {
     private readonly client: MongoClient,
     readonly db: Db,
     /** FerretDB: writes to one document go one at a time (serial-writes.ts), and the event log numbers its events itself. */
-    private readonly serialised = false,
+    private readonly serialised: boolean,
+    private readonly pulseClient: MongoClient,
+    /**
+     * The same database through a connection pool of its own, for heartbeats and leadership
+     * (src/node/liveness.ts, leadership.ts): a process whose commands hold every connection of the
+     * main pool (slow writes after a database restart) must still beat, or its replicas, and it
+     * itself, take it for gone. Nothing else goes through it.
+     */
+    readonly pulse: Db,
   ) {
     this.instances = db.collection('instances');
     this.steps = db.collection('steps');
@@ -91,18 +101,20 @@ export class Store {
     // A bounded pool: a burst of decisions (50 instances at once) opened about 100 connections per
     // node; operations beyond the pool wait in the driver instead.
     const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, maxPoolSize: MAX_POOL_SIZE });
-    await client.connect();
+    const pulseClient = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, maxPoolSize: PULSE_POOL_SIZE });
+    await Promise.all([client.connect(), pulseClient.connect()]);
     const db = client.db(database);
     const ferret = await isFerretDb(db);
     // Heartbeats (one document per process, written by it alone) and leadership generations
     // (inserts) need no line, and must not wait in it (src/node/liveness.ts, leadership.ts).
-    const store = new Store(client, ferret ? withSerialWrites(db, undefined, ['heartbeats', 'leadership']) : db, ferret);
+    const pulse = ferret ? withBoundedCommands(pulseClient.db(database)) : pulseClient.db(database);
+    const store = new Store(client, ferret ? withSerialWrites(db, undefined, ['heartbeats', 'leadership']) : db, ferret, pulseClient, pulse);
     await store.ensureIndexes();
     return store;
   }
 
   async close(): Promise<void> {
-    await this.client.close();
+    await Promise.all([this.client.close(), this.pulseClient.close()]);
   }
 
   private async ensureIndexes(): Promise<void> {

@@ -21,7 +21,7 @@ export function rescanCommand(program: Command): void {
       const { config, network } = loadNodeConfig({ party: opts.party, networkFile: opts.network });
       const store = await Store.connect(network.mongodb.uri, network.parties[config.party]!.database);
       try {
-        const liveness = new NodeLiveness(store.db, createLogger(config.party, 'warn'));
+        const liveness = new NodeLiveness(store.pulse, createLogger(config.party, 'warn'));
         for (const beat of await store.db.collection<{ _id: string }>('heartbeats').find({}).toArray()) {
           if (await liveness.isAlive(beat._id)) {
             const running = await liveness.heartbeat(beat._id);
