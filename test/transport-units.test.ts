@@ -101,11 +101,16 @@ test('the data exchange turns deliveries away (503, Retry-After) only while the 
 
 test('a request that met an unavailable database is answered 503 with Retry-After and logged as a warning; any other unexpected error stays a 500', () => {
   const lines: string[] = [];
-  const log = { warn: (_o: unknown, m: string) => lines.push(`warn ${m}`), error: (_o: unknown, m: string) => lines.push(`error ${m}`) } as unknown as Logger;
+  const log = {
+    debug: (_o: unknown, m: string) => lines.push(`debug ${m}`),
+    warn: (_o: unknown, m: string) => lines.push(`warn ${m}`),
+    error: (_o: unknown, m: string) => lines.push(`error ${m}`),
+  } as unknown as Logger;
   const handle = problemHandler(log);
-  const answer = (error: unknown): { status: number; retryAfter?: string; body: { code?: string; detail?: string } } => {
+  const answer = (error: unknown, callerGone = false): { status: number; retryAfter?: string; body: { code?: string; detail?: string } } => {
     const out: { status: number; retryAfter?: string; body: { code?: string; detail?: string } } = { status: 0, body: {} };
     const res = {
+      req: { socket: { destroyed: callerGone } },
       status: (s: number) => ((out.status = s), res),
       type: () => res,
       set: (k: string, v: string) => (k === 'Retry-After' && (out.retryAfter = v), res),
@@ -129,4 +134,8 @@ test('a request that met an unavailable database is answered 503 with Retry-Afte
   }
   expect(answer(new TypeError("Cannot read properties of undefined (reading 'x')"))).toMatchObject({ status: 500, body: { code: 'internal' } });
   expect(lines).toEqual([...unavailable.map(() => 'warn database unavailable; answered 503'), 'error unhandled error']);
+  // A delivery whose connection a step-down closed: the same answer (to no one), noted at debug level only.
+  lines.length = 0;
+  expect(answer(unavailable[0], true)).toMatchObject({ status: 503 });
+  expect(lines).toEqual(['debug database unavailable; the caller is gone']);
 });

@@ -54,7 +54,9 @@ export function problemHandler(log: Logger): ErrorRequestHandler {
     if (e.status && e.status >= 400 && e.status < 500) return sendProblem(res, 'bad_request', e.message);
     if (isStoreUnavailable(error)) {
       // A database restart or a step-down, not a fault in the node: the caller retries as it is.
-      log.warn({ err: error }, 'database unavailable; answered 503');
+      // A caller already gone (a step-down closes the data exchange's connections) is not news.
+      if (res.req?.socket?.destroyed) log.debug({ err: error }, 'database unavailable; the caller is gone');
+      else log.warn({ err: error }, 'database unavailable; answered 503');
       res.set('Retry-After', String(STORE_RETRY_AFTER_SECONDS));
       return sendProblem(res, 'unavailable', `this node's database is unavailable just now (${e.message}); try again shortly`);
     }
