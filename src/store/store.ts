@@ -102,7 +102,10 @@ export class Store {
     // node; operations beyond the pool wait in the driver instead.
     const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, maxPoolSize: MAX_POOL_SIZE });
     const pulseClient = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, maxPoolSize: PULSE_POOL_SIZE });
-    await Promise.all([client.connect(), pulseClient.connect()]);
+    await Promise.all([client.connect(), pulseClient.connect()]).catch(async (error: unknown) => {
+      await Promise.allSettled([client.close(), pulseClient.close()]);
+      throw error;
+    });
     const db = client.db(database);
     const ferret = await isFerretDb(db);
     // Heartbeats (one document per process, written by it alone) and leadership generations
