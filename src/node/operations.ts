@@ -77,22 +77,17 @@ export async function proposeStep(ctx: NodeContext, instanceId: string, proposal
       if (notStarted && (await ctx.store.instance(instanceId))?.status === 'ended') {
         throw new LockstepError('conflict', `instance ${instanceId} has ended; it takes no more steps`, [{ field: '/instanceId', message: 'ended' }]);
       }
+      const refusal = notStarted
+        ? new LockstepError('unavailable', `instance ${instanceId} is not running on this node yet (its invitation is still being processed); try again shortly`)
+        : asLockstepError(error, instanceId);
       // The server refuses updates while the workflow's last task is failed or timed out (it
       // retries that task by itself), and gives up waiting when a busy worker is slow to run the
-      // validator; in all three cases asking again under the same id is safe.
-      if ((notStarted || isTransientUpdateRefusal(error) || error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) && attempt < UPDATE_ATTEMPTS) {
-        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
-        continue;
-      }
-      if (notStarted) {
-        throw new LockstepError('unavailable', `instance ${instanceId} is not running on this node yet (its invitation is still being processed); try again shortly`);
-      }
-      const refusal = asLockstepError(error, instanceId);
-      if (attempt < UPDATE_ATTEMPTS && (await awaitsRecordedSteps(ctx, instanceId, refusal))) {
-        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
-        continue;
-      }
-      throw refusal;
+      // validator; and the workflow may not have applied steps this node already shows confirmed.
+      // In all of these asking again under the same id is safe.
+      const passing =
+        notStarted || isTransientUpdateRefusal(error) || error instanceof WorkflowUpdateRPCTimeoutOrCancelledError || (await awaitsRecordedSteps(ctx, instanceId, refusal));
+      if (!passing || attempt >= UPDATE_ATTEMPTS) throw refusal;
+      await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
     }
   }
 }
