@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Collection, MongoClient, ObjectId, type Db } from 'mongodb';
 import { startMongo, type RunningMongo } from '../src/stack/mongo-server';
 import { freePort } from '../src/stack/ports';
-import { ALL, isFerretDb, withSerialWrites, withSignal, WriteLine, writeKeys } from '../src/store/serial-writes';
+import { ALL, isFerretDb, withBoundedCommands, withSerialWrites, withSignal, WriteLine, writeKeys } from '../src/store/serial-writes';
 import { slotId, Store } from '../src/store/store';
 import { EventLog, eventId } from '../src/events/log';
 import type { SignedEnvelope } from '../src/model/envelope';
@@ -364,7 +364,7 @@ test('a command abandoned on a silent connection gives its connection back: with
 test('a heartbeat sent on a connection that went silent is abandoned, and the next beat comes before the process looks gone', async () => {
   const relay = await relayTo(mongo.uri);
   const viaRelay = new MongoClient(relay.uri, { serverSelectionTimeoutMS: 5_000, directConnection: true });
-  const liveness = new NodeLiveness(withSerialWrites(viaRelay.db('store_beats'), new WriteLine(), ['heartbeats']), pino({ level: 'silent' }));
+  const liveness = new NodeLiveness(withBoundedCommands(viaRelay.db('store_beats')), pino({ level: 'silent' }));
   try {
     await liveness.start();
     await eventually('a first beat', () => Promise.resolve(liveness.lastBeat > 0 ? true : undefined), 5_000, 50);
@@ -442,14 +442,15 @@ test('two processes numbering one event log (replicas): every event once, under 
   expect((await fresh.readAfter(25, 10)).events.map((e) => e.seq)).toEqual([27]);
 });
 
-test('writes to collections outside the line (heartbeats) do not wait behind a slow write', async () => {
+test('heartbeats (written through bounded commands, not the line) do not wait behind a slow write', async () => {
   const queue = new WriteLine(1_000);
-  const db = withSerialWrites(raw, queue, ['heartbeats']);
+  const db = withSerialWrites(raw, queue);
+  const pulse = withBoundedCommands(raw);
   // A write that holds the line, as a backlog of store writes would.
   const stuck = queue.run(() => new Promise<never>(() => undefined));
   let queuedDone = false;
   const queued = db.collection('lined').insertOne({ _id: 'behind' } as never).then(() => (queuedDone = true));
-  await db.collection('heartbeats').insertOne({ _id: 'process-1', seenAt: new Date() } as never);
+  await pulse.collection('heartbeats').insertOne({ _id: 'process-1', seenAt: new Date() } as never);
   expect(queuedDone).toBe(false);
   expect(await raw.collection('heartbeats').findOne({ _id: 'process-1' as never })).not.toBeNull();
   await expect(stuck).rejects.toThrow(/abandoned/);

@@ -252,12 +252,12 @@ export function dropQueuedWrites(db: Db, why: string): number {
 }
 
 /**
- * The same database, with every write through `line`; reads and everything else untouched.
- * Writes to the `outOfLine` collections skip the line (still bounded in time): a process's
- * heartbeat must not lag behind its own backlog, or its replicas would think it gone.
+ * The same database, with every write through `line` and every command bounded in time. A
+ * process's heartbeat must not lag behind its own backlog, or its replicas would think it gone:
+ * heartbeats and leadership go through withBoundedCommands instead, on a pool of their own.
  */
-export function withSerialWrites(db: Db, line = new WriteLine(), outOfLine: readonly string[] = []): Db {
-  const serialDb = wrapCollections(db, (name) => (outOfLine.includes(name) ? undefined : line), line.timeoutMs);
+export function withSerialWrites(db: Db, line = new WriteLine()): Db {
+  const serialDb = wrapCollections(db, () => line, line.timeoutMs);
   writeLines.set(serialDb, line);
   return serialDb;
 }

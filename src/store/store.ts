@@ -109,9 +109,9 @@ export class Store {
     const db = client.db(database);
     const ferret = await isFerretDb(db);
     // Heartbeats (one document per process, written by it alone) and leadership generations
-    // (inserts) need no line, and must not wait in it (src/node/liveness.ts, leadership.ts).
+    // (inserts) need no line, and must not wait in it or for the main pool (src/node/liveness.ts, leadership.ts).
     const pulse = ferret ? withBoundedCommands(pulseClient.db(database)) : pulseClient.db(database);
-    const store = new Store(client, ferret ? withSerialWrites(db, undefined, ['heartbeats', 'leadership']) : db, ferret, pulseClient, pulse);
+    const store = new Store(client, ferret ? withSerialWrites(db) : db, ferret, pulseClient, pulse);
     await store.ensureIndexes();
     return store;
   }

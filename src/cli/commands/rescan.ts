@@ -22,7 +22,7 @@ export function rescanCommand(program: Command): void {
       const store = await Store.connect(network.mongodb.uri, network.parties[config.party]!.database);
       try {
         const liveness = new NodeLiveness(store.pulse, createLogger(config.party, 'warn'));
-        for (const beat of await store.db.collection<{ _id: string }>('heartbeats').find({}).toArray()) {
+        for (const beat of await store.pulse.collection<{ _id: string }>('heartbeats').find({}).toArray()) {
           if (await liveness.isAlive(beat._id)) {
             const running = await liveness.heartbeat(beat._id);
             throw new CliError(`a node process of ${config.party} is running (pid ${running?.pid} on ${running?.host}): stop it first`);
