@@ -9,6 +9,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CommanderError } from 'commander';
 import { startStack, type Stack } from '../src/stack/local-stack';
 import { startPartyProcesses, type PartyProcesses } from '../src/stack/party-processes';
 import { LOCKSTEP_SEARCH_ATTRIBUTES } from '../src/stack/search-attributes';
@@ -147,7 +148,15 @@ async function run(o: BenchOptions, dir: string, running: { stack?: Stack; nodes
 }
 
 async function main(): Promise<void> {
-  const o = parseOptions(process.argv.slice(2));
+  let o: BenchOptions;
+  try {
+    o = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    // --help, or an option commander refused: it has said so already, without a stack trace.
+    if (!(error instanceof CommanderError)) throw error;
+    process.exitCode = error.exitCode;
+    return;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'lockstep-bench-'));
   const running: Parameters<typeof run>[2] = {};
   let stopping: Promise<void> | undefined;

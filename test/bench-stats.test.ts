@@ -1,4 +1,4 @@
-/** Unit tests of the benchmark's arithmetic: percentiles, the per-hop profile and the definition file. */
+/** Unit tests of the benchmark's arithmetic (percentiles, the per-hop profile), its definition file and its command line. */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,8 @@ import { nodeMemoryAtPeak } from '../bench/node-memory';
 import { percentile, ratio, summarise } from '../bench/stats';
 import { hopsOf, type StepLog } from '../bench/profile';
 import { benchDefinitionYaml, stepAt } from '../bench/definition';
+import { parseOptions } from '../bench/options';
+import { CommanderError } from 'commander';
 import type { StepSample } from '../bench/driver';
 
 describe('percentile (nearest rank)', () => {
@@ -108,5 +110,42 @@ describe('nodeMemoryAtPeak', () => {
     expect(nodeMemoryAtPeak({ a: join(dir, 'a.log'), b: join(dir, 'b.log') }, 1000, 3000)).toEqual([
       { party: 'a', rssMb: 260, heapTotalMb: 150, heapUsedMb: 100, externalMb: 12, otherMb: 98 },
     ]);
+  });
+});
+
+describe('parseOptions', () => {
+  /** Runs parseOptions with commander's output caught rather than printed. */
+  function parsed(argv: string[]): { result?: ReturnType<typeof parseOptions>; error?: unknown; printed: string } {
+    let printed = '';
+    const capture = (chunk: string | Uint8Array): boolean => ((printed += String(chunk)), true);
+    const out = jest.spyOn(process.stdout, 'write').mockImplementation(capture);
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation(capture);
+    try {
+      return { result: parseOptions(argv), printed };
+    } catch (error) {
+      return { error, printed };
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+  }
+
+  it('takes the full workload by default and the quick one with --quick, with single options on top', () => {
+    expect(parsed([]).result).toMatchObject({ instances: 300, steps: 6, concurrency: 150, blockTimeMs: 1000, confirmations: 2, durationSeconds: 120, quick: false });
+    expect(parsed(['--quick', '--duration', '60']).result).toMatchObject({ instances: 30, steps: 3, concurrency: 15, durationSeconds: 60, quick: true });
+  });
+
+  it('--help prints the options and ends with exit code 0 (main exits with it, no stack trace)', () => {
+    const { error, printed } = parsed(['--help']);
+    expect(error).toBeInstanceOf(CommanderError);
+    expect((error as CommanderError).exitCode).toBe(0);
+    expect(printed).toContain('--block-time <ms>');
+  });
+
+  it('refuses a value out of range, naming the option, with exit code 1', () => {
+    const { error, printed } = parsed(['--parties', '1']);
+    expect(error).toBeInstanceOf(CommanderError);
+    expect((error as CommanderError).exitCode).toBe(1);
+    expect(printed).toMatch(/--parties <n>.*must be an integer from 2 to 8/);
   });
 });
