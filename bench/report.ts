@@ -111,8 +111,8 @@ export function markdown(r: BenchResult): string {
     ),
     '',
     table(
-      ['node memory at its peak in the Lockstep phase', 'RSS MB', 'V8 heap MB (in use)', 'external MB', 'other MB (code, stacks, native)'],
-      (r.nodeMemory ?? []).map((m) => [m.party, n0(m.rssMb), `${n0(m.heapTotalMb)} (${n0(m.heapUsedMb)})`, n0(m.externalMb), n0(m.otherMb)]),
+      ['node memory at its peak in the Lockstep phase', 'RSS MB', 'V8 heap MB (in use)', 'workflow thread heap MB', 'external MB', 'other MB (code, stacks, native)', 'main-thread GC pauses s (phase)'],
+      (r.nodeMemory ?? []).map((m) => [m.party, n0(m.rssMb), `${n0(m.heapTotalMb)} (${n0(m.heapUsedMb)})`, n0(m.threadHeapTotalMb), n0(m.externalMb), n0(m.otherMb), n1(m.gcPauseMs / 1000)]),
     ),
     '',
     table(

@@ -12,6 +12,9 @@ import { dxTlsFromEnv, type DxTls } from './exchange/tls';
 
 export { readNetworkFile } from './network-file';
 
+/** Room for garbage past a heap's live data: keeps a loaded node's heaps near 1.2 × what they hold (docs/performance.md). */
+export const DEFAULT_HEAP_GROWTH_PERCENT = 20;
+
 export interface NodeConfig {
   party: string;
   networkFile: string;
@@ -45,6 +48,8 @@ export interface NodeConfig {
    * workflow pushed out replays its history at its next task, which costs CPU (docs/performance.md).
    */
   workflowCacheSize?: number;
+  /** How far, in percent, each V8 heap may grow past its live data before a full collection; 0: V8's own sizing (src/node/heap.ts). */
+  heapGrowthPercent: number;
   /** Apps allowed to call the REST API; empty means: accept the network file's dev key only. */
   apiKeys: ApiKeyGrant[];
   /** How long an Idempotency-Key is remembered. */
@@ -112,6 +117,7 @@ export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = proce
     bodyLimitBytes: intFromEnv(env, 'LOCKSTEP_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     logLevel: env.LOCKSTEP_LOG_LEVEL ?? 'info',
     ...(env.LOCKSTEP_WORKFLOW_CACHE_SIZE ? { workflowCacheSize: intFromEnv(env, 'LOCKSTEP_WORKFLOW_CACHE_SIZE', 0, 2, 100_000) } : {}),
+    heapGrowthPercent: intFromEnv(env, 'LOCKSTEP_HEAP_GROWTH_PERCENT', DEFAULT_HEAP_GROWTH_PERCENT, 0, 400),
     runLimits: {
       maxEvents: intFromEnv(env, 'LOCKSTEP_MAX_EVENTS_PER_RUN', DEFAULT_RUN_LIMITS.maxEvents, 100, 40_000),
       maxMessages: intFromEnv(env, 'LOCKSTEP_MAX_MESSAGES_PER_RUN', DEFAULT_RUN_LIMITS.maxMessages, 1, 1_500),

@@ -102,13 +102,25 @@ describe('serialWritesBetween', () => {
 describe('nodeMemoryAtPeak', () => {
   it('takes each node’s sample with the largest resident size inside the window and splits it up', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bench-memory-'));
-    const line = (time: number, rssMb: number, heapTotalMb: number, heapUsedMb: number, externalMb: number) =>
-      JSON.stringify({ level: 20, time, rssMb, heapTotalMb, heapUsedMb, externalMb, arrayBuffersMb: 1, msg: 'memory' });
-    writeFileSync(join(dir, 'a.log'), [line(900, 400, 300, 250, 20), 'not json', line(1000, 210, 120, 90, 10), line(2000, 260, 150, 100, 12), line(3000, 250, 140, 130, 11)].join('\n'));
+    const line = (time: number, rssMb: number, heapTotalMb: number, heapUsedMb: number, externalMb: number, more: object = {}) =>
+      JSON.stringify({ level: 20, time, rssMb, heapTotalMb, heapUsedMb, externalMb, arrayBuffersMb: 1, ...more, msg: 'memory' });
+    writeFileSync(
+      join(dir, 'a.log'),
+      [
+        line(900, 400, 300, 250, 20, { gcMs: 10 }),
+        'not json',
+        line(1000, 210, 120, 90, 10, { threadHeapTotalMb: 30, gcMs: 100 }),
+        line(2000, 260, 150, 100, 12, { threadHeapTotalMb: 40, gcMs: 250 }),
+        line(3000, 250, 140, 130, 11, { threadHeapTotalMb: 40, gcMs: 400 }),
+      ].join('\n'),
+    );
     // Only outside the window: left out.
     writeFileSync(join(dir, 'b.log'), line(5000, 300, 200, 100, 10));
-    expect(nodeMemoryAtPeak({ a: join(dir, 'a.log'), b: join(dir, 'b.log') }, 1000, 3000)).toEqual([
-      { party: 'a', rssMb: 260, heapTotalMb: 150, heapUsedMb: 100, externalMb: 12, otherMb: 98 },
+    // A node that reports neither the workflow thread's heap nor its pauses.
+    writeFileSync(join(dir, 'c.log'), line(1500, 200, 100, 80, 10));
+    expect(nodeMemoryAtPeak({ a: join(dir, 'a.log'), b: join(dir, 'b.log'), c: join(dir, 'c.log') }, 1000, 3000)).toEqual([
+      { party: 'a', rssMb: 260, heapTotalMb: 150, heapUsedMb: 100, threadHeapTotalMb: 40, externalMb: 12, otherMb: 58, gcPauseMs: 300 },
+      { party: 'c', rssMb: 200, heapTotalMb: 100, heapUsedMb: 80, threadHeapTotalMb: 0, externalMb: 10, otherMb: 90, gcPauseMs: 0 },
     ]);
   });
 });

@@ -1,6 +1,7 @@
 /**
- * A node's settings from its environment: the workflow cache size is the SDK's unless set, and a
- * value out of range is refused naming the variable (a unit test of src/config.ts).
+ * A node's settings from its environment: the workflow cache size is the SDK's unless set, the
+ * heap growth has a default, and a value out of range is refused naming the variable (a unit test
+ * of src/config.ts).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,4 +28,11 @@ test('the workflow cache size is left to the SDK unless LOCKSTEP_WORKFLOW_CACHE_
 test('a workflow cache size out of range is refused, naming the variable', () => {
   expect(() => load({ LOCKSTEP_WORKFLOW_CACHE_SIZE: '1' })).toThrow('LOCKSTEP_WORKFLOW_CACHE_SIZE must be an integer between 2 and 100000, got "1"');
   expect(() => load({ LOCKSTEP_WORKFLOW_CACHE_SIZE: 'many' })).toThrow(/LOCKSTEP_WORKFLOW_CACHE_SIZE must be an integer/);
+});
+
+test('heap growth is 20 % unless LOCKSTEP_HEAP_GROWTH_PERCENT sets it; 0 leaves it to V8', () => {
+  expect(load({}).heapGrowthPercent).toBe(20);
+  expect(load({ LOCKSTEP_HEAP_GROWTH_PERCENT: '0' }).heapGrowthPercent).toBe(0);
+  expect(load({ LOCKSTEP_HEAP_GROWTH_PERCENT: '100' }).heapGrowthPercent).toBe(100);
+  expect(() => load({ LOCKSTEP_HEAP_GROWTH_PERCENT: '-5' })).toThrow('LOCKSTEP_HEAP_GROWTH_PERCENT must be an integer between 0 and 400, got "-5"');
 });

@@ -9,6 +9,7 @@
  */
 import http, { type Server } from 'node:http';
 import https from 'node:https';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Wallet } from 'ethers';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -225,7 +226,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      clearInterval(runtimeStats);
+      runtimeStats.stop();
       shuttingDown = true;
       await sockets.close();
       await close(api);
@@ -255,20 +256,55 @@ function apiKeysFor(config: NodeConfig, network: NetworkFile): ApiKeys {
 /**
  * Debug, every second, for the benchmark's profile: the running totals of the write line
  * (FerretDB only, when they moved) and where the process's memory is (V8 heap, buffers, the rest:
- * code, stacks and the Temporal core's native memory).
+ * code, stacks and the Temporal core's native memory), with the main thread's garbage-collection
+ * pauses so far. The workflows run in a worker thread with a V8 heap of its own, which
+ * `process.memoryUsage()` does not see; the diagnostic report does, at about 10 ms a time, so that
+ * figure is taken every tenth second.
  */
-function logRuntimeStats(store: Store, log: Logger): NodeJS.Timeout {
+function logRuntimeStats(store: Store, log: Logger): { stop(): void } {
   let last = -1;
+  let ticks = 0;
+  let gcMs = 0;
+  let threads: { threadHeapTotalMb: number; threadHeapUsedMb: number } | undefined;
+  const mb = (bytes: number): number => Math.round(bytes / 2 ** 20);
+  const gc = new PerformanceObserver((entries) => {
+    for (const entry of entries.getEntries()) gcMs += entry.duration;
+  });
+  if (log.isLevelEnabled('debug')) gc.observe({ entryTypes: ['gc'] });
   const timer = setInterval(() => {
     if (!log.isLevelEnabled('debug')) return;
+    if (ticks++ % 10 === 0) threads = threadHeaps(mb);
     const { rss, heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
-    const mb = (bytes: number): number => Math.round(bytes / 2 ** 20);
-    log.debug({ rssMb: mb(rss), heapTotalMb: mb(heapTotal), heapUsedMb: mb(heapUsed), externalMb: mb(external), arrayBuffersMb: mb(arrayBuffers) }, 'memory');
+    log.debug(
+      { rssMb: mb(rss), heapTotalMb: mb(heapTotal), heapUsedMb: mb(heapUsed), externalMb: mb(external), arrayBuffersMb: mb(arrayBuffers), ...threads, gcMs: Math.round(gcMs) },
+      'memory',
+    );
     const stats = serialStatsOf(store.db);
     if (!stats || stats.writes === last) return;
     last = stats.writes;
     log.debug({ ...stats }, 'serial writes');
   }, 1000);
   timer.unref();
-  return timer;
+  return {
+    stop: () => {
+      clearInterval(timer);
+      gc.disconnect();
+    },
+  };
+}
+
+interface ReportHeap {
+  javascriptHeap?: { totalMemory?: number; usedMemory?: number };
+}
+
+/** The V8 heaps of the process's worker threads (the workflow thread), summed; undefined when the report has none. */
+function threadHeaps(mb: (bytes: number) => number): { threadHeapTotalMb: number; threadHeapUsedMb: number } | undefined {
+  const report = process.report?.getReport() as { workers?: ReportHeap[] } | undefined;
+  const workers = report?.workers ?? [];
+  if (workers.length === 0) return undefined;
+  const sum = (pick: (w: ReportHeap) => number | undefined): number => workers.reduce((total, w) => total + (pick(w) ?? 0), 0);
+  return {
+    threadHeapTotalMb: mb(sum((w) => w.javascriptHeap?.totalMemory)),
+    threadHeapUsedMb: mb(sum((w) => w.javascriptHeap?.usedMemory)),
+  };
 }

@@ -42,6 +42,9 @@ export function nodeCommand(program: Command): void {
       const { loadNodeConfig } = await import('../../config');
       const { startPartyNode } = await import('../../node/party-node');
       const { config, network } = loadNodeConfig({ party: opts.party, networkFile: opts.network, definitionsDir: opts.definitions });
+      // Before the worker starts its workflow thread; a process-wide setting, so set by the process's entry, not the node.
+      const { limitHeapGrowth } = await import('../../node/heap');
+      limitHeapGrowth(config.heapGrowthPercent);
       const node = await startPartyNode(config, network, partyKey(config.party, network.devKeys));
       const shutdown = () => {
         node.stop().then(
