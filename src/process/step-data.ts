@@ -36,24 +36,40 @@ export function schemaOf(definition: Pick<Definition, '$defs'>, step: StepDefini
 
 /**
  * Compiles without caching: for checking a definition before it is accepted. Throws on a bad
- * schema. Each schema gets its own ajv instance: ajv registers every schema with an `$id` in its
- * instance, so two definitions (or versions) reusing an `$id` would otherwise collide. The
- * meta-schema check runs on the shared instance, as compiling it anew each time costs ~150 ms.
+ * schema. The meta-schema check runs on a shared instance: compiling the meta-schema costs about
+ * 100 ms, and each workflow has module state of its own, so when validation in workflows did it,
+ * every workflow that validated a proposal paid that (docs/performance.md).
  */
 export function compileStepSchema(definition: Pick<Definition, '$defs'>, step: StepDefinition, part: DataPart): ValidateFunction {
   const schema = schemaOf(definition, step, part);
   if (!schema) throw new Error(`step "${step.id}" declares no ${part} schema`);
   if (!metaSchema.validateSchema(schema)) throw new Error(`schema is invalid: ${metaSchema.errorsText(metaSchema.errors)}`);
+  return compileChecked(schema);
+}
+
+/**
+ * Compiles a schema without the meta-schema check. Each schema gets its own ajv instance: ajv
+ * registers every schema with an `$id` in its instance, so two definitions (or versions) reusing an
+ * `$id` would otherwise collide.
+ */
+function compileChecked(schema: JsonSchema): ValidateFunction {
   const ajv = new Ajv2020({ allErrors: true, strict: false, validateSchema: false });
   addFormats(ajv);
   return ajv.compile(schema);
 }
 
+/**
+ * The cached validator of a step's part. Its definition's schemas were checked against the
+ * meta-schema when it was loaded (definitions/check.ts), or by the evidence integrity checks
+ * (evidence/integrity.ts) for a bundle's: not again here, where workflows validate proposals.
+ */
 function validatorFor(definitionHash: string, definition: Pick<Definition, '$defs'>, step: StepDefinition, part: DataPart): ValidateFunction {
   const key = `${definitionHash}:${step.id}:${part}`;
   let validate = cache.get(key);
   if (!validate) {
-    validate = compileStepSchema(definition, step, part);
+    const schema = schemaOf(definition, step, part);
+    if (!schema) throw new Error(`step "${step.id}" declares no ${part} schema`);
+    validate = compileChecked(schema);
     cache.set(key, validate);
   }
   return validate;
