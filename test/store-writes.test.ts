@@ -274,6 +274,29 @@ test('the event log numbers concurrent events once each, without gaps, and a res
   expect((await restarted.readAfter(0, 100)).events.map((e) => e.seq)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
 });
 
+test('events this process recorded lately are read back from memory, the same as another process reads them from the database', async () => {
+  const ferret = mongo.kind === 'ferretdb';
+  const db = client.db('recent_events');
+  const writer = new EventLog(ferret ? withSerialWrites(db) : db, ferret);
+  for (let i = 0; i < 5; i++) await writer.emit({ type: 'step.confirmed', key: `recent:${i}`, instanceId: `i${i % 2}`, data: { i } });
+  const findOne = jest.spyOn(Collection.prototype, 'findOne');
+  // Lookups of the five recorded events (not the probes for numbers other processes may have taken past them).
+  const recorded = new Set([1, 2, 3, 4, 5].map(eventId));
+  const eventLookups = () =>
+    findOne.mock.calls.filter((args, i) => (findOne.mock.contexts[i] as Collection).collectionName === 'events' && recorded.has(String((args[0] as { _id?: unknown })?._id))).length;
+  try {
+    const own = await writer.readAfter(0, 100, { instanceId: 'i1' });
+    expect(eventLookups()).toBe(0);
+    const other = await new EventLog(db, ferret).readAfter(0, 100, { instanceId: 'i1' });
+    expect(eventLookups()).toBeGreaterThan(0);
+    expect(own).toEqual(other);
+    expect(own.events.map((e) => e.data)).toEqual([{ i: 1 }, { i: 3 }]);
+    expect(await writer.get(5)).toEqual((await new EventLog(db, ferret).readAfter(4, 1)).events[0]);
+  } finally {
+    findOne.mockRestore();
+  }
+});
+
 test('a counter taken concurrently with $inc hands out every number once', async () => {
   const counters = withSerialWrites(raw).collection<{ _id: string; value: number }>('counters');
   const taken = await Promise.all(

@@ -29,6 +29,11 @@ const MAX_NUMBER_ATTEMPTS = 20;
 const GAP_LOOKAHEAD = 4;
 /** How often `head()` looks for numbers other processes recorded (readers poll more often). */
 const PROBE_EVERY_MS = 1_000;
+/**
+ * Events this process recorded last, kept to be read back without a lookup: every WebSocket
+ * stream and the webhook dispatcher read each event once, mostly moments after it was recorded.
+ */
+export const RECENT_EVENTS_KEPT = 2_000;
 
 /**
  * `_id` is the event's number as a fixed-width decimal string (eventId): FerretDB 1.x reads from
@@ -75,6 +80,8 @@ export class EventLog {
   /** When `head()` last looked for numbers other processes recorded, and last looked past a missing one (see followOthers). */
   private probedAt = 0;
   private lookedAheadAt = 0;
+  /** This process's latest events as stored, by number (insertion order; the oldest dropped first). Stored events never change. */
+  private readonly recent = new Map<number, EventDoc>();
 
   constructor(
     db: Db,
@@ -128,9 +135,10 @@ export class EventLog {
         ...(input.envelopeHash ? { envelopeHash: input.envelopeHash } : {}),
         data: input.data ?? {},
       };
+      const doc: EventDoc = { _id: eventId(seq), key: input.key, recordedAt: new Date(), ...event };
       try {
         // The unique index on `key` is what guarantees once, also after a crash before the key below.
-        await this.events.insertOne({ _id: eventId(seq), key: input.key, recordedAt: new Date(), ...event });
+        await this.events.insertOne(doc);
       } catch (error) {
         if (!isDuplicateKey(error)) throw error;
         const recorded = await this.recorded(input.key);
@@ -144,10 +152,21 @@ export class EventLog {
         if (recorded !== undefined) return null;
         throw new Error(`event "${input.key}" not recorded: ${MAX_NUMBER_ATTEMPTS} numbers in a row were taken by other processes`);
       }
+      this.keep(doc);
       await this.rememberKey(input.key, seq);
       this.appended.emit('event', event);
       return event;
     }
+  }
+
+  private keep(doc: EventDoc): void {
+    this.recent.set(doc.seq, doc);
+    if (this.recent.size > RECENT_EVENTS_KEPT) this.recent.delete(this.recent.keys().next().value!);
+  }
+
+  /** The stored event with this number: from memory when this process recorded it lately. */
+  private async stored(seq: number): Promise<EventDoc | null> {
+    return this.recent.get(seq) ?? (await this.events.findOne({ _id: eventId(seq) }));
   }
 
   private async nextNumber(): Promise<number> {
@@ -233,7 +252,7 @@ export class EventLog {
     const settled = Date.now() - GAP_GRACE_MS;
     let gapSince: number | undefined;
     for (let seq = after + 1; seq <= last; seq++) {
-      const doc = await this.events.findOne({ _id: eventId(seq) });
+      const doc = await this.stored(seq);
       if (!doc) {
         gapSince ??= seq;
         continue;
@@ -249,7 +268,7 @@ export class EventLog {
   }
 
   async get(seq: number): Promise<LockstepEvent | null> {
-    const doc = await this.events.findOne({ _id: eventId(seq) });
+    const doc = await this.stored(seq);
     return doc ? toEvent(doc) : null;
   }
 }
