@@ -59,9 +59,9 @@ function compileChecked(schema: JsonSchema): ValidateFunction {
 }
 
 /**
- * The cached validator of a step's part. Its definition's schemas were checked against the
- * meta-schema when it was loaded (definitions/check.ts), or by the evidence integrity checks
- * (evidence/integrity.ts) for a bundle's: not again here, where workflows validate proposals.
+ * The cached validator of a step's part, compiled without the meta-schema check: a node's
+ * definitions had it when they were loaded (definitions/check.ts), and the evidence integrity
+ * checks report a bundle's (evidence/integrity.ts). A schema ajv cannot compile still throws here.
  */
 function validatorFor(definitionHash: string, definition: Pick<Definition, '$defs'>, step: StepDefinition, part: DataPart): ValidateFunction {
   const key = `${definitionHash}:${step.id}:${part}`;
