@@ -13,7 +13,7 @@ import { dxTlsFromEnv, type DxTls } from './exchange/tls';
 export { readNetworkFile } from './network-file';
 
 /** Room for garbage past a heap's live data: keeps a loaded node's heaps near 1.2 × what they hold (docs/performance.md). */
-export const DEFAULT_HEAP_GROWTH_PERCENT = 20;
+const DEFAULT_HEAP_GROWTH_PERCENT = 20;
 
 export interface NodeConfig {
   party: string;
