@@ -210,6 +210,17 @@ test('each kind of tampering is caught, at the step it touches', async () => {
   swapped.definition.hash = hashJson(swapped.definition.document);
   expect(failures(await verify(swapped))).toContain('bundle:definition');
 
+  // A definition, under its own hash, whose schema cannot be compiled: reported, not a crash.
+  const unusable = copy();
+  unusable.definition.document = {
+    ...unusable.definition.document,
+    steps: unusable.definition.document.steps.map((s) => (s.id === 'request' ? { ...s, input: { type: 'strin' } } : s)),
+  };
+  unusable.definition.hash = hashJson(unusable.definition.document);
+  const unusableVerdict = await verify(unusable);
+  expect(failures(unusableVerdict)).toEqual(expect.arrayContaining(['bundle:definition', '0:rules']));
+  expect(JSON.stringify(unusableVerdict)).toMatch(/the definition's schema for step \\"request\\" cannot be used: type must be JSONType/);
+
   // A party address swapped for the exporter's own key is caught against a trusted network file.
   const impostor = copy();
   impostor.parties.globex = { address: Wallet.createRandom().address };

@@ -8,7 +8,8 @@ import { LockstepError } from '../model/errors';
 import type { EvidenceBundle, EvidenceStep } from '../model/evidence';
 import { initialState, type ProcessState } from '../process/state';
 import { applyStep, judge } from '../process/rules';
-import { validateStepData } from '../process/step-data';
+import { validateStepData, type StepPayload } from '../process/step-data';
+import type { Definition, StepDefinition } from '../model/definition';
 import { fail, pass, type Check } from './verdict';
 
 export interface ReplayedStep {
@@ -29,7 +30,7 @@ export function replayRules(bundle: EvidenceBundle, history: ReplayedStep[]): Ch
     let refusal: LockstepError | undefined;
     try {
       const rule = judge(definition, bundle.instance.header, state, proposal, timestamp, false, (d) => {
-        if (data) validateStepData(definitionKey, definition, d, data);
+        if (data) validateInBundle(definitionKey, definition, d, data);
       });
       state = applyStep(state, rule, { envelopeHash: s.hash, author: s.envelope.author, timestamp, ...data }, definition);
     } catch (error) {
@@ -39,6 +40,21 @@ export function replayRules(bundle: EvidenceBundle, history: ReplayedStep[]): Ch
     }
     return verdict(s, refusal);
   });
+}
+
+/**
+ * A bundle's definition is whatever the file holds: a schema in it that cannot be compiled refuses
+ * the step, naming the schema, rather than ending the verification (the integrity checks report
+ * the definition itself).
+ */
+function validateInBundle(definitionKey: string, definition: Definition, step: StepDefinition, data: StepPayload): void {
+  try {
+    validateStepData(definitionKey, definition, step, data);
+  } catch (error) {
+    if (error instanceof LockstepError) throw error;
+    const message = `the definition's schema for step "${step.id}" cannot be used: ${(error as Error).message}`;
+    throw new LockstepError('validation_failed', message, [{ field: '/definition', message }]);
+  }
 }
 
 function verdict(s: EvidenceStep, refusal: LockstepError | undefined): Check {
