@@ -7,8 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { heapGrowthFlag } from '../src/node/heap';
 
 /**
- * Holds about 40 MB live, then allocates 600 MB in batches that each stay alive for the next ten
- * (promoted, then garbage), and prints the largest heap size seen.
+ * Holds some 30 MB live, then allocates about 500 MB in batches that each stay alive for the next
+ * ten (promoted, then garbage), and prints the largest heap size seen.
  */
 const CHURN = `
   const flag = process.argv[1];

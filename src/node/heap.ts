@@ -2,8 +2,8 @@
  * How far V8 lets a heap grow past its live data before the next full collection. Left to
  * itself, V8 sizes that room by how fast it collects (up to four times the live data), and a node
  * under load, whose requests keep objects alive long enough to be promoted, then holds two to three
- * times the memory it uses: 150-230 MB of main-thread heap for 55-65 MB live, and as much again
- * in the workflow thread (docs/performance.md). A fixed, smaller room costs more frequent full
+ * times the memory it uses: 150-230 MB of main-thread heap for 55-65 MB live, and 85-110 MB in
+ * the workflow thread for 60-70 live (docs/performance.md). A fixed, smaller room costs more frequent full
  * collections, which V8 runs mostly on its own threads beside the JavaScript.
  */
 import { setFlagsFromString } from 'node:v8';
