@@ -147,7 +147,7 @@ describe('parseOptions', () => {
     expect(parsed(['--quick', '--duration', '60']).result).toMatchObject({ instances: 30, steps: 3, concurrency: 15, durationSeconds: 60, quick: true });
   });
 
-  it('--help prints the options and ends with exit code 0 (main exits with it, no stack trace)', () => {
+  it('--help prints the options and ends with exit code 0, as a CommanderError for main to exit with', () => {
     const { error, printed } = parsed(['--help']);
     expect(error).toBeInstanceOf(CommanderError);
     expect((error as CommanderError).exitCode).toBe(0);

@@ -41,10 +41,15 @@ export function schemaOf(definition: Pick<Definition, '$defs'>, step: StepDefini
  * every workflow that validated a proposal paid that (docs/performance.md).
  */
 export function compileStepSchema(definition: Pick<Definition, '$defs'>, step: StepDefinition, part: DataPart): ValidateFunction {
-  const schema = schemaOf(definition, step, part);
-  if (!schema) throw new Error(`step "${step.id}" declares no ${part} schema`);
+  const schema = declaredSchema(definition, step, part);
   if (!metaSchema.validateSchema(schema)) throw new Error(`schema is invalid: ${metaSchema.errorsText(metaSchema.errors)}`);
   return compileChecked(schema);
+}
+
+function declaredSchema(definition: Pick<Definition, '$defs'>, step: StepDefinition, part: DataPart): JsonSchema {
+  const schema = schemaOf(definition, step, part);
+  if (!schema) throw new Error(`step "${step.id}" declares no ${part} schema`);
+  return schema;
 }
 
 /**
@@ -67,9 +72,7 @@ function validatorFor(definitionHash: string, definition: Pick<Definition, '$def
   const key = `${definitionHash}:${step.id}:${part}`;
   let validate = cache.get(key);
   if (!validate) {
-    const schema = schemaOf(definition, step, part);
-    if (!schema) throw new Error(`step "${step.id}" declares no ${part} schema`);
-    validate = compileChecked(schema);
+    validate = compileChecked(declaredSchema(definition, step, part));
     cache.set(key, validate);
   }
   return validate;
