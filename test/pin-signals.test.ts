@@ -45,7 +45,7 @@ function fakeNode(slots: SlotDoc[], missingSteps = new Set<string>()) {
       for (const t of told) slots.find((s) => s._id === t.id)!.signaled = t.level;
       return Promise.resolve();
     },
-    slots: { findOne: ({ _id }: { _id: string }) => Promise.resolve(slots.find((s) => s._id === _id) ?? null) },
+    slot: (id: string) => Promise.resolve(slots.find((s) => s._id === id) ?? null),
     instance: () => Promise.resolve({ status: 'active' }),
     step: (hash: string) => {
       const owner = slots.find((s) => s.envelopeHash === hash);

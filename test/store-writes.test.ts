@@ -189,6 +189,155 @@ describe('a step number takes one envelope', () => {
   });
 });
 
+describe("the leading process's memory of the chain records it writes", () => {
+  let store: Store;
+  const secret = `0x${'44'.repeat(32)}`;
+  const invitation = (id: string): Invitation => ({
+    header: { id, definitionId: 'd', definitionHash: `0x${'22'.repeat(32)}`, roles: { a: 'alpha', b: 'beta' }, createdBy: 'alpha', createdAt: '2026-01-01T00:00:00Z' },
+    secret,
+    signature: '0xsig',
+  });
+  /** A step of alpha's with its receipt, as the batcher gives it, and where the chain sequenced it. */
+  const pinned = (instanceId: string, nonce: number, blockNumber: number) => {
+    const hash = `0x${nonce.toString(16).padStart(2, '0').repeat(32)}`;
+    const leaf = stepLeaf(secret, 'alpha', nonce, hash);
+    const receipt = { root: merkleRoot([leaf]), index: 0, count: 1, proof: [] };
+    const signed: SignedEnvelope = {
+      envelope: { v: 1, instanceId, definitionHash: `0x${'22'.repeat(32)}`, step: 's', author: 'alpha', nonce, proposedAt: '2026-01-01T00:00:01Z', inputHash: hash },
+      hash,
+      signature: '0xsig',
+      receipt,
+    };
+    const sighting = { tag: tagOf(contextOf(secret, 'alpha', nonce)), author: '0xA', root: receipt.root, index: 0, count: 1, blockNumber, blockHash: `0xb${blockNumber}`, timestamp: 1, transactionHash: `0xt${blockNumber}`, logIndex: 0 };
+    return { id: slotId(instanceId, 'alpha', nonce), hash, signed, sighting };
+  };
+
+  /** What `run` returns, and how many reads it sent to each collection. */
+  async function reads<T>(run: () => Promise<T>): Promise<{ value: T; count: Record<string, number> }> {
+    // The driver's findOne is a find: counting finds counts both.
+    const find = jest.spyOn(Collection.prototype, 'find');
+    try {
+      const value = await run();
+      const count: Record<string, number> = {};
+      for (const context of find.mock.contexts) count[(context as Collection).collectionName] = (count[(context as Collection).collectionName] ?? 0) + 1;
+      return { value, count };
+    } finally {
+      find.mockRestore();
+    }
+  }
+
+  /** A step's way to final and signalled, as the leader's data exchange, listener and signaller take it. */
+  async function journey(instanceId: string, nonce: number, blockNumber: number): Promise<string[]> {
+    const step = pinned(instanceId, nonce, blockNumber);
+    const instance = (await store.instance(instanceId))!;
+    await store.savePendingStep(instance, step.signed, false);
+    expect(await store.observeTags([step.sighting], () => '0xA')).toHaveLength(1);
+    await store.confirmSlotsUpTo(blockNumber);
+    await store.saveCheckpoint(blockNumber, blockNumber, `0xb${blockNumber}`);
+    const told = (await store.slotsToSignal()).map((slot) => slot._id);
+    await store.markSignaled(told.map((id) => ({ id, level: 'full' as const })));
+    return told;
+  }
+
+  beforeAll(async () => {
+    store = await Store.connect(mongo.uri, 'store_term');
+    await store.saveInstance(invitation('inst-term'));
+  });
+  afterAll(async () => {
+    await store?.close();
+  });
+  afterEach(() => store.follow());
+
+  test('while leading, a step goes from claimed to signalled without reading its slot, the working set or the checkpoint back from the database', async () => {
+    // Following: every record read from the database (the working set on each pass).
+    const following = await reads(() => journey('inst-term', 1, 10));
+    expect(following.value).toEqual([pinned('inst-term', 1, 10).id]);
+    expect(following.count.slots).toBeGreaterThanOrEqual(4);
+    expect(following.count.unsettled).toBeGreaterThanOrEqual(2);
+    expect(following.count.checkpoints).toBeGreaterThanOrEqual(1);
+
+    store.lead();
+    await store.unconfirmedBlocks(); // the working set, read once per term
+    await store.checkpoint();
+    const leading = await reads(() => journey('inst-term', 2, 11));
+    expect(leading.value).toEqual([pinned('inst-term', 2, 11).id]);
+    // At most the claim's look for a slot not made yet (FerretDB; MongoDB claims in one conditional write).
+    expect(leading.count.slots ?? 0).toBeLessThanOrEqual(mongo.kind === 'ferretdb' ? 1 : 0);
+    expect(leading.count).not.toHaveProperty('unsettled');
+    expect(leading.count).not.toHaveProperty('checkpoints');
+    // The database holds what memory said: proven, told in full, settled.
+    expect(await store.slots.findOne({ _id: pinned('inst-term', 2, 11).id })).toMatchObject({ proven: true, signaled: 'full', position: { blockNumber: 11 } });
+    expect(await store.unsettled.findOne({ _id: pinned('inst-term', 2, 11).id })).toBeNull();
+    expect(await store.checkpoints.findOne({ _id: 'chain' })).toMatchObject({ scannedBlock: 11, confirmedBlock: 11, confirmedBlockHash: '0xb11' });
+    expect((await store.step(pinned('inst-term', 2, 11).hash))?.chain).toMatchObject({ blockNumber: 11 });
+  });
+
+  test('a write that fails may have applied: the slot is read from the database again', async () => {
+    store.lead();
+    const step = pinned('inst-term', 3, 12);
+    await store.savePendingStep((await store.instance('inst-term'))!, { ...step.signed, receipt: undefined }, false);
+    // The receipt's write to the slot applies, but its answer is lost (a dropped connection).
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- applied to each collection below
+    const real = Collection.prototype.updateOne;
+    const update = jest.spyOn(Collection.prototype, 'updateOne').mockImplementation(async function (this: Collection, ...args: Parameters<typeof real>) {
+      const result = await real.apply(this, args);
+      if (this.collectionName !== 'slots') return result;
+      update.mockRestore();
+      throw new Error('connection closed');
+    });
+    await expect(store.saveReceipt((await store.instance('inst-term'))!, { envelopeHash: step.hash, instanceId: 'inst-term', author: 'alpha', nonce: 3 }, step.signed.receipt!)).rejects.toThrow(/connection closed/);
+    const { value: slot, count } = await reads(() => store.slot(step.id));
+    expect(slot?.receipt).toEqual(step.signed.receipt);
+    expect(count.slots).toBe(1);
+  });
+
+  test('another term starts from the database: what another leader wrote meanwhile is seen', async () => {
+    store.lead();
+    const step = pinned('inst-term', 4, 13);
+    await store.savePendingStep((await store.instance('inst-term'))!, step.signed, false);
+    expect(await store.checkpoint()).toMatchObject({ confirmedBlock: 11 });
+    store.follow();
+    // Another process leads a while: it records the step sequenced and moves the checkpoint.
+    await store.slots.updateOne({ _id: step.id }, { $set: { position: step.sighting } });
+    await store.checkpoints.updateOne({ _id: 'chain' }, { $set: { scannedBlock: 13, confirmedBlock: 13 } });
+    expect((await store.slot(step.id))?.position).toMatchObject({ blockNumber: 13 });
+    store.lead();
+    expect((await store.slot(step.id))?.position).toMatchObject({ blockNumber: 13 });
+    expect(await store.checkpoint()).toMatchObject({ confirmedBlock: 13 });
+  });
+
+  test('a working set read while one of its entries was written is not kept: the next pass reads it again', async () => {
+    store.lead();
+    const step = pinned('inst-term', 5, 14);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let read!: () => void;
+    const readDone = new Promise<void>((resolve) => (read = resolve));
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- applied to each collection below
+    const realFind = Collection.prototype.find;
+    const find = jest.spyOn(Collection.prototype, 'find').mockImplementation(function (this: Collection, ...args: Parameters<typeof realFind>) {
+      const cursor = realFind.apply(this, args);
+      if (this.collectionName !== 'unsettled') return cursor;
+      find.mockRestore();
+      return {
+        toArray: async () => {
+          const docs = await cursor.toArray();
+          read();
+          await gate;
+          return docs;
+        },
+      } as unknown as typeof cursor;
+    });
+    const first = store.unconfirmedBlocks();
+    await readDone;
+    // The listener records a sequencing after the read, before its answer is taken in.
+    expect(await store.observeTags([step.sighting], () => '0xA')).toHaveLength(1);
+    release();
+    expect((await first).map((b) => b.blockNumber)).not.toContain(14);
+    expect((await store.unconfirmedBlocks()).map((b) => b.blockNumber)).toContain(14);
+  });
+});
+
 describe("an instance's history", () => {
   let store: Store;
   const header = (id: string): Invitation['header'] => ({ id, definitionId: 'd', definitionHash: `0x${'22'.repeat(32)}`, roles: { a: 'alpha', b: 'beta' }, createdBy: 'alpha', createdAt: '2026-01-01T00:00:00Z' });

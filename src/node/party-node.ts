@@ -186,6 +186,8 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
     liveness,
     {
       start: async () => {
+        // Before any work that writes the chain records: from now on only this process does.
+        store.lead();
         await workers.lead();
         dx.open();
         batcher.start();
@@ -193,18 +195,23 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
         webhooks.start();
       },
       stop: async () => {
-        await dx.close();
-        // The writes still waiting their turn are not made: the work they belong to (activities,
-        // deliveries) fails and is retried by whoever leads next. Stepping down waits for that
-        // work to end, and behind a backlog (a database that was away) draining it took minutes,
-        // all of them without a leader.
-        const dropped = dropQueuedWrites(store.db, 'this process stopped leading its party');
-        if (dropped > 0) log.warn({ dropped }, 'writes not yet begun dropped on stepping down; their work is retried by the next leader');
-        // Activities under way finish first: they may wait on the batcher.
-        await workers.follow();
-        await webhooks.stop();
-        if (!shuttingDown) await listener.follow();
-        await batcher.stop();
+        try {
+          await dx.close();
+          // The writes still waiting their turn are not made: the work they belong to (activities,
+          // deliveries) fails and is retried by whoever leads next. Stepping down waits for that
+          // work to end, and behind a backlog (a database that was away) draining it took minutes,
+          // all of them without a leader.
+          const dropped = dropQueuedWrites(store.db, 'this process stopped leading its party');
+          if (dropped > 0) log.warn({ dropped }, 'writes not yet begun dropped on stepping down; their work is retried by the next leader');
+          // Activities under way finish first: they may wait on the batcher.
+          await workers.follow();
+          await webhooks.stop();
+          if (!shuttingDown) await listener.follow();
+          await batcher.stop();
+        } finally {
+          // The next leader may write the chain records from now on.
+          store.follow();
+        }
       },
     },
     log,

@@ -184,7 +184,7 @@ export class PinSignaller {
     for (const [id, since] of [...this.waitingSince!]) {
       if (since > due) continue;
       this.waitingSince!.delete(id);
-      const slot = await this.ctx.store.slots.findOne({ _id: id });
+      const slot = await this.ctx.store.slot(id);
       if (!slot || slot.proven) continue;
       await dataWaiting(this.ctx.store.events, {
         instanceId: slot.instanceId,

@@ -2,7 +2,7 @@
  * The party's private query cache in MongoDB. Kept to the MongoDB features FerretDB supports too
  * (plain CRUD, upserts, simple indexes; no transactions, no change streams).
  */
-import { MongoClient, type Collection, type Db, type Document, type Filter, type UpdateFilter } from 'mongodb';
+import { MongoClient, type Collection, type Db, type Document, type Filter, type UpdateFilter, type UpdateResult } from 'mongodb';
 import type { SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
 import { comparePositions, type ChainPosition, type ObservedTag, type PinReceipt } from '../model/pin';
@@ -17,6 +17,7 @@ import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDo
 import { isFerretDb, withBoundedCommands, withSerialWrites } from './serial-writes';
 import type { ConfirmedStep } from '../process/tasks';
 import { isDuplicateKey, ignoreDuplicate } from './duplicate-key';
+import { LeaderTerm } from './leader-term';
 
 /** How many of each author's next steps a node recognises ahead of time (detects gaps too). */
 export const TAG_WINDOW = 16;
@@ -69,8 +70,14 @@ export class Store {
    * Only hits are remembered: another replica may store a tag this process has not seen.
    */
   private readonly knownTags = new Map<string, TagDoc>();
-  /** Slot claims under way (FerretDB), so two claims of one slot run one after the other. */
-  private readonly slotClaims = new Map<string, Promise<void>>();
+  /**
+   * Writes under way to a slot and its working-set entry, by slot: this process makes them one
+   * after another, so a claim's read and write are not split by another write of the same slot,
+   * and this term's memory of them changes in the order the database did.
+   */
+  private readonly slotLines = new Map<string, Promise<void>>();
+  /** While this process leads its party: its memory of the chain records it alone writes (leader-term.ts). */
+  private term?: LeaderTerm;
 
   private constructor(
     private readonly client: MongoClient,
@@ -114,6 +121,19 @@ export class Store {
     const store = new Store(client, ferret ? withSerialWrites(db) : db, ferret, pulseClient, pulse);
     await store.ensureIndexes();
     return store;
+  }
+
+  /**
+   * This process leads its party from now on: no other writes the chain records until it
+   * follows again, so they are read from memory as this process writes them (leader-term.ts).
+   */
+  lead(): void {
+    this.term = new LeaderTerm();
+  }
+
+  /** Another process may lead from now on: every chain record is read from the database. */
+  follow(): void {
+    this.term = undefined;
   }
 
   async close(): Promise<void> {
@@ -217,9 +237,9 @@ export class Store {
         $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), signaled: 'none' as const, proven: false },
       },
     };
-    const claimed = this.serialised ? await this.claimSlotById(id, signed.hash, claim.update) : await this.claimSlot(claim);
+    const claimed = this.serialised ? await this.claimSlotById(id, signed.hash, claim.update) : await this.claimSlot(id, claim);
     if (!claimed) {
-      const slot = await this.slots.findOne({ _id: id });
+      const slot = await this.slot(id);
       throw new LockstepError('conflict', `${e.author} already sent a different envelope (${slot?.envelopeHash ?? 'unknown'}) as its step ${e.nonce} in instance ${e.instanceId}`, [
         { field: '/envelope/nonce', message: 'already taken by another envelope' },
       ]);
@@ -250,51 +270,121 @@ export class Store {
   }
 
   /** The claim as one conditional write (MongoDB applies it atomically). */
-  private async claimSlot(claim: { filter: Filter<SlotDoc>; update: { $set: Partial<SlotDoc>; $setOnInsert: Partial<SlotDoc> } }): Promise<boolean> {
-    try {
-      await this.slots.updateOne(claim.filter, claim.update, { upsert: true });
-      return true;
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-      // The slot exists: taken by another envelope, or created by a concurrent writer just now.
-      return (await this.slots.updateOne(claim.filter, { $set: claim.update.$set })).matchedCount > 0;
-    }
+  private claimSlot(id: string, claim: { filter: Filter<SlotDoc>; update: { $set: Partial<SlotDoc>; $setOnInsert: Partial<SlotDoc> } }): Promise<boolean> {
+    return this.inSlotLine(id, async () => {
+      try {
+        const result = await this.slotWrite(id, this.slots.updateOne(claim.filter, claim.update, { upsert: true }));
+        if (result.upsertedCount > 0) this.term?.slotCreated({ _id: id, ...claim.update.$setOnInsert, ...claim.update.$set } as SlotDoc);
+        else this.term?.slotUpdated(id, result.matchedCount > 0, claim.update.$set);
+        return true;
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+        // The slot exists: taken by another envelope, or created by a concurrent writer just now.
+        const result = await this.slotWrite(id, this.slots.updateOne(claim.filter, { $set: claim.update.$set }));
+        if (result.matchedCount > 0) this.term?.slotUpdated(id, true, claim.update.$set);
+        return result.matchedCount > 0;
+      }
+    });
   }
 
   /**
    * The claim on FerretDB, which reads the whole collection for any filter but a bare `{_id}`: a
    * read, then a write by `_id`. Sound because this process alone writes slots (the party's
-   * leader, leadership.ts) and claims one slot at a time here; the listener may create the slot
-   * meanwhile, which only turns the insert into an update.
+   * leader, leadership.ts) and writes each slot one write at a time (inSlotLine); the listener may
+   * create the slot meanwhile, which only turns the insert into an update.
    */
   private claimSlotById(id: string, hash: string, update: { $set: Partial<SlotDoc>; $setOnInsert: Partial<SlotDoc> }): Promise<boolean> {
-    const previous = this.slotClaims.get(id) ?? Promise.resolve();
-    const claim = previous.then(async () => {
-      const slot = await this.slots.findOne({ _id: id });
+    return this.inSlotLine(id, async () => {
+      const slot = await this.slot(id);
       if (slot?.envelopeHash !== undefined && slot.envelopeHash !== hash) return false;
       if (!slot) {
-        const inserted = await ignoreDuplicate(this.slots.insertOne({ _id: id, ...update.$setOnInsert, ...update.$set } as SlotDoc));
-        if (inserted) return true;
+        const doc = { _id: id, ...update.$setOnInsert, ...update.$set } as SlotDoc;
+        if (await this.slotWrite(id, ignoreDuplicate(this.slots.insertOne({ ...doc })))) {
+          this.term?.slotCreated(doc);
+          return true;
+        }
       }
-      await this.slots.updateOne({ _id: id }, { $set: update.$set });
+      const result = await this.slotWrite(id, this.slots.updateOne({ _id: id }, { $set: update.$set }));
+      this.term?.slotUpdated(id, result.matchedCount > 0, update.$set);
       return true;
     });
-    const settled = claim.then(
+  }
+
+  /** Runs a write of one slot (or its working-set entry) after those of it under way in this process. */
+  private inSlotLine<T>(id: string, write: () => Promise<T>): Promise<T> {
+    const run = (this.slotLines.get(id) ?? Promise.resolve()).then(write);
+    const settled = run.then(
       () => undefined,
       () => undefined,
     );
-    this.slotClaims.set(id, settled);
+    this.slotLines.set(id, settled);
     void settled.then(() => {
-      if (this.slotClaims.get(id) === settled) this.slotClaims.delete(id);
+      if (this.slotLines.get(id) === settled) this.slotLines.delete(id);
     });
-    return claim;
+    return run;
+  }
+
+  /** A slot's write; if it fails, it may or may not have applied, so this term forgets the slot. */
+  private async slotWrite<R>(id: string, write: Promise<R>): Promise<R> {
+    try {
+      return await write;
+    } catch (error) {
+      this.term?.forgetSlot(id);
+      throw error;
+    }
+  }
+
+  /** Updates a slot by `_id`, and this term's memory of it. */
+  private updateSlot(id: string, set: Partial<SlotDoc>, unset: (keyof SlotDoc)[] = []): Promise<void> {
+    const update: UpdateFilter<SlotDoc> = {
+      ...(Object.keys(set).length > 0 ? { $set: set } : {}),
+      ...(unset.length > 0 ? { $unset: Object.fromEntries(unset.map((field) => [field, ''] as const)) } : {}),
+    };
+    return this.inSlotLine(id, async () => {
+      const result = await this.slotWrite(id, this.slots.updateOne({ _id: id }, update));
+      this.term?.slotUpdated(id, result.matchedCount > 0, set, unset);
+    });
+  }
+
+  /**
+   * Writes a slot's working-set entry (in the slot's line) and tells this term how the entry now
+   * stands: `after` gives it from the write's result (null: gone; undefined: not known).
+   */
+  private writeUnsettled<R>(id: string, write: () => Promise<R>, after: (result: R, known: UnsettledDoc | undefined) => UnsettledDoc | null | undefined): Promise<R> {
+    return this.inSlotLine(id, async () => {
+      let result: R;
+      try {
+        result = await write();
+      } catch (error) {
+        this.term?.unsettledWritten(id, undefined);
+        throw error;
+      }
+      this.term?.unsettledWritten(id, after(result, this.term.unsettled(id)));
+      return result;
+    });
+  }
+
+  /** A slot: from this term's memory when this process wrote it, otherwise from the database. */
+  async slot(id: string): Promise<SlotDoc | null> {
+    return this.term?.slot(id) ?? (await this.slots.findOne({ _id: id }));
+  }
+
+  /** The working set of unsettled slots: from this term's memory once read. */
+  private async workingSet(): Promise<UnsettledDoc[]> {
+    const term = this.term;
+    const known = term?.workingSet();
+    if (known) return known;
+    const writesBefore = term?.workingWritesEnded ?? 0;
+    const docs = await this.unsettled.find({}).toArray();
+    term?.workingSetRead(docs, writesBefore);
+    return docs;
   }
 
   /** The author's own receipt, once the batcher has put its step in a batch. */
   async saveReceipt(instance: InstanceDoc, step: Pick<StepDoc, 'envelopeHash' | 'instanceId' | 'author' | 'nonce'>, receipt: PinReceipt): Promise<void> {
     await this.steps.updateOne({ _id: step.envelopeHash }, { $set: { receipt } });
     const id = slotId(step.instanceId, step.author, step.nonce);
-    await this.slots.updateOne({ _id: id }, { $set: { receipt } });
+    await this.updateSlot(id, { receipt });
     await this.prove(id, instance.secret);
   }
 
@@ -305,7 +395,7 @@ export class Store {
    * gets its step's position when the step is stored.
    */
   private async prove(id: string, secret: string): Promise<void> {
-    const slot = await this.slots.findOne({ _id: id });
+    const slot = await this.slot(id);
     if (!slot?.position || !slot.envelopeHash || !slot.receipt) return;
     const p = slot.position;
     if (!slot.proven) {
@@ -313,7 +403,7 @@ export class Store {
       const leaf = stepLeaf(secret, slot.author, slot.nonce, slot.envelopeHash);
       const proven = p.root === r.root && p.index === r.index && p.count === r.count && verifyMerkleProof(leaf, r.index, r.count, r.proof, r.root);
       if (!proven) return;
-      await this.slots.updateOne({ _id: id }, { $set: { proven: true } });
+      await this.updateSlot(id, { proven: true });
     }
     await this.setPendingChain(slot.envelopeHash, positionOf(p));
   }
@@ -467,7 +557,7 @@ export class Store {
     if (!instance) return false;
     const id = slotId(expected.instanceId, expected.author, expected.nonce);
     // Only the first sequencing counts; the listener is the only writer of positions.
-    const slot = await this.slots.findOne({ _id: id });
+    const slot = await this.slot(id);
     const seen = slot?.position;
     // This very sequencing, read again after a failure or crash that cut the last pass short
     // anywhere after writing the position: finish what that pass began (each write below is safe
@@ -475,15 +565,22 @@ export class Store {
     const again = seen !== undefined && seen.blockHash === o.blockHash && seen.logIndex === o.logIndex && seen.index === o.index;
     if (seen && !again) return false;
     if (!again) {
-      await upsert(
-        this.slots,
-        { _id: id },
-        { $set: { position: o }, $setOnInsert: { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, signaled: 'none', proven: false } },
-      );
+      const created = { _id: id, instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, signaled: 'none', proven: false } as const;
+      await this.inSlotLine(id, async () => {
+        const { _id, ...onInsert } = created;
+        const result = await this.slotWrite(id, upsert(this.slots, { _id: id }, { $set: { position: o }, $setOnInsert: onInsert }));
+        if (result.upsertedCount > 0) this.term?.slotCreated({ ...created, position: o });
+        else this.term?.slotUpdated(id, result.matchedCount > 0, { position: o });
+      });
     }
     if (slot?.signaled !== 'full') {
       // `confirmed` only on insert: a repeat must not take back finality already recorded.
-      await upsert(this.unsettled, { _id: id }, { $set: { instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash }, $setOnInsert: { confirmed: false } });
+      const set = { instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash };
+      await this.writeUnsettled(
+        id,
+        () => upsert(this.unsettled, { _id: id }, { $set: set, $setOnInsert: { confirmed: false } }),
+        (result, known) => (result.upsertedCount > 0 ? { _id: id, ...set, confirmed: false } : known && { ...known, ...set }),
+      );
     }
     await this.expectTags(instance, [expected.author], expected.nonce + 1);
     await this.prove(id, instance.secret);
@@ -492,11 +589,11 @@ export class Store {
 
   /** Forgets sequencings in blocks that left the chain: those steps are pending again. */
   async forgetBlocks(blockNumbers: number[]): Promise<number> {
-    const gone = (await this.unsettled.find({}).toArray()).filter((u) => !u.confirmed && blockNumbers.includes(u.blockNumber));
+    const gone = (await this.workingSet()).filter((u) => !u.confirmed && blockNumbers.includes(u.blockNumber));
     for (const u of gone) {
-      const slot = await this.slots.findOne({ _id: u._id });
-      await this.slots.updateOne({ _id: u._id }, { $unset: { position: '' }, $set: { proven: false } });
-      await this.unsettled.deleteOne({ _id: u._id });
+      const slot = await this.slot(u._id);
+      await this.updateSlot(u._id, { proven: false }, ['position']);
+      await this.writeUnsettled(u._id, () => this.unsettled.deleteOne({ _id: u._id }), () => null);
       if (slot?.envelopeHash) await this.setPendingChain(slot.envelopeHash, undefined);
     }
     return gone.length;
@@ -514,19 +611,27 @@ export class Store {
   /** Unconfirmed sequencings, for the listener to check against the canonical chain. */
   async unconfirmedBlocks(): Promise<{ blockNumber: number; blockHash: string }[]> {
     const seen = new Map<number, string>();
-    for (const u of await this.unsettled.find({}).toArray()) if (!u.confirmed) seen.set(u.blockNumber, u.blockHash);
+    for (const u of await this.workingSet()) if (!u.confirmed) seen.set(u.blockNumber, u.blockHash);
     return [...seen].map(([blockNumber, blockHash]) => ({ blockNumber, blockHash }));
   }
 
   async confirmSlotsUpTo(block: number): Promise<void> {
-    const ids = (await this.unsettled.find({}).toArray()).filter((u) => !u.confirmed && u.blockNumber <= block).map((u) => u._id);
+    const ids = (await this.workingSet()).filter((u) => !u.confirmed && u.blockNumber <= block).map((u) => u._id);
     if (ids.length === 0) return;
     // Finality lives in the working set alone (a settled slot is final by definition). One update
     // per slot, never a bulkWrite: an unordered bulkWrite of ~100 updates (a block that confirms
     // 100 steps) left FerretDB 1.24 holding all 100 connections of each database's pool, serving
     // nothing more (docs/performance.md, "FerretDB and bulk writes"). Sent together, they wait in
     // the line together rather than one behind another.
-    await Promise.all(ids.map((_id) => this.unsettled.updateOne({ _id }, { $set: { confirmed: true } })));
+    await Promise.all(
+      ids.map((_id) =>
+        this.writeUnsettled(
+          _id,
+          () => this.unsettled.updateOne({ _id }, { $set: { confirmed: true } }),
+          (result, known) => (result.matchedCount === 0 ? null : known && { ...known, confirmed: true }),
+        ),
+      ),
+    );
   }
 
   /**
@@ -541,9 +646,9 @@ export class Store {
     const frontier = (await this.checkpoint())?.confirmedBlock;
     if (frontier === undefined) return [];
     const candidates: SlotDoc[] = [];
-    for (const u of await this.unsettled.find({}).toArray()) {
+    for (const u of await this.workingSet()) {
       if (!u.confirmed || u.blockNumber > frontier) continue;
-      const slot = await this.slots.findOne({ _id: u._id });
+      const slot = await this.slot(u._id);
       if (slot?.position && (slot.proven ? 'full' : 'bare') !== slot.signaled) candidates.push(slot);
     }
     return candidates.sort((a, b) => a.position!.blockNumber - b.position!.blockNumber || a.position!.logIndex - b.position!.logIndex || a.position!.index - b.position!.index);
@@ -556,8 +661,11 @@ export class Store {
     // data, a slot is settled: nothing more will happen to it.
     await Promise.all(
       told.map(async ({ id, level }) => {
-        await this.slots.updateOne({ _id: id }, { $set: { signaled: level } });
-        if (level === 'full') await this.unsettled.deleteOne({ _id: id });
+        await this.updateSlot(id, { signaled: level });
+        if (level !== 'full') return;
+        await this.writeUnsettled(id, () => this.unsettled.deleteOne({ _id: id }), () => null);
+        // Settled: read again only for a repeated delivery, if ever.
+        this.term?.forgetSlot(id);
       }),
     );
   }
@@ -565,8 +673,8 @@ export class Store {
   /** Final slots the workflow was told of without their data, still not proven. */
   async slotsToldBare(): Promise<SlotDoc[]> {
     const bare: SlotDoc[] = [];
-    for (const u of await this.unsettled.find({}).toArray()) {
-      const slot = u.confirmed ? await this.slots.findOne({ _id: u._id }) : null;
+    for (const u of await this.workingSet()) {
+      const slot = u.confirmed ? await this.slot(u._id) : null;
       if (slot?.signaled === 'bare' && !slot.proven) bare.push(slot);
     }
     return bare;
@@ -575,9 +683,9 @@ export class Store {
   /** Steps sequenced on chain whose data (or proof) this node is still waiting for: of one instance, or of all. */
   async waitingForData(instanceId?: string): Promise<(SlotDoc & { final: boolean })[]> {
     const waiting: (SlotDoc & { final: boolean })[] = [];
-    for (const u of await this.unsettled.find({}).toArray()) {
+    for (const u of await this.workingSet()) {
       if (instanceId !== undefined && u.instanceId !== instanceId) continue;
-      const slot = await this.slots.findOne({ _id: u._id });
+      const slot = await this.slot(u._id);
       if (slot?.position && !slot.proven) waiting.push({ ...slot, final: u.confirmed });
     }
     return waiting;
@@ -601,6 +709,7 @@ export class Store {
    * the chain gives the same order again, and workflows ignore what they already applied.
    */
   async forgetChainRecords(): Promise<{ slots: number; unsettled: number }> {
+    if (this.term) this.term = new LeaderTerm();
     await this.checkpoints.deleteOne({ _id: 'chain' });
     const unsettled = (await this.unsettled.deleteMany({})).deletedCount;
     // `confirmed`: a field slots no longer keep (finality is in `unsettled`), cleared from older ones.
@@ -609,12 +718,29 @@ export class Store {
     return { slots, unsettled };
   }
 
+  /** The listener's checkpoint: from this term's memory once read or written. */
   async checkpoint(): Promise<CheckpointDoc | null> {
-    return this.checkpoints.findOne({ _id: 'chain' });
+    const term = this.term;
+    const known = term?.checkpoint();
+    if (known !== undefined) return known;
+    const writesBefore = term?.checkpointWritesEnded ?? 0;
+    const doc = await this.checkpoints.findOne({ _id: 'chain' });
+    term?.checkpointRead(doc, writesBefore);
+    return doc;
   }
 
   async saveCheckpoint(scannedBlock: number, confirmedBlock: number, confirmedBlockHash: string | undefined): Promise<void> {
-    await upsert(this.checkpoints, { _id: 'chain' }, { $set: { scannedBlock, confirmedBlock, updatedAt: new Date(), ...(confirmedBlockHash ? { confirmedBlockHash } : {}) } });
+    const set = { scannedBlock, confirmedBlock, updatedAt: new Date(), ...(confirmedBlockHash ? { confirmedBlockHash } : {}) };
+    const before = this.term?.checkpoint();
+    try {
+      await upsert(this.checkpoints, { _id: 'chain' }, { $set: set });
+    } catch (error) {
+      this.term?.checkpointWritten(undefined);
+      throw error;
+    }
+    // As it now stands: what it was with this write's fields, or these fields alone when they are all of it.
+    const known = before ?? (before === null || set.confirmedBlockHash ? { _id: 'chain' as const } : undefined);
+    this.term?.checkpointWritten(known && { ...known, ...set });
   }
 }
 
@@ -626,12 +752,12 @@ export function positionOf(o: ChainPosition): ChainPosition {
  * An upsert that two writers race on can fail with a duplicate key for the loser (MongoDB and
  * FerretDB alike); by then the document exists, so the same update applies cleanly on a retry.
  */
-async function upsert<T extends Document>(collection: Collection<T>, filter: Filter<T>, update: UpdateFilter<T>): Promise<void> {
+async function upsert<T extends Document>(collection: Collection<T>, filter: Filter<T>, update: UpdateFilter<T>): Promise<UpdateResult<T>> {
   try {
-    await collection.updateOne(filter, update, { upsert: true });
+    return await collection.updateOne(filter, update, { upsert: true });
   } catch (error) {
     if (!isDuplicateKey(error)) throw error;
-    await collection.updateOne(filter, update, { upsert: true });
+    return await collection.updateOne(filter, update, { upsert: true });
   }
 }
 
