@@ -145,35 +145,36 @@ describe('a step number takes one envelope', () => {
     // written, the slot missing from the working set, so never final, never signalled.
     await store.unsettled.deleteOne({ _id: id });
     expect(await store.observeTags([position], () => '0xA')).toHaveLength(0); // not a first sequencing
-    await store.confirmSlotsUpTo(11);
     await store.saveCheckpoint(11, 11, '0xb11');
     expect((await store.slotsToSignal()).map((slot) => slot._id)).toContain(id);
     // Read once more (another failed pass): still final.
     await store.observeTags([position], () => '0xA');
-    expect(await store.unsettled.findOne({ _id: id })).toMatchObject({ confirmed: true, blockNumber: 11 });
+    expect(await store.unsettled.findOne({ _id: id })).toMatchObject({ blockNumber: 11 });
+    expect((await store.slotsToSignal()).map((slot) => slot._id)).toContain(id);
     // A later sequencing of the same tag still does not count.
     await store.observeTags([{ ...position, blockNumber: 12, blockHash: '0xb12' }], () => '0xA');
     expect(await store.slots.findOne({ _id: id })).toMatchObject({ position: { blockNumber: 11 } });
   });
 
-  test('only slots up to the final block a pass has recorded are signalled: a pass marking slots final, read half way, tells nothing out of order', async () => {
+  test('sequencings become final together, when a pass records its final block, and are signalled in chain order', async () => {
     const at = (nonce: number, blockNumber: number) => ({
       tag: tagOf(contextOf(secret, 'alpha', nonce)), author: '0xA', root: `0xr${nonce}`, index: 0, count: 1, blockNumber, blockHash: `0xb${blockNumber}`, timestamp: 1, transactionHash: `0xt${blockNumber}`, logIndex: 0,
     });
     const [earlier, later] = [at(6, 29), at(7, 50)];
     const ids = [slotId('inst-claim', 'alpha', 6), slotId('inst-claim', 'alpha', 7)];
     await store.saveCheckpoint(60, 20, '0xb20');
-    expect(await store.observeTags([earlier, later], () => '0xA')).toHaveLength(2);
-    // As a pass's side-by-side updates leave the working set half way through confirmSlotsUpTo(65):
-    // the later slot final, the earlier one not yet.
-    await store.unsettled.updateOne({ _id: ids[1]! }, { $set: { confirmed: true } });
+    expect(await store.observeTags([later, earlier], () => '0xA')).toHaveLength(2);
     const signalled = async () => (await store.slotsToSignal()).map((slot) => slot._id).filter((id) => ids.includes(id));
     expect(await signalled()).toEqual([]);
-    // The pass ends: every slot up to 65 final, and then the block recorded.
-    await store.confirmSlotsUpTo(65);
+    expect((await store.unconfirmedBlocks()).map((b) => b.blockNumber)).toEqual(expect.arrayContaining([29, 50]));
+    // An entry an earlier version marked final before recording its block (a pass cut short there) is not final yet.
+    await store.unsettled.updateOne({ _id: ids[1]! }, { $set: { confirmed: true } });
     expect(await signalled()).toEqual([]);
+    // The pass records block 65 final: both are, at once.
     await store.saveCheckpoint(66, 65, '0xb65');
     expect(await signalled()).toEqual(ids);
+    expect((await store.unconfirmedBlocks()).map((b) => b.blockNumber)).not.toEqual(expect.arrayContaining([29]));
+    expect((await store.waitingForData()).filter((w) => ids.includes(w._id)).map((w) => w.final)).toEqual([true, true]);
   });
 
   test('a slot the listener created first (tag seen before the data) is claimed and keeps its position', async () => {
@@ -232,7 +233,6 @@ describe("the leading process's memory of the chain records it writes", () => {
     const instance = (await store.instance(instanceId))!;
     await store.savePendingStep(instance, step.signed, false);
     expect(await store.observeTags([step.sighting], () => '0xA')).toHaveLength(1);
-    await store.confirmSlotsUpTo(blockNumber);
     await store.saveCheckpoint(blockNumber, blockNumber, `0xb${blockNumber}`);
     const told = (await store.slotsToSignal()).map((slot) => slot._id);
     await store.markSignaled(told.map((id) => ({ id, level: 'full' as const })));
@@ -253,7 +253,7 @@ describe("the leading process's memory of the chain records it writes", () => {
     const following = await reads(() => journey('inst-term', 1, 10));
     expect(following.value).toEqual([pinned('inst-term', 1, 10).id]);
     expect(following.count.slots).toBeGreaterThanOrEqual(4);
-    expect(following.count.unsettled).toBeGreaterThanOrEqual(2);
+    expect(following.count.unsettled).toBeGreaterThanOrEqual(1);
     expect(following.count.checkpoints).toBeGreaterThanOrEqual(1);
 
     store.lead();

@@ -128,9 +128,7 @@ export class ChainListener {
     let steps = 0;
     for (const tag of found) steps += (await store.observeTags([tag], addressOf)).length;
     this.opts.log.info({ instanceId: instance._id, from, to: head, steps }, 'steps pinned before the invitation was stored found');
-    // Those already deep enough are final now; the rest become so with the passes to come.
-    const checkpoint = await store.checkpoint();
-    if (checkpoint) await store.confirmSlotsUpTo(checkpoint.confirmedBlock);
+    // Those already deep enough are final now (below the checkpoint); the rest become so with the passes to come.
     await this.opts.onProgress(true);
     return steps;
   }
@@ -181,10 +179,8 @@ export class ChainListener {
       const ours = await store.observeTags(await sequencer.tagsBetween(from, head), this.opts.addressOf);
       if (ours.length > 0) this.opts.log.debug({ from, to: head, steps: ours.length }, 'steps sequenced');
     }
+    // Every sequencing up to the final block becomes final with the checkpoint's one write below.
     const finalBlock = head - confirmations + 1;
-    // Side by side, in no order; the signaller tells none of them until the checkpoint below
-    // records the final block (store.slotsToSignal).
-    await store.confirmSlotsUpTo(finalBlock);
     // Finality never moves backwards: a head below the last final block is itself a deep
     // reorganisation (or a lagging RPC node), caught by the check at the top of the next pass.
     const scanned = Math.max(head, from - 1);

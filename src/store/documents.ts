@@ -68,13 +68,14 @@ export interface SlotDoc {
  * A slot sequenced on chain that is not settled yet: not final, or final but the workflow not yet
  * told with its data. A small working set, so the listener's and signaller's passes read it
  * whole instead of scanning every slot (FerretDB answers only a bare `{_id: <string>}` filter from an index).
+ * Final is not written here: a sequencing is final once its block is at or below the checkpoint's
+ * `confirmedBlock` (entries written before carry a `confirmed` flag, unread).
  */
 export interface UnsettledDoc {
   _id: string;
   instanceId: string;
   blockNumber: number;
   blockHash: string;
-  confirmed: boolean;
 }
 
 /** A step waiting to be pinned (the batcher's durable queue). */

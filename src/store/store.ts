@@ -574,13 +574,8 @@ export class Store {
       });
     }
     if (slot?.signaled !== 'full') {
-      // `confirmed` only on insert: a repeat must not take back finality already recorded.
-      const set = { instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash };
-      await this.writeUnsettled(
-        id,
-        () => upsert(this.unsettled, { _id: id }, { $set: set, $setOnInsert: { confirmed: false } }),
-        (result, known) => (result.upsertedCount > 0 ? { _id: id, ...set, confirmed: false } : known && { ...known, ...set }),
-      );
+      const doc = { _id: id, instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash };
+      await this.writeUnsettled(id, () => upsert(this.unsettled, { _id: id }, { $set: doc }), () => doc);
     }
     await this.expectTags(instance, [expected.author], expected.nonce + 1);
     await this.prove(id, instance.secret);
@@ -589,7 +584,8 @@ export class Store {
 
   /** Forgets sequencings in blocks that left the chain: those steps are pending again. */
   async forgetBlocks(blockNumbers: number[]): Promise<number> {
-    const gone = (await this.workingSet()).filter((u) => !u.confirmed && blockNumbers.includes(u.blockNumber));
+    const final = await this.finalBlock();
+    const gone = (await this.workingSet()).filter((u) => !isFinal(u, final) && blockNumbers.includes(u.blockNumber));
     for (const u of gone) {
       const slot = await this.slot(u._id);
       await this.updateSlot(u._id, { proven: false }, ['position']);
@@ -610,44 +606,28 @@ export class Store {
 
   /** Unconfirmed sequencings, for the listener to check against the canonical chain. */
   async unconfirmedBlocks(): Promise<{ blockNumber: number; blockHash: string }[]> {
+    const final = await this.finalBlock();
     const seen = new Map<number, string>();
-    for (const u of await this.workingSet()) if (!u.confirmed) seen.set(u.blockNumber, u.blockHash);
+    for (const u of await this.workingSet()) if (!isFinal(u, final)) seen.set(u.blockNumber, u.blockHash);
     return [...seen].map(([blockNumber, blockHash]) => ({ blockNumber, blockHash }));
   }
 
-  async confirmSlotsUpTo(block: number): Promise<void> {
-    const ids = (await this.workingSet()).filter((u) => !u.confirmed && u.blockNumber <= block).map((u) => u._id);
-    if (ids.length === 0) return;
-    // Finality lives in the working set alone (a settled slot is final by definition). One update
-    // per slot, never a bulkWrite: an unordered bulkWrite of ~100 updates (a block that confirms
-    // 100 steps) left FerretDB 1.24 holding all 100 connections of each database's pool, serving
-    // nothing more (docs/performance.md, "FerretDB and bulk writes"). Sent together, they wait in
-    // the line together rather than one behind another.
-    await Promise.all(
-      ids.map((_id) =>
-        this.writeUnsettled(
-          _id,
-          () => this.unsettled.updateOne({ _id }, { $set: { confirmed: true } }),
-          (result, known) => (result.matchedCount === 0 ? null : known && { ...known, confirmed: true }),
-        ),
-      ),
-    );
+  /**
+   * The highest block the listener has made final (its checkpoint): every sequencing up to it is
+   * final, at once, by that one write, so no pass can show an instance's later step final and an
+   * earlier one not yet.
+   */
+  private async finalBlock(): Promise<number | undefined> {
+    return (await this.checkpoint())?.confirmedBlock;
   }
 
-  /**
-   * Final slots the workflow has not been told about (or only without their data), in chain
-   * order: only those up to the checkpoint's final block. A listener pass marks slots final side
-   * by side, in no particular order, and only then records the block it made final; a pass read
-   * in between (a signalling pass the data exchange asked for) could otherwise find an instance's
-   * later step final and its earlier one not yet, and tell the workflow the later one first (a
-   * seeded fault run did: the step decided out of chain order on one node alone).
-   */
+  /** Final slots the workflow has not been told about (or only without their data), in chain order. */
   async slotsToSignal(): Promise<SlotDoc[]> {
-    const frontier = (await this.checkpoint())?.confirmedBlock;
-    if (frontier === undefined) return [];
+    const final = await this.finalBlock();
+    if (final === undefined) return [];
     const candidates: SlotDoc[] = [];
     for (const u of await this.workingSet()) {
-      if (!u.confirmed || u.blockNumber > frontier) continue;
+      if (!isFinal(u, final)) continue;
       const slot = await this.slot(u._id);
       if (slot?.position && (slot.proven ? 'full' : 'bare') !== slot.signaled) candidates.push(slot);
     }
@@ -657,8 +637,10 @@ export class Store {
   /** Writes down what the workflows were told, each slot by _id. */
   async markSignaled(told: { id: string; level: 'bare' | 'full' }[]): Promise<void> {
     if (told.length === 0) return;
-    // One update each, never a bulkWrite, sent together (see confirmSlotsUpTo). Told with its
-    // data, a slot is settled: nothing more will happen to it.
+    // One update each, never a bulkWrite: an unordered bulkWrite of ~100 updates left FerretDB 1.24
+    // holding all 100 connections of each database's pool, serving nothing more (docs/performance.md,
+    // "FerretDB and bulk writes"). Sent together, they wait in the line together rather than one
+    // behind another. Told with its data, a slot is settled: nothing more will happen to it.
     await Promise.all(
       told.map(async ({ id, level }) => {
         await this.updateSlot(id, { signaled: level });
@@ -672,9 +654,10 @@ export class Store {
 
   /** Final slots the workflow was told of without their data, still not proven. */
   async slotsToldBare(): Promise<SlotDoc[]> {
+    const final = await this.finalBlock();
     const bare: SlotDoc[] = [];
     for (const u of await this.workingSet()) {
-      const slot = u.confirmed ? await this.slot(u._id) : null;
+      const slot = isFinal(u, final) ? await this.slot(u._id) : null;
       if (slot?.signaled === 'bare' && !slot.proven) bare.push(slot);
     }
     return bare;
@@ -682,11 +665,12 @@ export class Store {
 
   /** Steps sequenced on chain whose data (or proof) this node is still waiting for: of one instance, or of all. */
   async waitingForData(instanceId?: string): Promise<(SlotDoc & { final: boolean })[]> {
+    const final = await this.finalBlock();
     const waiting: (SlotDoc & { final: boolean })[] = [];
     for (const u of await this.workingSet()) {
       if (instanceId !== undefined && u.instanceId !== instanceId) continue;
       const slot = await this.slot(u._id);
-      if (slot?.position && !slot.proven) waiting.push({ ...slot, final: u.confirmed });
+      if (slot?.position && !slot.proven) waiting.push({ ...slot, final: isFinal(u, final) });
     }
     return waiting;
   }
@@ -742,6 +726,11 @@ export class Store {
     const known = before ?? (before === null || set.confirmedBlockHash ? { _id: 'chain' as const } : undefined);
     this.term?.checkpointWritten(known && { ...known, ...set });
   }
+}
+
+/** Whether a working-set entry's sequencing is final: in a block the listener has made final. */
+function isFinal(u: UnsettledDoc, finalBlock: number | undefined): boolean {
+  return finalBlock !== undefined && u.blockNumber <= finalBlock;
 }
 
 export function positionOf(o: ChainPosition): ChainPosition {
