@@ -11,10 +11,11 @@ import { Collection, MongoClient, ObjectId, type Db } from 'mongodb';
 import { startMongo, type RunningMongo } from '../src/stack/mongo-server';
 import { freePort } from '../src/stack/ports';
 import { ALL, isFerretDb, withBoundedCommands, withSerialWrites, withSignal, WriteLine, writeKeys } from '../src/store/serial-writes';
-import { slotId, Store } from '../src/store/store';
+import { slotId, Store, TAG_WINDOW } from '../src/store/store';
 import { EventLog, eventId } from '../src/events/log';
 import type { SignedEnvelope } from '../src/model/envelope';
 import type { Invitation } from '../src/model/instance';
+import * as pins from '../src/chain/pins';
 import { contextOf, stepLeaf, tagOf } from '../src/chain/pins';
 import { merkleRoot } from '../src/chain/merkle';
 import { BEAT_TIMEOUT_MS, HEARTBEAT_MS, NodeLiveness, STALE_AFTER_MS } from '../src/node/liveness';
@@ -336,6 +337,33 @@ describe("the leading process's memory of the chain records it writes", () => {
     expect((await first).map((b) => b.blockNumber)).not.toContain(14);
     expect((await store.unconfirmedBlocks()).map((b) => b.blockNumber)).toContain(14);
   });
+});
+
+test("sliding an author's window of expected tags computes the one tag it adds", async () => {
+  const store = await Store.connect(mongo.uri, 'store_window');
+  try {
+    const secret = `0x${'55'.repeat(32)}`;
+    const instance = await store.saveInstance({
+      header: { id: 'inst-window', definitionId: 'd', definitionHash: `0x${'22'.repeat(32)}`, roles: { a: 'alpha', b: 'beta' }, createdBy: 'alpha', createdAt: '2026-01-01T00:00:00Z' },
+      secret,
+      signature: '0xsig',
+    });
+    const sighting = (nonce: number) => ({ tag: tagOf(contextOf(secret, 'alpha', nonce)), author: '0xA', root: '0xr', index: 0, count: 1, blockNumber: 20 + nonce, blockHash: `0xb${nonce}`, timestamp: 1, transactionHash: `0xt${nonce}`, logIndex: 0 });
+    const computed = jest.spyOn(pins, 'contextOf');
+    try {
+      for (const nonce of [1, 2, 3]) {
+        const seen = sighting(nonce);
+        computed.mockClear();
+        expect(await store.observeTags([seen], () => '0xA')).toHaveLength(1);
+        expect(computed.mock.calls.map(([, author, n]) => `${author}/${n}`)).toEqual([`alpha/${nonce + TAG_WINDOW}`]);
+      }
+    } finally {
+      computed.mockRestore();
+    }
+    expect(await store.tags.findOne({ _id: tagOf(contextOf(secret, 'alpha', 3 + TAG_WINDOW)) })).toMatchObject({ instanceId: instance._id, author: 'alpha', nonce: 3 + TAG_WINDOW });
+  } finally {
+    await store.close();
+  }
 });
 
 describe("an instance's history", () => {

@@ -32,6 +32,8 @@ const MAX_POOL_SIZE = 10;
 const PULSE_POOL_SIZE = 2;
 /** How many expected tags a node remembers as stored (about 150 bytes each). */
 const KNOWN_TAGS_KEPT = 100_000;
+/** How many authors' windows a node remembers the end of (about 150 bytes each). */
+const WINDOW_ENDS_KEPT = 20_000;
 
 /** How many instances' agreed parts a node keeps in memory. */
 const AGREED_CACHE_SIZE = 10_000;
@@ -70,6 +72,11 @@ export class Store {
    * Only hits are remembered: another replica may store a tag this process has not seen.
    */
   private readonly knownTags = new Map<string, TagDoc>();
+  /**
+   * Per instance and author, the last step number whose expected tag this process knows is stored:
+   * a window slid by one step needs its one new tag computed (a keccak each), not all sixteen.
+   */
+  private readonly windowEnds = new Map<string, number>();
   /**
    * Writes under way to a slot and its working-set entry, by slot: this process makes them one
    * after another, so a claim's read and write are not split by another write of the same slot,
@@ -491,15 +498,24 @@ export class Store {
 
   /** Precomputes the tags of the authors' next steps (one write for all), so they are recognised before their data. */
   private async expectTags(instance: InstanceDoc, authors: string[], fromNonce: number, fresh = false): Promise<void> {
-    const wanted = authors.flatMap((author) =>
-      Array.from({ length: TAG_WINDOW }, (_, i) => ({ _id: tagOf(contextOf(instance.secret, author, fromNonce + i)), instanceId: instance._id, author, nonce: fromNonce + i })),
-    );
+    const last = fromNonce + TAG_WINDOW - 1;
+    const wanted = authors.flatMap((author) => {
+      const start = Math.max(fromNonce, (this.windowEnds.get(`${instance._id}/${author}`) ?? 0) + 1);
+      return Array.from({ length: Math.max(0, last - start + 1) }, (_, i) => ({ _id: tagOf(contextOf(instance.secret, author, start + i)), instanceId: instance._id, author, nonce: start + i }));
+    });
     const unknown = wanted.filter((t) => !this.knownTags.has(t._id));
     // By _id, one lookup each: FerretDB would read the whole (ever growing) collection for a range.
     const stored = fresh ? unknown.map(() => null) : await Promise.all(unknown.map((t) => this.tags.findOne({ _id: t._id })));
     const missing = unknown.filter((_, i) => stored[i] === null);
     if (missing.length > 0) await ignoreDuplicate(this.tags.insertMany(missing, { ordered: false }));
     for (const t of unknown) this.rememberTag(t);
+    for (const author of authors) {
+      const key = `${instance._id}/${author}`;
+      if ((this.windowEnds.get(key) ?? 0) >= last) continue;
+      this.windowEnds.delete(key); // re-inserted last: the oldest entry goes first
+      if (this.windowEnds.size >= WINDOW_ENDS_KEPT) this.windowEnds.delete(this.windowEnds.keys().next().value!);
+      this.windowEnds.set(key, last);
+    }
   }
 
   /** The expected tag stored under `tag`, from memory when this process has seen it before. */
