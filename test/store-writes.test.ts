@@ -440,6 +440,7 @@ describe("an instance's history", () => {
 test('the event log numbers concurrent events once each, without gaps, and a restarted node goes on after the last', async () => {
   const db = mongo.kind === 'ferretdb' ? withSerialWrites(raw) : raw;
   const first = new EventLog(db, mongo.kind === 'ferretdb');
+  await first.ensureIndexes();
   const emitted = await Promise.all(Array.from({ length: 15 }, (_, i) => first.emit({ type: 'instance.started', key: `numbering:${i}`, data: {} })));
   expect(emitted.map((e) => e!.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
   expect(await first.emit({ type: 'instance.started', key: 'numbering:3', data: {} })).toBeNull();
@@ -449,6 +450,39 @@ test('the event log numbers concurrent events once each, without gaps, and a res
   expect((await restarted.emit({ type: 'instance.started', key: 'numbering:after', data: {} }))?.seq).toBe(16);
   expect(await restarted.emit({ type: 'instance.started', key: 'numbering:3', data: {} })).toBeNull();
   expect((await restarted.readAfter(0, 100)).events.map((e) => e.seq)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+});
+
+test('a new fact is recorded without looking it up first; one recorded before is refused, and its number read past at once', async () => {
+  const ferret = mongo.kind === 'ferretdb';
+  const db = client.db('event_repeats');
+  const log = () => new EventLog(ferret ? withSerialWrites(db) : db, ferret);
+  const [first, other] = [log(), log()];
+  await first.ensureIndexes();
+  const findOne = jest.spyOn(Collection.prototype, 'findOne');
+  const keyLookups = () => findOne.mock.contexts.filter((context) => (context as Collection).collectionName === 'eventKeys').length;
+  try {
+    expect((await first.emit({ type: 'instance.started', key: 'repeat:a', instanceId: 'i', data: {} }))?.seq).toBe(1);
+    expect(keyLookups()).toBe(0);
+    // Again from the same process: known, so refused without a command.
+    const insert = jest.spyOn(Collection.prototype, 'insertOne');
+    try {
+      expect(await first.emit({ type: 'instance.started', key: 'repeat:a', instanceId: 'i', data: {} })).toBeNull();
+      expect(insert).not.toHaveBeenCalled();
+    } finally {
+      insert.mockRestore();
+    }
+    // From a process that does not know it (a replica, a restarted node): refused by the key's unique index.
+    expect(await other.emit({ type: 'instance.started', key: 'repeat:a', instanceId: 'i', data: {} })).toBeNull();
+    expect(await other.has('repeat:a')).toBe(true);
+  } finally {
+    findOne.mockRestore();
+  }
+  const next = await first.emit({ type: 'step.proposed', key: 'repeat:b', instanceId: 'i', data: {} });
+  // The refused repeat took number 2 on the way: a reader goes past it at once, without waiting for it to fill.
+  expect(next?.seq).toBe(3);
+  const read = await log().readAfter(0, 100);
+  expect(read).toEqual({ events: [expect.objectContaining({ seq: 1, type: 'instance.started' }), expect.objectContaining({ seq: 3, type: 'step.proposed' })], readTo: 3 });
+  expect(await log().get(2)).toBeNull();
 });
 
 test('events this process recorded lately are read back from memory, the same as another process reads them from the database', async () => {
@@ -611,6 +645,7 @@ test('two processes numbering one event log (replicas): every event once, under 
   const ferret = mongo.kind === 'ferretdb';
   // Two processes: each its own write line and its own count of the numbers handed out.
   const [one, two] = [0, 1].map(() => new EventLog(ferret ? withSerialWrites(db) : db, ferret));
+  await one!.ensureIndexes();
   await one!.emit({ type: 'instance.started', key: 'first', data: {} });
   await two!.head(); // `two` reads the highest number now, so its next numbers collide with `one`'s
   const emitted = await Promise.all(
@@ -626,20 +661,25 @@ test('two processes numbering one event log (replicas): every event once, under 
   // Each reads every event, the other's recorded after its own included (each looks for the
   // other's numbers at most once a second).
   await new Promise((r) => setTimeout(r, 1_100));
+  const heads = await Promise.all([one!.head(), two!.head()]);
+  expect(heads[0]).toBe(heads[1]);
   for (const log of [one!, two!]) {
-    expect(await log.head()).toBe(25);
-    expect((await log.readAfter(0, 100)).events.map((e) => e.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    const read = await log.readAfter(0, 100);
+    expect(read.events.map((e) => e.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    // The numbers the refused repeats took, if any, are read past at once.
+    expect(read.readTo).toBe(heads[0]);
   }
   const keys = await db.collection<{ _id: string; key: string }>('events').find({}).toArray();
   expect(new Set(keys.map((k) => k.key)).size).toBe(keys.length);
   if (!ferret) return;
-  // A process took 26 and died before writing it; another recorded 27: readers step over the hole.
+  // A process took the next number and died before writing it; another recorded the one after: readers step over the hole.
+  const [hole, after] = [heads[0]! + 1, heads[0]! + 2];
   const third = new EventLog(withSerialWrites(db), true);
   await third.head();
-  await db.collection<{ _id: string }>('events').insertOne({ _id: eventId(27), key: 'after-a-hole', type: 'instance.started', at: new Date().toISOString(), data: {}, seq: 27, recordedAt: new Date(Date.now() - 60_000) } as never);
+  await db.collection<{ _id: string }>('events').insertOne({ _id: eventId(after), key: 'after-a-hole', type: 'instance.started', at: new Date().toISOString(), data: {}, seq: after, recordedAt: new Date(Date.now() - 60_000) } as never);
   const fresh = new EventLog(withSerialWrites(db), true);
-  expect(await fresh.head()).toBe(27);
-  expect((await fresh.readAfter(25, 10)).events.map((e) => e.seq)).toEqual([27]);
+  expect(await fresh.head()).toBe(after);
+  expect((await fresh.readAfter(hole - 1, 10)).events.map((e) => e.seq)).toEqual([after]);
 });
 
 test('heartbeats (written through bounded commands, not the line) do not wait behind a slow write', async () => {

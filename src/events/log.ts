@@ -2,7 +2,12 @@
  * The node's durable event log in MongoDB (FerretDB-compatible: no transactions, no change
  * streams). A sequence number is taken from a counter ($inc), then the event is inserted under
  * it; the event's `key` is unique, so re-emitting a fact (an activity retried, a delivery
- * repeated) changes nothing. A crash between the two leaves a gap, never a duplicate.
+ * repeated) records nothing new. A crash between the two leaves a gap, never a duplicate.
+ *
+ * A fact is not looked up before it is recorded (a command per event, nearly always finding
+ * nothing): the insert is tried, and a fact recorded before fails it on the unique key. The number
+ * it took is then filled with a void, which readers step over at once rather than waiting at a gap.
+ * Facts this process recorded, or found recorded, lately are known without trying.
  *
  * Readers must not step over a number that is still being written by a slower emitter: they
  * stop at a gap until it is older than GAP_GRACE_MS, after which it is treated as permanent.
@@ -34,6 +39,10 @@ const PROBE_EVERY_MS = 1_000;
  * stream and the webhook dispatcher read each event once, mostly moments after it was recorded.
  */
 export const RECENT_EVENTS_KEPT = 2_000;
+/** Keys of facts this process recorded or found recorded lately, so that a repeat is refused from memory. */
+const KNOWN_KEYS_KEPT = 20_000;
+/** The key prefix of a void: the number of a fact found recorded before, filled so that readers do not wait at it. */
+const VOID_KEY = '\u0000void:';
 
 /**
  * `_id` is the event's number as a fixed-width decimal string (eventId): FerretDB 1.x reads from
@@ -44,6 +53,8 @@ interface EventDoc extends LockstepEvent {
   _id: string;
   key: string;
   recordedAt: Date;
+  /** A number taken by a fact found recorded before: no event, read past at once. */
+  void?: true;
 }
 
 /** Wide enough for Number.MAX_SAFE_INTEGER; string order is number order. */
@@ -82,6 +93,8 @@ export class EventLog {
   private lookedAheadAt = 0;
   /** This process's latest events as stored, by number (insertion order; the oldest dropped first). Stored events never change. */
   private readonly recent = new Map<number, EventDoc>();
+  /** Keys this process recorded, or found recorded, lately (insertion order; the oldest dropped first). */
+  private readonly knownKeys = new Set<string>();
 
   constructor(
     db: Db,
@@ -123,7 +136,7 @@ export class EventLog {
 
   /** Records a fact once; returns its event, or null if it was already recorded. */
   async emit(input: EventInput): Promise<LockstepEvent | null> {
-    if (await this.keys.findOne({ _id: input.key })) return null;
+    if (this.knownKeys.has(input.key)) return null;
     for (let attempt = 1; ; attempt++) {
       const seq = await this.nextNumber();
       const event: LockstepEvent = {
@@ -147,10 +160,12 @@ export class EventLog {
           this.issued = undefined;
           continue;
         }
-        // Another emitter recorded the same fact first (on MongoDB our number stays a gap).
-        await this.rememberKey(input.key, recorded ?? seq);
-        if (recorded !== undefined) return null;
-        throw new Error(`event "${input.key}" not recorded: ${MAX_NUMBER_ATTEMPTS} numbers in a row were taken by other processes`);
+        if (recorded === undefined) throw new Error(`event "${input.key}" not recorded: ${MAX_NUMBER_ATTEMPTS} numbers in a row were taken by other processes`);
+        // Recorded before: this number stays without an event. Filled, readers go past it at once
+        // (a replica that took it meanwhile has filled it already).
+        await ignoreDuplicate(this.events.insertOne({ _id: doc._id, seq, key: `${VOID_KEY}${seq}`, recordedAt: new Date(), type: input.type, at: event.at, data: {}, void: true }));
+        await this.rememberKey(input.key, recorded);
+        return null;
       }
       this.keep(doc);
       await this.rememberKey(input.key, seq);
@@ -201,11 +216,13 @@ export class EventLog {
 
   private async rememberKey(key: string, seq: number): Promise<void> {
     await ignoreDuplicate(this.keys.insertOne({ _id: key, seq }));
+    if (this.knownKeys.size >= KNOWN_KEYS_KEPT) this.knownKeys.delete(this.knownKeys.values().next().value!);
+    this.knownKeys.add(key);
   }
 
   /** Whether the fact with this key is recorded. A crash between writing an event and its key leaves the key out until that fact is emitted again. */
   async has(key: string): Promise<boolean> {
-    return (await this.keys.findOne({ _id: key })) !== null;
+    return this.knownKeys.has(key) || (await this.keys.findOne({ _id: key })) !== null;
   }
 
   /** Highest number handed out so far (0 when none). */
@@ -262,14 +279,14 @@ export class EventLog {
       if (gapSince !== undefined && doc.recordedAt.getTime() > settled) break;
       gapSince = undefined;
       readTo = doc.seq;
-      if (matches(doc, filter)) events.push(toEvent(doc));
+      if (!doc.void && matches(doc, filter)) events.push(toEvent(doc));
     }
     return { events, readTo };
   }
 
   async get(seq: number): Promise<LockstepEvent | null> {
     const doc = await this.stored(seq);
-    return doc ? toEvent(doc) : null;
+    return doc && !doc.void ? toEvent(doc) : null;
   }
 }
 
