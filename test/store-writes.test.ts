@@ -361,6 +361,18 @@ test("sliding an author's window of expected tags computes the one tag it adds",
       computed.mockRestore();
     }
     expect(await store.tags.findOne({ _id: tagOf(contextOf(secret, 'alpha', 3 + TAG_WINDOW)) })).toMatchObject({ instanceId: instance._id, author: 'alpha', nonce: 3 + TAG_WINDOW });
+    // A restarted node knows none of them: its first slide inserts the whole window, most of it
+    // there already, without looking any up.
+    const restarted = await Store.connect(mongo.uri, 'store_window');
+    const find = jest.spyOn(Collection.prototype, 'find');
+    try {
+      expect(await restarted.observeTags([sighting(4)], () => '0xA')).toHaveLength(1);
+      expect(find.mock.contexts.filter((context) => (context as Collection).collectionName === 'tags')).toHaveLength(1); // the sighting's own tag
+    } finally {
+      find.mockRestore();
+      await restarted.close();
+    }
+    expect(await store.tags.findOne({ _id: tagOf(contextOf(secret, 'alpha', 4 + TAG_WINDOW)) })).toMatchObject({ nonce: 4 + TAG_WINDOW });
   } finally {
     await store.close();
   }

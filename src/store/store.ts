@@ -181,8 +181,7 @@ export class Store {
     };
     try {
       await this.instances.insertOne(doc);
-      // A new instance: none of its tags can be stored yet, so nothing to look up first.
-      await this.expectTags(doc, participantsOf(doc.header), 1, true);
+      await this.expectTags(doc, participantsOf(doc.header), 1);
       await this.instanceStarted(doc);
       return doc;
     } catch (error) {
@@ -497,17 +496,16 @@ export class Store {
   }
 
   /** Precomputes the tags of the authors' next steps (one write for all), so they are recognised before their data. */
-  private async expectTags(instance: InstanceDoc, authors: string[], fromNonce: number, fresh = false): Promise<void> {
+  private async expectTags(instance: InstanceDoc, authors: string[], fromNonce: number): Promise<void> {
     const last = fromNonce + TAG_WINDOW - 1;
     const wanted = authors.flatMap((author) => {
       const start = Math.max(fromNonce, (this.windowEnds.get(`${instance._id}/${author}`) ?? 0) + 1);
       return Array.from({ length: Math.max(0, last - start + 1) }, (_, i) => ({ _id: tagOf(contextOf(instance.secret, author, start + i)), instanceId: instance._id, author, nonce: start + i }));
     });
     const unknown = wanted.filter((t) => !this.knownTags.has(t._id));
-    // By _id, one lookup each: FerretDB would read the whole (ever growing) collection for a range.
-    const stored = fresh ? unknown.map(() => null) : await Promise.all(unknown.map((t) => this.tags.findOne({ _id: t._id })));
-    const missing = unknown.filter((_, i) => stored[i] === null);
-    if (missing.length > 0) await ignoreDuplicate(this.tags.insertMany(missing, { ordered: false }));
+    // Not looked up first (a command each, nearly always finding nothing): those stored already
+    // fail the insert on their `_id`, and the rest are inserted all the same (unordered).
+    if (unknown.length > 0) await ignoreDuplicate(this.tags.insertMany(unknown, { ordered: false }));
     for (const t of unknown) this.rememberTag(t);
     for (const author of authors) {
       const key = `${instance._id}/${author}`;
