@@ -194,14 +194,17 @@ describe('a step number takes one envelope', () => {
 describe("the leading process's memory of the chain records it writes", () => {
   let store: Store;
   const secret = `0x${'44'.repeat(32)}`;
+  /** Each instance its own secret: tags of one secret, author and step number are the same in every instance. */
+  const secretOf = (instanceId: string) => (instanceId === 'inst-term' ? secret : `0x${'66'.repeat(32)}`);
   const invitation = (id: string): Invitation => ({
     header: { id, definitionId: 'd', definitionHash: `0x${'22'.repeat(32)}`, roles: { a: 'alpha', b: 'beta' }, createdBy: 'alpha', createdAt: '2026-01-01T00:00:00Z' },
-    secret,
+    secret: secretOf(id),
     signature: '0xsig',
   });
   /** A step of alpha's with its receipt, as the batcher gives it, and where the chain sequenced it. */
   const pinned = (instanceId: string, nonce: number, blockNumber: number) => {
-    const hash = `0x${nonce.toString(16).padStart(2, '0').repeat(32)}`;
+    const secret = secretOf(instanceId);
+    const hash = `0x${instanceId === 'inst-term' ? '' : 'ff'}${nonce.toString(16).padStart(2, '0').repeat(instanceId === 'inst-term' ? 32 : 31)}`;
     const leaf = stepLeaf(secret, 'alpha', nonce, hash);
     const receipt = { root: merkleRoot([leaf]), index: 0, count: 1, proof: [] };
     const signed: SignedEnvelope = {
@@ -262,8 +265,8 @@ describe("the leading process's memory of the chain records it writes", () => {
     await store.checkpoint();
     const leading = await reads(() => journey('inst-term', 2, 11));
     expect(leading.value).toEqual([pinned('inst-term', 2, 11).id]);
-    // At most the claim's look for a slot not made yet (FerretDB; MongoDB claims in one conditional write).
-    expect(leading.count.slots ?? 0).toBeLessThanOrEqual(mongo.kind === 'ferretdb' ? 1 : 0);
+    // The claim's one look for a slot not made yet.
+    expect(leading.count.slots ?? 0).toBeLessThanOrEqual(1);
     expect(leading.count).not.toHaveProperty('unsettled');
     expect(leading.count).not.toHaveProperty('checkpoints');
     // The database holds what memory said: proven, told in full, settled.
@@ -271,6 +274,41 @@ describe("the leading process's memory of the chain records it writes", () => {
     expect(await store.unsettled.findOne({ _id: pinned('inst-term', 2, 11).id })).toBeNull();
     expect(await store.checkpoints.findOne({ _id: 'chain' })).toMatchObject({ scannedBlock: 11, confirmedBlock: 11, confirmedBlockHash: '0xb11' });
     expect((await store.step(pinned('inst-term', 2, 11).hash))?.chain).toMatchObject({ blockNumber: 11 });
+  });
+
+  test('a slot is proven by the last of its envelope, receipt and sequencing to arrive, in whichever order, without a write of its own', async () => {
+    // The author's receipt comes once its own envelope is stored; the sequencing at any time.
+    const orders = [
+      ['envelope', 'receipt', 'sequencing'],
+      ['envelope', 'sequencing', 'receipt'],
+      ['sequencing', 'envelope', 'receipt'],
+    ] as const;
+    // Six steps, all within alpha's window of expected tags.
+    const instance = await store.saveInstance(invitation('inst-order'));
+    let nonce = 0;
+    for (const leading of [false, true]) {
+      if (leading) store.lead();
+      for (const order of orders) {
+        nonce++;
+        const step = pinned('inst-order', nonce, 100 + nonce);
+        const writes = jest.spyOn(Collection.prototype, 'updateOne');
+        const inserts = jest.spyOn(Collection.prototype, 'insertOne');
+        try {
+          for (const part of order) {
+            if (part === 'envelope') await store.savePendingStep(instance, { ...step.signed, receipt: undefined }, false);
+            if (part === 'receipt') await store.saveReceipt(instance, { envelopeHash: step.hash, instanceId: 'inst-order', author: 'alpha', nonce }, step.signed.receipt!);
+            if (part === 'sequencing') expect(await store.observeTags([step.sighting], () => '0xA')).toHaveLength(1);
+          }
+          const slotWrites = [...writes.mock.contexts, ...inserts.mock.contexts].filter((context) => (context as Collection).collectionName === 'slots');
+          expect({ order, leading, slotWrites: slotWrites.length }).toEqual({ order, leading, slotWrites: 3 });
+        } finally {
+          writes.mockRestore();
+          inserts.mockRestore();
+        }
+        expect({ order, slot: await store.slots.findOne({ _id: step.id }) }).toMatchObject({ order, slot: { proven: true } });
+        expect({ order, chain: (await store.step(step.hash))?.chain }).toMatchObject({ order, chain: { blockNumber: 100 + nonce } });
+      }
+    }
   });
 
   test('a write that fails may have applied: the slot is read from the database again', async () => {

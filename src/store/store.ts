@@ -243,7 +243,7 @@ export class Store {
         $setOnInsert: { instanceId: e.instanceId, author: e.author, nonce: e.nonce, tag: tagOf(contextOf(instance.secret, e.author, e.nonce)), signaled: 'none' as const, proven: false },
       },
     };
-    const claimed = this.serialised ? await this.claimSlotById(id, signed.hash, claim.update) : await this.claimSlot(id, claim);
+    const claimed = this.serialised ? await this.claimSlotById(id, signed.hash, claim.update, instance.secret) : await this.claimSlot(id, claim, instance.secret);
     if (!claimed) {
       const slot = await this.slot(id);
       throw new LockstepError('conflict', `${e.author} already sent a different envelope (${slot?.envelopeHash ?? 'unknown'}) as its step ${e.nonce} in instance ${e.instanceId}`, [
@@ -271,23 +271,26 @@ export class Store {
     const inserted = await ignoreDuplicate(this.steps.insertOne(doc));
     // A repeat delivery may bring the receipt the first one lacked.
     if (!inserted && signed.receipt) await this.steps.updateOne({ _id: signed.hash }, { $set: { receipt: signed.receipt } });
-    await this.prove(id, instance.secret);
+    await this.showOnChain(id);
     await this.events.emit({ type: 'step.proposed', key: `step.proposed:${signed.hash}`, instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
   }
 
   /** The claim as one conditional write (MongoDB applies it atomically). */
-  private claimSlot(id: string, claim: { filter: Filter<SlotDoc>; update: { $set: Partial<SlotDoc>; $setOnInsert: Partial<SlotDoc> } }): Promise<boolean> {
+  private claimSlot(id: string, claim: { filter: Filter<SlotDoc>; update: { $set: Partial<SlotDoc>; $setOnInsert: Partial<SlotDoc> } }, secret: string): Promise<boolean> {
     return this.inSlotLine(id, async () => {
+      const set = proving(await this.slot(id), claim.update.$set, secret);
+      const update = { $set: set, $setOnInsert: without(claim.update.$setOnInsert, set) };
       try {
-        const result = await this.slotWrite(id, this.slots.updateOne(claim.filter, claim.update, { upsert: true }));
-        if (result.upsertedCount > 0) this.term?.slotCreated({ _id: id, ...claim.update.$setOnInsert, ...claim.update.$set } as SlotDoc);
-        else this.term?.slotUpdated(id, result.matchedCount > 0, claim.update.$set);
+        const result = await this.slotWrite(id, this.slots.updateOne(claim.filter, update, { upsert: true }));
+        if (result.upsertedCount > 0) this.term?.slotCreated({ _id: id, ...update.$setOnInsert, ...set } as SlotDoc);
+        else this.term?.slotUpdated(id, result.matchedCount > 0, set);
         return true;
       } catch (error) {
         if (!isDuplicateKey(error)) throw error;
         // The slot exists: taken by another envelope, or created by a concurrent writer just now.
-        const result = await this.slotWrite(id, this.slots.updateOne(claim.filter, { $set: claim.update.$set }));
-        if (result.matchedCount > 0) this.term?.slotUpdated(id, true, claim.update.$set);
+        const current = proving(await this.slots.findOne({ _id: id }), claim.update.$set, secret);
+        const result = await this.slotWrite(id, this.slots.updateOne(claim.filter, { $set: current }));
+        if (result.matchedCount > 0) this.term?.slotUpdated(id, true, current);
         return result.matchedCount > 0;
       }
     });
@@ -299,9 +302,9 @@ export class Store {
    * leader, leadership.ts) and writes each slot one write at a time (inSlotLine); the listener may
    * create the slot meanwhile, which only turns the insert into an update.
    */
-  private claimSlotById(id: string, hash: string, update: { $set: Partial<SlotDoc>; $setOnInsert: Partial<SlotDoc> }): Promise<boolean> {
+  private claimSlotById(id: string, hash: string, update: { $set: Partial<SlotDoc>; $setOnInsert: Partial<SlotDoc> }, secret: string): Promise<boolean> {
     return this.inSlotLine(id, async () => {
-      const slot = await this.slot(id);
+      let slot = await this.slot(id);
       if (slot?.envelopeHash !== undefined && slot.envelopeHash !== hash) return false;
       if (!slot) {
         const doc = { _id: id, ...update.$setOnInsert, ...update.$set } as SlotDoc;
@@ -309,9 +312,11 @@ export class Store {
           this.term?.slotCreated(doc);
           return true;
         }
+        slot = await this.slots.findOne({ _id: id });
       }
-      const result = await this.slotWrite(id, this.slots.updateOne({ _id: id }, { $set: update.$set }));
-      this.term?.slotUpdated(id, result.matchedCount > 0, update.$set);
+      const set = proving(slot, update.$set, secret);
+      const result = await this.slotWrite(id, this.slots.updateOne({ _id: id }, { $set: set }));
+      this.term?.slotUpdated(id, result.matchedCount > 0, set);
       return true;
     });
   }
@@ -338,6 +343,19 @@ export class Store {
       this.term?.forgetSlot(id);
       throw error;
     }
+  }
+
+  /**
+   * Sets fields of a slot, and `proven` with them when they complete its proof (its position,
+   * envelope and receipt all there, and matching): read and written in the slot's line, so the
+   * last of the three writes to arrive sees the other two, whatever their order.
+   */
+  private setSlot(id: string, set: Partial<SlotDoc>, secret: string): Promise<void> {
+    return this.inSlotLine(id, async () => {
+      const complete = proving(await this.slot(id), set, secret);
+      const result = await this.slotWrite(id, this.slots.updateOne({ _id: id }, { $set: complete }));
+      this.term?.slotUpdated(id, result.matchedCount > 0, complete);
+    });
   }
 
   /** Updates a slot by `_id`, and this term's memory of it. */
@@ -390,28 +408,18 @@ export class Store {
   async saveReceipt(instance: InstanceDoc, step: Pick<StepDoc, 'envelopeHash' | 'instanceId' | 'author' | 'nonce'>, receipt: PinReceipt): Promise<void> {
     await this.steps.updateOne({ _id: step.envelopeHash }, { $set: { receipt } });
     const id = slotId(step.instanceId, step.author, step.nonce);
-    await this.updateSlot(id, { receipt });
-    await this.prove(id, instance.secret);
+    await this.setSlot(id, { receipt }, instance.secret);
+    await this.showOnChain(id);
   }
 
   /**
-   * Checks a slot's envelope against the batch root its tag was first sequenced under, and shows
-   * the pending step where it sits. Each writer of the slot and of the step calls this after its
-   * own write: a slot proven by the listener before the data exchange had stored the step still
-   * gets its step's position when the step is stored.
+   * Shows a pending step where it sits on chain, once its slot is proven. Each writer of the slot
+   * and of the step calls this after its own write: a slot proven by the listener before the data
+   * exchange had stored the step still gets its step's position when the step is stored.
    */
-  private async prove(id: string, secret: string): Promise<void> {
+  private async showOnChain(id: string): Promise<void> {
     const slot = await this.slot(id);
-    if (!slot?.position || !slot.envelopeHash || !slot.receipt) return;
-    const p = slot.position;
-    if (!slot.proven) {
-      const r = slot.receipt;
-      const leaf = stepLeaf(secret, slot.author, slot.nonce, slot.envelopeHash);
-      const proven = p.root === r.root && p.index === r.index && p.count === r.count && verifyMerkleProof(leaf, r.index, r.count, r.proof, r.root);
-      if (!proven) return;
-      await this.updateSlot(id, { proven: true });
-    }
-    await this.setPendingChain(slot.envelopeHash, positionOf(p));
+    if (slot?.proven && slot.position && slot.envelopeHash) await this.setPendingChain(slot.envelopeHash, positionOf(slot.position));
   }
 
   async step(envelopeHash: string): Promise<StepDoc | null> {
@@ -579,12 +587,13 @@ export class Store {
     const again = seen !== undefined && seen.blockHash === o.blockHash && seen.logIndex === o.logIndex && seen.index === o.index;
     if (seen && !again) return false;
     if (!again) {
-      const created = { _id: id, instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, signaled: 'none', proven: false } as const;
+      const onInsert = { instanceId: expected.instanceId, author: expected.author, nonce: expected.nonce, tag: o.tag, signaled: 'none', proven: false } as const;
       await this.inSlotLine(id, async () => {
-        const { _id, ...onInsert } = created;
-        const result = await this.slotWrite(id, upsert(this.slots, { _id: id }, { $set: { position: o }, $setOnInsert: onInsert }));
-        if (result.upsertedCount > 0) this.term?.slotCreated({ ...created, position: o });
-        else this.term?.slotUpdated(id, result.matchedCount > 0, { position: o });
+        const set = proving(await this.slot(id), { position: o }, instance.secret);
+        const update = { $set: set, $setOnInsert: without(onInsert, set) };
+        const result = await this.slotWrite(id, upsert(this.slots, { _id: id }, update));
+        if (result.upsertedCount > 0) this.term?.slotCreated({ _id: id, ...update.$setOnInsert, ...set } as SlotDoc);
+        else this.term?.slotUpdated(id, result.matchedCount > 0, set);
       });
     }
     if (slot?.signaled !== 'full') {
@@ -592,7 +601,7 @@ export class Store {
       await this.writeUnsettled(id, () => upsert(this.unsettled, { _id: id }, { $set: doc }), () => doc);
     }
     await this.expectTags(instance, [expected.author], expected.nonce + 1);
-    await this.prove(id, instance.secret);
+    await this.showOnChain(id);
     return !again;
   }
 
@@ -740,6 +749,24 @@ export class Store {
     const known = before ?? (before === null || set.confirmedBlockHash ? { _id: 'chain' as const } : undefined);
     this.term?.checkpointWritten(known && { ...known, ...set });
   }
+}
+
+/** Whether a slot's envelope is proven to sit where its tag was first sequenced: its leaf, in the batch root sequenced there. */
+function provenIn(slot: Partial<SlotDoc>, secret: string): boolean {
+  const { position: p, receipt: r, envelopeHash, author, nonce } = slot;
+  if (!p || !r || !envelopeHash || author === undefined || nonce === undefined) return false;
+  return p.root === r.root && p.index === r.index && p.count === r.count && verifyMerkleProof(stepLeaf(secret, author, nonce, envelopeHash), r.index, r.count, r.proof, r.root);
+}
+
+/** `set`, with `proven` when it completes the proof of the slot as it stands. */
+function proving(slot: SlotDoc | null, set: Partial<SlotDoc>, secret: string): Partial<SlotDoc> {
+  if (slot?.proven) return set;
+  return provenIn({ ...slot, ...set }, secret) ? { ...set, proven: true } : set;
+}
+
+/** The fields of `onInsert` that `set` does not set too (MongoDB refuses a field in both). */
+function without<T extends object>(onInsert: T, set: object): Partial<T> {
+  return Object.fromEntries(Object.entries(onInsert).filter(([field]) => !(field in set))) as Partial<T>;
 }
 
 /** Whether a working-set entry's sequencing is final: in a block the listener has made final. */
