@@ -193,9 +193,9 @@ describe('a step number takes one envelope', () => {
 
 describe("the leading process's memory of the chain records it writes", () => {
   let store: Store;
-  const secret = `0x${'44'.repeat(32)}`;
-  /** Each instance its own secret: tags of one secret, author and step number are the same in every instance. */
-  const secretOf = (instanceId: string) => (instanceId === 'inst-term' ? secret : `0x${'66'.repeat(32)}`);
+  /** Each instance its own byte, for its secret and its steps' hashes: tags of one secret, author and step number are the same in every instance. */
+  const byteOf = (instanceId: string) => ({ 'inst-term': '44', 'inst-order': '66', 'inst-shown': '77' })[instanceId]!;
+  const secretOf = (instanceId: string) => `0x${byteOf(instanceId).repeat(32)}`;
   const invitation = (id: string): Invitation => ({
     header: { id, definitionId: 'd', definitionHash: `0x${'22'.repeat(32)}`, roles: { a: 'alpha', b: 'beta' }, createdBy: 'alpha', createdAt: '2026-01-01T00:00:00Z' },
     secret: secretOf(id),
@@ -204,7 +204,7 @@ describe("the leading process's memory of the chain records it writes", () => {
   /** A step of alpha's with its receipt, as the batcher gives it, and where the chain sequenced it. */
   const pinned = (instanceId: string, nonce: number, blockNumber: number) => {
     const secret = secretOf(instanceId);
-    const hash = `0x${instanceId === 'inst-term' ? '' : 'ff'}${nonce.toString(16).padStart(2, '0').repeat(instanceId === 'inst-term' ? 32 : 31)}`;
+    const hash = `0x${byteOf(instanceId)}${nonce.toString(16).padStart(2, '0').repeat(31)}`;
     const leaf = stepLeaf(secret, 'alpha', nonce, hash);
     const receipt = { root: merkleRoot([leaf]), index: 0, count: 1, proof: [] };
     const signed: SignedEnvelope = {
@@ -309,6 +309,26 @@ describe("the leading process's memory of the chain records it writes", () => {
         expect({ order, chain: (await store.step(step.hash))?.chain }).toMatchObject({ order, chain: { blockNumber: 100 + nonce } });
       }
     }
+  });
+
+  test("a pending step shows where it sits on chain from its slot, without a write to the step; a reorganisation takes it back", async () => {
+    const instance = await store.saveInstance(invitation('inst-shown'));
+    const step = pinned('inst-shown', 1, 200);
+    await store.savePendingStep(instance, step.signed, false);
+    expect((await store.step(step.hash))?.chain).toBeUndefined();
+    const stepWrites = jest.spyOn(Collection.prototype, 'updateOne');
+    try {
+      expect(await store.observeTags([step.sighting], () => '0xA')).toHaveLength(1);
+      expect(stepWrites.mock.contexts.filter((context) => (context as Collection).collectionName === 'steps')).toHaveLength(0);
+    } finally {
+      stepWrites.mockRestore();
+    }
+    expect((await store.step(step.hash))?.chain).toMatchObject({ blockNumber: 200, blockHash: '0xb200' });
+    expect((await store.history('inst-shown')).map((s) => s.chain?.blockNumber)).toEqual([200]);
+    // The block leaves the chain: pending, and nowhere on it, again.
+    expect(await store.forgetBlocks([200])).toBe(1);
+    expect((await store.step(step.hash))?.chain).toBeUndefined();
+    expect((await store.history('inst-shown'))[0]?.chain).toBeUndefined();
   });
 
   test('a write that fails may have applied: the slot is read from the database again', async () => {

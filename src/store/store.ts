@@ -271,7 +271,6 @@ export class Store {
     const inserted = await ignoreDuplicate(this.steps.insertOne(doc));
     // A repeat delivery may bring the receipt the first one lacked.
     if (!inserted && signed.receipt) await this.steps.updateOne({ _id: signed.hash }, { $set: { receipt: signed.receipt } });
-    await this.showOnChain(id);
     await this.events.emit({ type: 'step.proposed', key: `step.proposed:${signed.hash}`, instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
   }
 
@@ -409,21 +408,23 @@ export class Store {
     await this.steps.updateOne({ _id: step.envelopeHash }, { $set: { receipt } });
     const id = slotId(step.instanceId, step.author, step.nonce);
     await this.setSlot(id, { receipt }, instance.secret);
-    await this.showOnChain(id);
-  }
-
-  /**
-   * Shows a pending step where it sits on chain, once its slot is proven. Each writer of the slot
-   * and of the step calls this after its own write: a slot proven by the listener before the data
-   * exchange had stored the step still gets its step's position when the step is stored.
-   */
-  private async showOnChain(id: string): Promise<void> {
-    const slot = await this.slot(id);
-    if (slot?.proven && slot.position && slot.envelopeHash) await this.setPendingChain(slot.envelopeHash, positionOf(slot.position));
   }
 
   async step(envelopeHash: string): Promise<StepDoc | null> {
-    return this.steps.findOne({ _id: envelopeHash });
+    const doc = await this.steps.findOne({ _id: envelopeHash });
+    return doc && (await this.showingChain(doc));
+  }
+
+  /**
+   * A pending step with where it sits on chain, from its slot once proven there (a decided step
+   * keeps its own). Read, not written: a write to each step as it was sequenced, and a read before
+   * it, cost every node two commands per step, for apps that look at pending steps now and then.
+   */
+  private async showingChain(step: StepDoc): Promise<StepDoc> {
+    if (step.status !== 'pending') return step;
+    const { chain: _stored, ...rest } = step; // written by earlier versions, and not taken back on a reorganisation
+    const slot = await this.slot(slotId(step.instanceId, step.author, step.nonce));
+    return slot?.proven && slot.position && slot.envelopeHash === step.envelopeHash ? { ...rest, chain: positionOf(slot.position) } : rest;
   }
 
   /**
@@ -436,7 +437,8 @@ export class Store {
    */
   async history(instanceId: string, instance?: InstanceDoc | null): Promise<StepDoc[]> {
     const listed = this.serialised ? (instance ?? (await this.instance(instanceId)))?.stepIds : undefined;
-    const steps = listed ? await this.stepsById(listed) : await this.steps.find({ instanceId }).toArray();
+    const stored = listed ? await this.stepsById(listed) : await this.steps.find({ instanceId }).toArray();
+    const steps = await Promise.all(stored.map((step) => this.showingChain(step)));
     return steps.sort((a, b) => {
       if (a.seq !== undefined && b.seq !== undefined) return a.seq - b.seq;
       if (a.seq !== undefined) return -1;
@@ -601,7 +603,6 @@ export class Store {
       await this.writeUnsettled(id, () => upsert(this.unsettled, { _id: id }, { $set: doc }), () => doc);
     }
     await this.expectTags(instance, [expected.author], expected.nonce + 1);
-    await this.showOnChain(id);
     return !again;
   }
 
@@ -610,21 +611,10 @@ export class Store {
     const final = await this.finalBlock();
     const gone = (await this.workingSet()).filter((u) => !isFinal(u, final) && blockNumbers.includes(u.blockNumber));
     for (const u of gone) {
-      const slot = await this.slot(u._id);
       await this.updateSlot(u._id, { proven: false }, ['position']);
       await this.writeUnsettled(u._id, () => this.unsettled.deleteOne({ _id: u._id }), () => null);
-      if (slot?.envelopeHash) await this.setPendingChain(slot.envelopeHash, undefined);
     }
     return gone.length;
-  }
-
-  /** Sets (or clears) where a still-pending step sits on chain; a decided step keeps its own. */
-  private async setPendingChain(envelopeHash: string, chain: ChainPosition | undefined): Promise<void> {
-    // A read, then an update by `_id` alone: FerretDB 1.x reads the whole collection for any other filter.
-    const step = await this.steps.findOne({ _id: envelopeHash });
-    if (step?.status !== 'pending') return;
-    if (chain && step.chain?.blockHash === chain.blockHash && step.chain.logIndex === chain.logIndex && step.chain.index === chain.index) return;
-    await this.steps.updateOne({ _id: envelopeHash }, chain ? { $set: { chain, updatedAt: new Date() } } : { $unset: { chain: '' } });
   }
 
   /** Unconfirmed sequencings, for the listener to check against the canonical chain. */
@@ -721,7 +711,6 @@ export class Store {
     const unsettled = (await this.unsettled.deleteMany({})).deletedCount;
     // `confirmed`: a field slots no longer keep (finality is in `unsettled`), cleared from older ones.
     const slots = (await this.slots.updateMany({}, { $unset: { position: '', confirmed: '' }, $set: { signaled: 'none', proven: false } })).modifiedCount;
-    await this.steps.updateMany({ status: 'pending' }, { $unset: { chain: '' } });
     return { slots, unsettled };
   }
 
