@@ -86,10 +86,6 @@ export class LeaderTerm {
     return this.working?.get(id);
   }
 
-  get workingLoaded(): boolean {
-    return this.working !== undefined;
-  }
-
   checkpoint(): CheckpointDoc | null | undefined {
     return this.checkpointDoc;
   }

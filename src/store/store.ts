@@ -599,8 +599,8 @@ export class Store {
       });
     }
     if (slot?.signaled !== 'full') {
-      const doc = { _id: id, instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash };
-      await this.writeUnsettled(id, () => upsert(this.unsettled, { _id: id }, { $set: doc }), () => doc);
+      const fields = { instanceId: expected.instanceId, blockNumber: o.blockNumber, blockHash: o.blockHash };
+      await this.writeUnsettled(id, () => upsert(this.unsettled, { _id: id }, { $set: fields }), () => ({ _id: id, ...fields }));
     }
     await this.expectTags(instance, [expected.author], expected.nonce + 1);
     return !again;
