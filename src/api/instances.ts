@@ -71,7 +71,8 @@ export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
     const body = requireShape<{ step: string; input?: unknown; output?: unknown }>(req.body, 'proposeStep');
     const wait = enumParam(req, 'wait', ['none', 'confirmed'] as const) ?? 'none';
     const timeoutSeconds = intParam(req, 'timeout', 30, 1, 300);
-    const doc = await ctx.store.instance(req.params.id);
+    // Its agreed part (from memory after the first read) is all a proposal needs; its status is the workflow's to judge.
+    const doc = await ctx.store.agreedInstance(req.params.id);
     if (!doc) throw new LockstepError('not_found', `unknown instance ${req.params.id}`, [{ field: 'instanceId', message: 'unknown' }]);
     const { definition } = ctx.definitions.byAgreedHash(doc.header.definitionHash, `instance ${doc._id}`);
     const step = findStep(definition, body.step);
