@@ -292,6 +292,17 @@ describe('queries', () => {
 });
 
 describe('node and definitions', () => {
+  test('each node runs with the runtime settings that bound its memory (operations.md#memory)', () => {
+    for (const [party, pid] of Object.entries(net.nodes.pids())) {
+      const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      // A setting of the caller's own wins (the stack passes its environment on).
+      const expected = [`MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? '2'}`, `MALLOC_MMAP_THRESHOLD_=${process.env.MALLOC_MMAP_THRESHOLD_ ?? '131072'}`];
+      expect({ party, settings: environ.filter((v) => v.startsWith('MALLOC_')).sort() }).toEqual({ party, settings: expected });
+      expect({ party, flags: argv.filter((a) => a.startsWith('--max-semi-space-size')) }).toEqual({ party, flags: ['--max-semi-space-size=4'] });
+    }
+  });
+
   test('status reports Temporal, MongoDB, chain height and listener lag', async () => {
     const res = await acme.get('/status');
     expect(res.status).toBe(200);

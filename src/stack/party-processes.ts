@@ -15,10 +15,14 @@ import { pollUntil } from './wait-until';
  * for nodes started otherwise). V8's young generation in 4 MB semispaces instead of 16 MB, and
  * glibc's malloc held to two arenas instead of up to eight per core for the node's threads (the
  * Temporal core's among them): under the benchmark's quick workload a node's mean resident memory
- * went from 283–290 to 230–240 MB with the same CPU time (docs/performance.md).
+ * went from 283–290 to 230–240 MB with the same CPU time. And blocks of 128 KB and more always
+ * mapped on their own, so freeing one gives it back: glibc otherwise raises that threshold as such
+ * blocks are freed, and serves them from its heap, which then stays as large. Under the full
+ * workload a node's peak went from 288–309 to 273–274 MB, again with the same CPU time
+ * (docs/performance.md).
  */
 export const NODE_RUNTIME_FLAGS = ['--max-semi-space-size=4'];
-export const NODE_RUNTIME_ENV = { MALLOC_ARENA_MAX: '2' };
+export const NODE_RUNTIME_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' };
 
 export interface PartyProcesses {
   /** Log file of each party's node. */
@@ -47,7 +51,7 @@ export async function startPartyProcesses(
     const out = openSync(logs[party]!, 'a');
     const child = spawn(process.execPath, [...NODE_RUNTIME_FLAGS, join(repoRoot(), 'dist/src/cli/main.js'), 'node', '--party', party, '--network', networkPath], {
       stdio: ['ignore', out, out],
-      // The caller's own MALLOC_ARENA_MAX wins.
+      // The caller's own settings of these win.
       env: { ...NODE_RUNTIME_ENV, ...process.env, LOCKSTEP_EXIT_WITH_PARENT: String(process.pid), ...env, ...envOf(party) },
     });
     closeSync(out);
