@@ -18,7 +18,7 @@ import { pollUntil } from './wait-until';
  * went from 283–290 to 230–240 MB with the same CPU time. And blocks of 128 KB and more always
  * mapped on their own, so freeing one gives it back: glibc otherwise raises that threshold as such
  * blocks are freed, and serves them from its heap, which then stays as large. Under the full
- * workload a node's peak went from 288–309 to 273–274 MB, again with the same CPU time
+ * workload a node's peak went from 288–309 to 273–284 MB, again with the same CPU time
  * (docs/performance.md).
  */
 export const NODE_RUNTIME_FLAGS = ['--max-semi-space-size=4'];
