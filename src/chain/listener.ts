@@ -1,6 +1,7 @@
 /**
  * The chain listener: follows the Sequencer's events, records where this node's expected tags
- * were sequenced, and marks them final once `confirmations` blocks deep. Its checkpoint lives in
+ * were sequenced, and makes them final once `confirmations` blocks deep (its checkpoint's final
+ * block: every step at or below it is final). Its checkpoint lives in
  * the party's MongoDB, so after a restart it resumes without missing an event (re-reading a
  * block is harmless: only a tag's first sequencing counts).
  *

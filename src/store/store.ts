@@ -274,7 +274,11 @@ export class Store {
     await this.events.emit({ type: 'step.proposed', key: `step.proposed:${signed.hash}`, instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
   }
 
-  /** The claim as one conditional write (MongoDB applies it atomically). */
+  /**
+   * The claim as one conditional write (MongoDB applies it atomically), after a read of the slot
+   * as it stands (from this term's memory when it can be) to tell whether the claim completes
+   * its proof.
+   */
   private claimSlot(id: string, claim: { filter: Filter<SlotDoc>; update: { $set: Partial<SlotDoc>; $setOnInsert: Partial<SlotDoc> } }, secret: string): Promise<boolean> {
     return this.inSlotLine(id, async () => {
       const set = proving(await this.slot(id), claim.update.$set, secret);
@@ -709,7 +713,7 @@ export class Store {
     if (this.term) this.term = new LeaderTerm();
     await this.checkpoints.deleteOne({ _id: 'chain' });
     const unsettled = (await this.unsettled.deleteMany({})).deletedCount;
-    // `confirmed`: a field slots no longer keep (finality is in `unsettled`), cleared from older ones.
+    // `confirmed`: a field slots no longer keep (finality is the checkpoint's), cleared from older ones.
     const slots = (await this.slots.updateMany({}, { $unset: { position: '', confirmed: '' }, $set: { signaled: 'none', proven: false } })).modifiedCount;
     return { slots, unsettled };
   }
