@@ -40,6 +40,22 @@ afterAll(async () => {
   await mongo?.process.stop();
 });
 
+/**
+ * What `run` returns, and how many calls of the driver's `methods` it made, by collection. The
+ * driver's findOne is a find: counting finds counts both.
+ */
+async function calls<T>(run: () => Promise<T>, methods: readonly ('find' | 'updateOne' | 'insertOne')[]): Promise<{ value: T; count: Record<string, number> }> {
+  const spies = methods.map((method) => jest.spyOn(Collection.prototype, method));
+  try {
+    const value = await run();
+    const count: Record<string, number> = {};
+    for (const spy of spies) for (const context of spy.mock.contexts) count[(context as Collection).collectionName] = (count[(context as Collection).collectionName] ?? 0) + 1;
+    return { value, count };
+  } finally {
+    for (const spy of spies) spy.mockRestore();
+  }
+}
+
 test('the server is recognised for what it is', async () => {
   expect(await isFerretDb(raw)).toBe(mongo.kind === 'ferretdb');
 });
@@ -218,18 +234,7 @@ describe("the leading process's memory of the chain records it writes", () => {
   };
 
   /** What `run` returns, and how many reads it sent to each collection. */
-  async function reads<T>(run: () => Promise<T>): Promise<{ value: T; count: Record<string, number> }> {
-    // The driver's findOne is a find: counting finds counts both.
-    const find = jest.spyOn(Collection.prototype, 'find');
-    try {
-      const value = await run();
-      const count: Record<string, number> = {};
-      for (const context of find.mock.contexts) count[(context as Collection).collectionName] = (count[(context as Collection).collectionName] ?? 0) + 1;
-      return { value, count };
-    } finally {
-      find.mockRestore();
-    }
-  }
+  const reads = <T>(run: () => Promise<T>) => calls(run, ['find']);
 
   /** A step's way to final and signalled, as the leader's data exchange, listener and signaller take it. */
   async function journey(instanceId: string, nonce: number, blockNumber: number): Promise<string[]> {
@@ -291,20 +296,14 @@ describe("the leading process's memory of the chain records it writes", () => {
       for (const order of orders) {
         nonce++;
         const step = pinned('inst-order', nonce, 100 + nonce);
-        const writes = jest.spyOn(Collection.prototype, 'updateOne');
-        const inserts = jest.spyOn(Collection.prototype, 'insertOne');
-        try {
+        const { count } = await calls(async () => {
           for (const part of order) {
             if (part === 'envelope') await store.savePendingStep(instance, { ...step.signed, receipt: undefined }, false);
             if (part === 'receipt') await store.saveReceipt(instance, { envelopeHash: step.hash, instanceId: 'inst-order', author: 'alpha', nonce }, step.signed.receipt!);
             if (part === 'sequencing') expect(await store.observeTags([step.sighting], () => '0xA')).toHaveLength(1);
           }
-          const slotWrites = [...writes.mock.contexts, ...inserts.mock.contexts].filter((context) => (context as Collection).collectionName === 'slots');
-          expect({ order, leading, slotWrites: slotWrites.length }).toEqual({ order, leading, slotWrites: 3 });
-        } finally {
-          writes.mockRestore();
-          inserts.mockRestore();
-        }
+        }, ['updateOne', 'insertOne']);
+        expect({ order, leading, slotWrites: count.slots }).toEqual({ order, leading, slotWrites: 3 });
         expect({ order, slot: await store.slots.findOne({ _id: step.id }) }).toMatchObject({ order, slot: { proven: true } });
         expect({ order, chain: (await store.step(step.hash))?.chain }).toMatchObject({ order, chain: { blockNumber: 100 + nonce } });
       }
@@ -316,13 +315,9 @@ describe("the leading process's memory of the chain records it writes", () => {
     const step = pinned('inst-shown', 1, 200);
     await store.savePendingStep(instance, step.signed, false);
     expect((await store.step(step.hash))?.chain).toBeUndefined();
-    const stepWrites = jest.spyOn(Collection.prototype, 'updateOne');
-    try {
-      expect(await store.observeTags([step.sighting], () => '0xA')).toHaveLength(1);
-      expect(stepWrites.mock.contexts.filter((context) => (context as Collection).collectionName === 'steps')).toHaveLength(0);
-    } finally {
-      stepWrites.mockRestore();
-    }
+    const sequenced = await calls(() => store.observeTags([step.sighting], () => '0xA'), ['updateOne']);
+    expect(sequenced.value).toHaveLength(1);
+    expect(sequenced.count.steps ?? 0).toBe(0);
     expect((await store.step(step.hash))?.chain).toMatchObject({ blockNumber: 200, blockHash: '0xb200' });
     expect((await store.history('inst-shown')).map((s) => s.chain?.blockNumber)).toEqual([200]);
     // The block leaves the chain: pending, and nowhere on it, again.
@@ -422,12 +417,11 @@ test("sliding an author's window of expected tags computes the one tag it adds",
     // A restarted node knows none of them: its first slide inserts the whole window, most of it
     // there already, without looking any up.
     const restarted = await Store.connect(mongo.uri, 'store_window');
-    const find = jest.spyOn(Collection.prototype, 'find');
     try {
-      expect(await restarted.observeTags([sighting(4)], () => '0xA')).toHaveLength(1);
-      expect(find.mock.contexts.filter((context) => (context as Collection).collectionName === 'tags')).toHaveLength(1); // the sighting's own tag
+      const slid = await calls(() => restarted.observeTags([sighting(4)], () => '0xA'), ['find']);
+      expect(slid.value).toHaveLength(1);
+      expect(slid.count.tags).toBe(1); // the sighting's own tag
     } finally {
-      find.mockRestore();
       await restarted.close();
     }
     expect(await store.tags.findOne({ _id: tagOf(contextOf(secret, 'alpha', 4 + TAG_WINDOW)) })).toMatchObject({ nonce: 4 + TAG_WINDOW });
