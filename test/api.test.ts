@@ -241,11 +241,15 @@ describe('queries', () => {
   });
 
   test('history: a cursor walk returns every item once, in order, in both directions', async () => {
-    const ids = [];
+    const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push(await startedOrder());
     for (const id of ids) expect((await acme.post(`/instances/${id}/steps`, { step: 'order', input: { ...ORDER, note: id } })).status).toBe(202);
-    await net.pendingTransactions(3);
-    await net.mine(1);
+    // Their pins go out in one to three transactions, as the batcher cuts them: mine until all three are final.
+    await eventually('the three orders confirmed', async () => {
+      await net.mine(1);
+      const statuses = await Promise.all(ids.map(async (id) => (await acme.get(`/instances/${id}/steps`)).body.steps[0]?.status));
+      return statuses.every((status) => status === 'confirmed') ? true : undefined;
+    });
 
     const all = (await acme.get('/history?step=order&author=acme&limit=500')).body.steps;
     expect(all.length).toBeGreaterThanOrEqual(3);
