@@ -30,8 +30,12 @@ export interface SealRequest {
 /** The failure type of a step that can never be pinned: the workflow stops waiting for it. */
 export const PIN_FAILED = 'pin_failed';
 
-/** How often publishStep and inviteParticipants heartbeat; the workflow's heartbeat timeout for them (20 s) is ten times this. */
-export const PUBLISH_HEARTBEAT_MS = 2_000;
+/**
+ * How often publishStep and inviteParticipants heartbeat; the workflow's heartbeat timeout for
+ * them (20 s) is four times this. Most end sooner and never beat: each beat is a write on the
+ * Temporal server.
+ */
+export const PUBLISH_HEARTBEAT_MS = 5_000;
 
 export function createActivities(
   ctx: NodeContext,
@@ -53,9 +57,11 @@ export function createActivities(
   /**
    * Sends to every peer named, side by side, after `first` (if given); fails naming each peer
    * that did not take it, once the others have. Heartbeats name the peers that have, so the
-   * activity's retry (which starts from the last heartbeat) sends only to the others; and they
-   * beat on while the batch fills and peers answer, so a crashed leader's work is taken up within
-   * the heartbeat timeout.
+   * activity's retry (which starts from the last heartbeat) sends only to the others: one just
+   * before failing (the SDK delivers it ahead of the failure), and one every few seconds while
+   * the batch fills and peers answer, so a crashed leader's work is taken up within the heartbeat
+   * timeout (its retry may send again to a peer that took it since the last beat: a repeat
+   * delivery changes nothing there).
    */
   async function toEach(peers: string[], send: (to: string) => Promise<void>, first?: () => Promise<void>): Promise<void> {
     const activity = Context.current();
@@ -68,10 +74,10 @@ export function createActivities(
         peers.filter((to) => !taken.has(to)).map(async (to) => {
           await send(to);
           taken.add(to);
-          activity.heartbeat([...taken]);
         }),
       );
       const failed = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as Error] : []));
+      if (failed.length > 0) activity.heartbeat([...taken]);
       if (failed.length === 1) throw failed[0]!;
       if (failed.length > 1) throw new AggregateError(failed, failed.map((e) => e.message).join('; '));
     } finally {
