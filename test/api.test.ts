@@ -307,6 +307,22 @@ describe('node and definitions', () => {
     }
   });
 
+  test("a node's log is JSON lines, the Temporal SDK's own lines among them (operations.md)", () => {
+    for (const [party, file] of Object.entries(net.nodes.logs)) {
+      const lines = readFileSync(file, 'utf8').split('\n').filter((line) => line !== '');
+      const notJson = lines.filter((line) => {
+        try {
+          return typeof JSON.parse(line) !== 'object';
+        } catch {
+          return true;
+        }
+      });
+      expect({ party, notJson: notJson.slice(0, 3) }).toEqual({ party, notJson: [] });
+      // The worker's state changes, as the SDK tells them.
+      expect(lines.map((line) => JSON.parse(line) as { component?: string; msg?: string }).some((entry) => entry.component === 'temporal' && entry.msg === 'Worker state changed')).toBe(true);
+    }
+  });
+
   test('status reports Temporal, MongoDB, chain height and listener lag', async () => {
     const res = await acme.get('/status');
     expect(res.status).toBe(200);

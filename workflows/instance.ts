@@ -352,7 +352,6 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       step: proposal.step,
       author: proposal.author,
     });
-    log.info('step decided', { instanceId: header.id, step: proposal.step, seq, status: rejection ? 'rejected' : 'confirmed' });
     publishSearchAttributes();
     showTasks();
   }

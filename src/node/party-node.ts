@@ -28,6 +28,7 @@ import { createExchangeApp } from '../exchange/server';
 import { DxClient } from '../exchange/client';
 import { dxServerOptions } from '../exchange/tls';
 import { createLogger } from '../log';
+import { logTemporalThrough } from './temporal-log';
 import type { NodeContext } from './context';
 import { PinSignaller } from './pin-signals';
 import { TASK_QUEUE } from '../../workflows/messages';
@@ -107,6 +108,7 @@ const LEADER_PORT_RETRY_MS = 500;
 
 export async function startPartyNode(config: NodeConfig, network: NetworkFile, privateKey: string): Promise<RunningNode> {
   const log = createLogger(config.party, config.logLevel);
+  logTemporalThrough(log);
   const me = network.parties[config.party]!;
   const wallet = new Wallet(privateKey);
   if (wallet.address.toLowerCase() !== me.address.toLowerCase()) {
