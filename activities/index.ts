@@ -190,13 +190,12 @@ export function createActivities(
 export type Activities = ReturnType<typeof createActivities>;
 
 /** The activities the workflow also runs as local activities, in its own workflow task (see src/node/workers.ts). */
-export type LocalActivities = Pick<Activities, 'recordDecision' | 'sealStep'>;
+export type LocalActivities = Pick<Activities, 'recordDecision'>;
 
 /** The local activities, each run through `runHere`, which refuses them in a process that does not lead its party. */
 export function localActivities(activities: Activities, runHere: <T>(work: () => Promise<T>) => Promise<T>): LocalActivities {
   return {
     recordDecision: (decision) => runHere(() => activities.recordDecision(decision)),
-    sealStep: (req) => runHere(() => activities.sealStep(req)),
   };
 }
 

@@ -65,9 +65,9 @@ export function readStepLogs(logs: Record<string, string>): Map<string, StepLog>
 
 /** The hops of one step's critical path, in order, plus transfer (which runs beside the chain). */
 export const HOPS = [
-  ['api', 'REST call to the seal starting: HTTP, auth, Update, validation in the workflow task'],
-  ['signing', 'seal (a local activity in the Update\'s workflow task): build and sign the envelope'],
-  ['persist-pending', 'seal: store the pending step'],
+  ['api', 'REST call to the seal activity starting: HTTP, auth, Update, validation in the workflow task'],
+  ['signing', 'seal activity: build and sign the envelope'],
+  ['persist-pending', 'seal activity: store the pending step'],
   ['batch', 'sealed to batch sent: publish activity scheduled, step queued, batch cut, transaction signed and broadcast'],
   ['inclusion', 'batch sent to its block seen'],
   ['confirmation-wait', 'inclusion to N blocks deep'],

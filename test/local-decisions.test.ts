@@ -37,14 +37,11 @@ let client: Client;
 let bundle: WorkflowBundleWithSourceMap;
 /** Calls the stand-in activities received, in order: `sealStep 1`, `recordDecision 1`, … */
 const calls: string[] = [];
-/** What each seal was asked for, by workflow. */
-const seals: { instanceId: string; nonce: number; proposedAt: string }[] = [];
 
 const standIns = {
   inviteParticipants: () => Promise.resolve(),
-  sealStep: (req: { instanceId: string; nonce: number; proposedAt: string }) => {
+  sealStep: (req: { nonce: number }) => {
     calls.push(`sealStep ${req.nonce}`);
-    seals.push({ instanceId: req.instanceId, nonce: req.nonce, proposedAt: req.proposedAt });
     return Promise.resolve({ envelopeHash: `0x${String(req.nonce).padStart(64, '0')}` });
   },
   pinStep: () => Promise.resolve({ root: '0x00', index: 0, count: 1, proof: [], transactionHash: '0x00' }),
@@ -109,10 +106,6 @@ const queuedActivities = (events: temporal.api.history.v1.IHistoryEvent[]): stri
   events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : []));
 const localActivityMarkers = (events: temporal.api.history.v1.IHistoryEvent[]): number => events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length;
 
-function headerOf(id: string): InstanceHeader {
-  return { id, definitionId: 'approval', definitionHash: approval.hash, roles: { requester: NAMESPACE, approver: 'globex' }, createdBy: NAMESPACE, createdAt: '2026-11-21T00:00:00.000Z' };
-}
-
 function position(blockNumber: number): ChainPosition {
   return { blockNumber, blockHash: `0x${blockNumber}`, timestamp: 1_700_000_000 + blockNumber, transactionHash: `0x${blockNumber}`, logIndex: 0, index: 0 };
 }
@@ -136,8 +129,7 @@ test('a decision is recorded in the workflow task on the leading process, and qu
       args: [{ header, definition: approval.definition, party: NAMESPACE }],
     });
 
-    // A proposal without its own time (as sent from the Temporal UI) is sealed by a queued activity.
-    // The follower holds the workflow task: the decision is refused there and queued for the leader.
+    // The seal is always queued. The follower holds the workflow task: the decision is refused there and queued for the leader.
     const first = await handle.executeUpdate(proposeUpdate, { args: [{ step: 'request', input: { amount: 5 } }] });
     expect(first).toEqual({ envelopeHash: `0x${'1'.padStart(64, '0')}`, status: 'pending' });
     await handle.signal(pinConfirmedSignal, { slot: `${NAMESPACE}/1`, position: position(10), envelopeHash: first.envelopeHash });
@@ -159,49 +151,6 @@ test('a decision is recorded in the workflow task on the leading process, and qu
     // Both paths replay: the refused attempt and the queued decision, then the decision made in the task.
     await Worker.runReplayHistory({ workflowBundle: bundle }, await handle.fetchHistory());
     expect(await handle.result()).toEqual({ outcome: 'approved', steps: 2 });
-  } finally {
-    await Promise.all([follower.stop(), leader.stop()]);
-  }
-}, 120_000);
-
-test('a proposal carrying its time is sealed in the workflow task of the leading process, at that time; a follower queues it', async () => {
-  const leading = processWorkers(true);
-  await leading.lead();
-  try {
-    const handle = await client.workflow.start(instanceWorkflow, { workflowId: 'seal-1', taskQueue: TASK_QUEUE, args: [{ header: headerOf('seal-1'), definition: approval.definition, party: NAMESPACE }] });
-
-    // Refused by the validator, nothing sealed: a time not in toISOString's form, and one too far from the workflow's.
-    const propose = (proposedAt: string) => handle.executeUpdate(proposeUpdate, { args: [{ step: 'request', input: { amount: 5 }, proposedAt }] });
-    const refusal = (update: Promise<unknown>) => update.then(() => 'accepted', (error: Error) => (error.cause instanceof Error ? error.cause.message : error.message));
-    expect(await refusal(propose('2026-11-22 08:00'))).toMatch(/^proposedAt must be a UTC time as ISO 8601/);
-    expect(await refusal(propose(new Date(Date.now() - 3_600_000).toISOString()))).toMatch(/is more than 10 minutes from the workflow's time/);
-    expect(seals.filter((s) => s.instanceId === 'seal-1')).toEqual([]);
-
-    const proposedAt = new Date().toISOString();
-    expect(await propose(proposedAt)).toEqual({ envelopeHash: `0x${'1'.padStart(64, '0')}`, status: 'pending' });
-    expect(seals.filter((s) => s.instanceId === 'seal-1')).toEqual([{ instanceId: 'seal-1', nonce: 1, proposedAt }]);
-    const events = await historyOf('seal-1');
-    expect(queuedActivities(events).filter((name) => name !== 'inviteParticipants')).toEqual(['publishStep']);
-    expect(localActivityMarkers(events)).toBe(1);
-    await Worker.runReplayHistory({ workflowBundle: bundle }, await handle.fetchHistory());
-    await handle.terminate('test over');
-  } finally {
-    await leading.stop();
-  }
-
-  const follower = processWorkers(true);
-  const leader = processWorkers(false);
-  await leader.lead();
-  try {
-    const handle = await client.workflow.start(instanceWorkflow, { workflowId: 'seal-2', taskQueue: TASK_QUEUE, args: [{ header: headerOf('seal-2'), definition: approval.definition, party: NAMESPACE }] });
-    const proposedAt = new Date().toISOString();
-    await handle.executeUpdate(proposeUpdate, { args: [{ step: 'request', input: { amount: 5 }, proposedAt }] });
-    // Refused in the follower's task, then queued for the leader: sealed at the request's time all the same.
-    expect(seals.filter((s) => s.instanceId === 'seal-2')).toEqual([{ instanceId: 'seal-2', nonce: 1, proposedAt }]);
-    const events = await historyOf('seal-2');
-    expect(queuedActivities(events).filter((name) => name !== 'inviteParticipants')).toEqual(['sealStep', 'publishStep']);
-    await Worker.runReplayHistory({ workflowBundle: bundle }, await handle.fetchHistory());
-    await handle.terminate('test over');
   } finally {
     await Promise.all([follower.stop(), leader.stop()]);
   }

@@ -5,8 +5,7 @@
  * `decisions-recorded-in-task` patch, its decisions recorded by local activities, and once more
  * under `one-activity-for-all-peers` too, one activity pinning and delivering each step; and
  * once more with each peer's step told in the final pin's signal, not in an envelope signal of
- * its own; and once more under `seal-in-task`, each step sealed in its Update's workflow task)
- * must replay against the current workflow code. A change that would break running instances fails here; make it with Temporal's
+ * its own) must replay against the current workflow code. A change that would break running instances fails here; make it with Temporal's
  * patching API, then record new fixtures (two-party-step.test.ts and human-tasks-ui.test.ts
  * write fresh ones to test-output/histories/).
  */

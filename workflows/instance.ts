@@ -24,7 +24,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, LocalActivities, SealRequest } from '../activities';
+import type { Activities, LocalActivities } from '../activities';
 import type { Decision } from '../src/store/store';
 import { LockstepError } from '../src/model/errors';
 import { comparePositions, type ChainPosition } from '../src/model/pin';
@@ -43,7 +43,6 @@ import {
   viewQuery,
   DEFAULT_RUN_LIMITS,
   NOT_LEADING,
-  PROPOSED_AT_SKEW_MS,
   type InstanceResult,
   type InstanceWorkflowInput,
   type PendingStep,
@@ -77,12 +76,11 @@ const local = proxyActivities<Activities>({
   retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
 });
 /**
- * Recording a decision, and sealing a proposal that carries its own time, first tried inside the
- * workflow task when the process holding it leads its party (src/node/workers.ts): no round trip
- * through Temporal's queues. Their input is all from the history, so running one again after a
- * failed task does the same (a seal signs the same envelope: ethers signs deterministically). One
- * short attempt: a local activity holds its workflow task open (and an Update waits for that
- * task); a slow or failed attempt is queued instead, where waiting costs nothing.
+ * Recording a decision, first tried inside the workflow task when the process holding it leads
+ * its party (src/node/workers.ts): no round trip through Temporal's queues. Its input is all from
+ * the history, so running it again after a failed task records the same. One short attempt: a
+ * local activity holds its workflow task open (and an Update waits for that task); a slow or
+ * failed attempt is queued instead, where waiting costs nothing.
  */
 const inTask = proxyLocalActivities<LocalActivities>({
   startToCloseTimeout: '4 seconds',
@@ -95,8 +93,6 @@ const TASK_ATTRIBUTES_PATCH = 'human-task-search-attributes';
 const LOCAL_DECISIONS_PATCH = 'decisions-recorded-in-task';
 /** Runs recorded before publishStep and inviteParticipants replay with an activity for the pin and one per peer. */
 const ONE_ACTIVITY_FOR_PEERS_PATCH = 'one-activity-for-all-peers';
-/** Runs recorded before proposals carried their time replay with every seal queued. */
-const SEAL_IN_TASK_PATCH = 'seal-in-task';
 
 /** Turns a rule violation into a failure the caller sees, with its code and offending fields. */
 function refuse(error: unknown): never {
@@ -133,7 +129,6 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   let shownTaskAttributes: string | undefined;
   const decidesInTask = patched(LOCAL_DECISIONS_PATCH);
   const peersInOneActivity = patched(ONE_ACTIVITY_FOR_PEERS_PATCH);
-  const sealsInTask = patched(SEAL_IN_TASK_PATCH);
 
   /** In this workflow task if it can be (see `inTask`), otherwise queued for the leading process. */
   async function recordDecision(decision: Decision): Promise<void> {
@@ -147,23 +142,6 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       }
     }
     await local.recordDecision(decision);
-  }
-
-  /**
-   * In this workflow task if the proposal carries its time (see `ProposeRequest.proposedAt`),
-   * otherwise queued, at this task's time: a local activity runs again when its workflow task
-   * fails, and would then seal another envelope for the nonce with the retried task's time.
-   */
-  async function seal(request: SealRequest, timed: boolean): Promise<{ envelopeHash: string }> {
-    if (sealsInTask && timed) {
-      try {
-        return await inTask.sealStep(request);
-      } catch (error) {
-        const failure = error instanceof ActivityFailure ? error.cause : error;
-        if (!(failure instanceof ApplicationFailure && failure.type === NOT_LEADING)) log.warn('sealing the step in the workflow task failed; queued instead', { instanceId: header.id, error: String(error) });
-      }
-    }
-    return local.sealStep(request);
   }
 
   const isDuplicate = (position: ChainPosition): boolean =>
@@ -206,11 +184,16 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   async function proposeStep(request: ProposeRequest): Promise<ProposeResult> {
     messages++;
     const nonce = ++ownNonce;
-    // The request's time if it has one; else workflow time, deterministic on replay.
-    const proposedAt = request.proposedAt ?? new Date().toISOString();
+    const proposedAt = new Date().toISOString(); // workflow time: deterministic on replay
     inFlight++;
     try {
-      const { envelopeHash } = await seal({ instanceId: header.id, step: request.step, input: inputOf(request), output: request.output, nonce, proposedAt }, request.proposedAt !== undefined);
+      // Queued, never a local activity: a local one stores the step and claims its nonce before
+      // its workflow task is recorded. Should that task fail, the task run again has another
+      // workflow time (another envelope for the nonce); and should the Update itself be lost with
+      // it (a Temporal restart drops Updates not yet recorded), a later proposal takes the nonce
+      // with other data. The slot refuses either for good. (Tried with the request's own time:
+      // the seeded soak caught the second case, docs/performance.md.)
+      const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: inputOf(request), output: request.output, nonce, proposedAt });
       const input = guarded.has(request.step) ? { input: inputOf(request), output: request.output } : {};
       pending.set(envelopeHash, { envelopeHash, step: request.step, author: party, ...input });
       showTasks();
@@ -235,7 +218,6 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
           { field: '/step', message: 'not a human task' },
         ]);
       }
-      if (request.proposedAt !== undefined) checkProposedAt(request.proposedAt);
       const input = inputOf(request);
       // The REST API refuses such data at its edge; an Update from the Temporal UI reaches here unchecked,
       // and a value too deep to serialise would fail the workflow task for good once accepted.
@@ -423,21 +405,4 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
 /** An absent input is `{}`; an explicit null is the caller's value and must meet the step's schema like any other. */
 function inputOf(request: { input?: unknown }): unknown {
   return request.input === undefined ? {} : request.input;
-}
-
-/** A proposal's own time: the exact form `toISOString` writes (history pages sort by it as text), near the workflow's time. */
-function checkProposedAt(proposedAt: unknown): void {
-  const at = typeof proposedAt === 'string' ? Date.parse(proposedAt) : NaN;
-  if (!Number.isFinite(at) || new Date(at).toISOString() !== proposedAt) {
-    throw new LockstepError('bad_request', `proposedAt must be a UTC time as ISO 8601 with milliseconds, e.g. 2026-11-22T08:00:00.000Z; got ${JSON.stringify(proposedAt)?.slice(0, 80)}`, [
-      { field: '/proposedAt', message: 'not an ISO 8601 UTC time' },
-    ]);
-  }
-  // Workflow time: the same wherever the validator runs.
-  const now = Date.now();
-  if (Math.abs(at - now) > PROPOSED_AT_SKEW_MS) {
-    throw new LockstepError('bad_request', `proposedAt ${proposedAt} is more than ${PROPOSED_AT_SKEW_MS / 60_000} minutes from the workflow's time ${new Date(now).toISOString()}`, [
-      { field: '/proposedAt', message: 'too far from the workflow time' },
-    ]);
-  }
 }

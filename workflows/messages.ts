@@ -80,19 +80,7 @@ export interface ProposeRequest {
   input?: unknown;
   /** Required exactly when the step declares an output schema. */
   output?: unknown;
-  /**
-   * When the author's node took the request (ISO 8601, UTC, as `Date.prototype.toISOString`
-   * writes it), set by the REST API. A proposal that carries it is sealed inside the Update's
-   * workflow task (the envelope then depends only on the history, so running the seal again
-   * seals the same one); without it (an Update sent from the Temporal UI) the seal is a queued
-   * activity and the time is the workflow's. Refused when further than `PROPOSED_AT_SKEW_MS`
-   * from the workflow's time.
-   */
-  proposedAt?: string;
 }
-
-/** How far a proposal's `proposedAt` may be from the workflow's time (a queue backlog, clocks apart). */
-export const PROPOSED_AT_SKEW_MS = 10 * 60_000;
 
 export interface ProposeResult {
   envelopeHash: string;

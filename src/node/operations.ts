@@ -65,11 +65,9 @@ export async function proposeStep(ctx: NodeContext, instanceId: string, proposal
   // One id for every attempt: the server runs an update once per id, so asking again after a
   // timeout attaches to the first attempt instead of proposing the step twice.
   const updateId = requestKey ? `propose-${createHash('sha256').update(requestKey).digest('hex').slice(0, 40)}` : randomUUID();
-  // Timed here, so that the workflow can seal the step inside its own task (ProposeRequest.proposedAt).
-  const timed: ProposeRequest = { ...proposal, proposedAt: proposal.proposedAt ?? new Date().toISOString() };
   for (let attempt = 1; ; attempt++) {
     try {
-      return await handle.executeUpdate(proposeUpdate, { args: [timed], updateId });
+      return await handle.executeUpdate(proposeUpdate, { args: [proposal], updateId });
     } catch (error) {
       // No running workflow: either the instance has ended, or its invitation is still being
       // processed here. The instance is stored (and so readable) before its workflow starts: the
