@@ -5,17 +5,23 @@
  * names the winner, and every node ends with the same history for every instance.
  */
 import { join } from 'node:path';
+import { MongoClient } from 'mongodb';
+import { Client, Connection } from '@temporalio/client';
 import { startTestNetwork, type TestNetwork } from './support/network';
 import { historyFingerprint } from './support/history';
 import { eventually } from './support/eventually';
 import { quietTemporalRuntime } from './support/quiet-runtime';
 import type { StepView } from '../src/api/views';
+import type { InstanceDoc } from '../src/store/documents';
+import { instanceWorkflowId } from '../workflows/messages';
 
 const CONFIRMATIONS = 2;
 const INSTANCES = 50;
 const PARTIES = ['alpha', 'beta', 'gamma'];
 const ROLES = { host: 'alpha', left: 'beta', right: 'gamma' };
 let net: TestNetwork;
+/** The instances of the first test, all ended once it has run. */
+let ids: string[] = [];
 
 beforeAll(async () => {
   quietTemporalRuntime();
@@ -68,7 +74,7 @@ async function claim(party: string, id: string, step: string) {
 }
 
 test(`${INSTANCES} instances, competing claims fired concurrently: one winner each, identical histories on every node`, async () => {
-  const ids = await inBatches(Array.from({ length: INSTANCES }, (_, i) => i), 10, async () => {
+  ids = await inBatches(Array.from({ length: INSTANCES }, (_, i) => i), 10, async () => {
     const res = await net.api('alpha').post('/instances', { definition: 'race', roles: ROLES });
     expect(res.status).toBe(201);
     return res.body.instance.id as string;
@@ -122,3 +128,29 @@ test(`${INSTANCES} instances, competing claims fired concurrently: one winner ea
   }
   expect(divergent).toBe(0);
 }, 900_000);
+
+test("an invitation delivered again after its instance ended starts no new run of the participant's workflow", async () => {
+  const id = ids[0]!;
+  const network = net.stack.network;
+  const before = await net.history('gamma', id);
+  expect(before.filter((s) => s.status !== 'pending')).toHaveLength(3);
+  // The invitation as the creator stored it, sent again as its inviting activity's retry would.
+  const mongo = await MongoClient.connect(network.mongodb.uri);
+  const temporal = await Connection.connect({ address: network.temporal.address });
+  try {
+    const doc = await mongo.db(network.parties.alpha!.database).collection<InstanceDoc>('instances').findOne({ _id: id });
+    const invitation = { header: doc!.header, secret: doc!.secret, signature: doc!.invitationSignature, ...(doc!.sinceBlock !== undefined ? { sinceBlock: doc!.sinceBlock } : {}) };
+    const res = await fetch(`${network.parties.gamma!.dxUrl}/dx/v1/invitations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-lockstep-party': 'alpha' },
+      body: JSON.stringify(invitation),
+    });
+    expect(res.status).toBe(200);
+    const workflow = new Client({ connection: temporal, namespace: network.parties.gamma!.namespace }).workflow.getHandle(instanceWorkflowId(id));
+    expect((await workflow.describe()).status.name).toBe('COMPLETED');
+    expect(await net.history('gamma', id)).toEqual(before);
+  } finally {
+    await mongo.close();
+    await temporal.close();
+  }
+}, 120_000);

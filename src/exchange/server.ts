@@ -95,6 +95,13 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller, chain: P
     const unknown = participantsOf(header).filter((p) => !ctx.network.parties[p]);
     if (unknown.length > 0) throw new LockstepError('bad_request', `unknown parties: ${unknown.join(', ')}`, [{ field: '/header/roles', message: 'unknown party' }]);
     const stored = await ctx.store.saveInstance(invitation);
+    if (stored.status === 'ended') {
+      // A repeat (the creator's retry did not know this node had answered): the instance ended
+      // here, its workflow has finished; only a workflow's first run may decide its steps.
+      ctx.log.info({ instanceId: header.id, from: header.createdBy }, 'invitation of an ended instance accepted again');
+      res.status(200).json({ accepted: header.id });
+      return;
+    }
     // Before the answer: if reading the chain fails, so does the request, and the creator invites again.
     try {
       await chain.lookBack(stored, invitation.sinceBlock ?? ctx.network.chain.deployBlock);

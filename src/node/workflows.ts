@@ -13,6 +13,7 @@ import { instanceStaticDetails, instanceSummary } from '../../workflows/human-ta
 /**
  * Starts this node's copy of an instance's workflow, with the summary and details the Temporal
  * Web UI shows (its current details, with any open human task, come from the workflow itself).
+ * Nothing happens if it runs or has run already.
  */
 export async function startInstanceWorkflow(ctx: NodeContext, header: InstanceHeader): Promise<void> {
   const { definition } = ctx.definitions.byAgreedHash(header.definitionHash, `instance ${header.id}`);
@@ -22,6 +23,10 @@ export async function startInstanceWorkflow(ctx: NodeContext, header: InstanceHe
     await ctx.temporal.workflow.start(instanceWorkflow, {
       taskQueue: TASK_QUEUE,
       workflowId: instanceWorkflowId(header.id),
+      // Once per instance: an invitation delivered again after the instance's workflow finished
+      // would otherwise start a new run from the initial state, which would then decide a step
+      // sequenced after the end against that state, unlike every other node.
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
       args: [{ header, definition, party: ctx.party, limits: ctx.config.runLimits, ...(links ? { links } : {}) }],
       searchAttributes: {
         LockstepDefinition: [definition.id],
