@@ -2,7 +2,9 @@
  * Conflicts at scale on the real stack: three parties, 50 instances, and in each the two claims
  * that exclude each other fired at the same moment by two different parties. The chain order
  * settles each one: exactly one claim wins per instance, the other is rejected as a conflict that
- * names the winner, and every node ends with the same history for every instance.
+ * names the winner, and every node ends with the same history for every instance. And an
+ * invitation delivered again once its instance has ended (an inviting activity's retry) starts no
+ * new run of the workflow, whose initial state would judge a late step differently.
  */
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
