@@ -200,6 +200,6 @@ export function localActivities(activities: Activities, runHere: <T>(work: () =>
 }
 
 /** The invitation as stored, to send on to a participant (with its `sinceBlock` when it has one). */
-function invitationOf(doc: InstanceDoc): Invitation {
+export function invitationOf(doc: InstanceDoc): Invitation {
   return { header: doc.header, secret: doc.secret, signature: doc.invitationSignature, ...(doc.sinceBlock !== undefined ? { sinceBlock: doc.sinceBlock } : {}) };
 }

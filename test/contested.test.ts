@@ -16,6 +16,7 @@ import { quietTemporalRuntime } from './support/quiet-runtime';
 import type { StepView } from '../src/api/views';
 import type { InstanceDoc } from '../src/store/documents';
 import { instanceWorkflowId } from '../workflows/messages';
+import { invitationOf } from '../activities';
 
 const CONFIRMATIONS = 2;
 const INSTANCES = 50;
@@ -141,7 +142,7 @@ test("an invitation delivered again after its instance ended starts no new run o
   const temporal = await Connection.connect({ address: network.temporal.address });
   try {
     const doc = await mongo.db(network.parties.alpha!.database).collection<InstanceDoc>('instances').findOne({ _id: id });
-    const invitation = { header: doc!.header, secret: doc!.secret, signature: doc!.invitationSignature, ...(doc!.sinceBlock !== undefined ? { sinceBlock: doc!.sinceBlock } : {}) };
+    const invitation = invitationOf(doc!);
     const res = await fetch(`${network.parties.gamma!.dxUrl}/dx/v1/invitations`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-lockstep-party': 'alpha' },
