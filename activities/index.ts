@@ -2,10 +2,10 @@
  * The instance workflow's activities: every side effect of a step (signing, private transfer,
  * pinning, persistence). Each is idempotent, because Temporal retries it until it succeeds.
  */
-import { keccak256 } from 'ethers';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { NodeContext } from '../src/node/context';
-import { sealEnvelope, signHash } from '../src/envelope/seal';
+import { sealEnvelope, stepSalt } from '../src/envelope/seal';
+import type { ProposalFields } from '../src/envelope/build';
 import { contextOf, tagOf } from '../src/chain/pins';
 import { leafOf } from '../src/chain/merkle';
 import type { PinReceipt } from '../src/model/pin';
@@ -25,6 +25,20 @@ export interface SealRequest {
   /** The author's step number, counted by the workflow, so a retried seal rebuilds the same envelope. */
   nonce: number;
   proposedAt: string;
+}
+
+/** A proposal whose envelope the workflow built (its salt came with the Update): what publishStep signs and stores. */
+export interface Proposal extends SealRequest {
+  definitionHash: string;
+  salt: string;
+}
+
+/** The step to publish: stored already (by sealStep), or a proposal to sign and store first. */
+export interface PublishRequest {
+  instanceId: string;
+  envelopeHash: string;
+  to: string[];
+  proposal?: Proposal;
 }
 
 /** The failure type of a step that can never be pinned: the workflow stops waiting for it. */
@@ -111,6 +125,30 @@ export function createActivities(
     return receipt;
   }
 
+  /**
+   * Signs and stores a proposal whose envelope its Update's workflow task built, now that the task
+   * is recorded: only then may the step take its number (a task that failed, or an Update lost
+   * with it, leaves nothing here). The envelope is built again, and must be the one the workflow
+   * holds; ethers signs deterministically, so a retry stores the very same step.
+   */
+  async function storeProposal(doc: InstanceDoc, proposal: Proposal, envelopeHash: string): Promise<StepDoc> {
+    const startedAt = Date.now();
+    const signed = sealEnvelope(ctx.wallet, proposalFields(proposal));
+    if (signed.hash !== envelopeHash) {
+      throw ApplicationFailure.nonRetryable(`the proposal builds envelope ${signed.hash}, not the workflow's ${envelopeHash}`, 'bad_proposal');
+    }
+    const signedAt = Date.now();
+    const step = await ctx.store.savePendingStep(doc, signed, true);
+    // Durations (ms) feed the benchmark's per-hop profile (bench/profile.ts).
+    ctx.log.info({ instanceId: doc._id, step: step.step, envelopeHash, ms: Date.now() - startedAt, signMs: signedAt - startedAt }, 'step stored');
+    return step;
+  }
+
+  /** The envelope's fields of a proposal by this party. */
+  function proposalFields(p: Proposal): ProposalFields {
+    return { instanceId: p.instanceId, definitionHash: p.definitionHash, step: p.step, author: ctx.party, nonce: p.nonce, proposedAt: p.proposedAt, salt: p.salt, input: p.input, output: p.output };
+  }
+
   return {
     /** One participant (runs before `inviteParticipants`, and of their instances still). */
     async inviteParticipant(req: { instanceId: string; to: string }): Promise<void> {
@@ -124,22 +162,14 @@ export function createActivities(
       await toEach(req.to, (to) => ctx.dx.sendInvitation(ctx.network.parties[to]!, invitationOf(doc), ctx.party));
     },
 
+    /**
+     * Signs and stores a proposal: for a proposal without a salt of its own (an Update sent from
+     * the Temporal UI), and in runs from before the workflow built envelopes itself.
+     */
     async sealStep(req: SealRequest): Promise<{ envelopeHash: string }> {
       const startedAt = Date.now();
       const doc = await instance(req.instanceId);
-      // The salt is derived from our key and the nonce: unguessable to others, stable across retries.
-      const salt = keccak256(signHash(ctx.wallet, keccak256(Buffer.from(`salt:${req.instanceId}:${req.nonce}`))));
-      const signed = sealEnvelope(ctx.wallet, {
-        instanceId: req.instanceId,
-        definitionHash: doc.header.definitionHash,
-        step: req.step,
-        author: ctx.party,
-        nonce: req.nonce,
-        proposedAt: req.proposedAt,
-        salt,
-        input: req.input,
-        output: req.output,
-      });
+      const signed = sealEnvelope(ctx.wallet, proposalFields({ ...req, definitionHash: doc.header.definitionHash, salt: stepSalt(ctx.wallet, req.instanceId, req.nonce) }));
       const signedAt = Date.now();
       await ctx.store.savePendingStep(doc, signed, true);
       // Durations (ms) feed the benchmark's per-hop profile (bench/profile.ts).
@@ -160,13 +190,14 @@ export function createActivities(
     },
 
     /**
-     * Pins the step, then delivers it (with its receipt) to every peer named, side by side: one
-     * activity where there were one for the pin and one per peer. It heartbeats the peers that
+     * Stores the step when it comes as a signed proposal, pins it, then delivers it (with its
+     * receipt) to every peer named, side by side: one activity where there were one for the pin
+     * and one per peer. It heartbeats the peers that
      * have taken it, so a retry (a peer was down) pins nothing again and sends only to the others.
      */
-    async publishStep(req: { instanceId: string; envelopeHash: string; to: string[] }): Promise<void> {
+    async publishStep(req: PublishRequest): Promise<void> {
       const doc = await instance(req.instanceId);
-      let step = await storedStep(req.envelopeHash);
+      let step = req.proposal ? await storeProposal(doc, req.proposal, req.envelopeHash) : await storedStep(req.envelopeHash);
       await toEach(
         req.to,
         (to) => deliver(doc, step, to),

@@ -1,7 +1,7 @@
 /**
  * Where the time of one step goes, hop by hop, from timestamps observable without touching the
  * engine's logic: the driver's own clock (REST request and answer, final event on every node), the
- * nodes' pino log lines ("step sealed", "step pinned", "step delivered", "final step signalled",
+ * nodes' pino log lines ("step stored", "step pinned", "step delivered", "final step signalled",
  * "step decided", with their durations) and the local time each block was first seen.
  */
 import { readFileSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { summarise, type Summary } from './stats';
 
 /** What the node logs say about one step (times in ms since the epoch). */
 export interface StepLog {
-  sealed?: { at: number; ms: number; signMs: number };
+  stored?: { at: number; ms: number; signMs: number };
   pinned?: { at: number; ms: number; transactionHash: string };
   /** Per party: the envelope accepted from its author. */
   accepted: Record<string, number>;
@@ -52,7 +52,7 @@ export function readStepLogs(logs: Record<string, string>): Map<string, StepLog>
       if (line.msg === 'batch sent' && line.transactionHash && line.time !== undefined) batchSentAt.set(line.transactionHash, line.time);
       if (!line.envelopeHash || line.time === undefined) continue;
       const step = entry(line.envelopeHash);
-      if (line.msg === 'step sealed') step.sealed = { at: line.time, ms: line.ms ?? 0, signMs: line.signMs ?? 0 };
+      if (line.msg === 'step stored') step.stored ??= { at: line.time, ms: line.ms ?? 0, signMs: line.signMs ?? 0 };
       else if (line.msg === 'step pinned') step.pinned = { at: line.time, ms: line.ms ?? 0, transactionHash: line.transactionHash ?? '' };
       else if (line.msg === 'envelope accepted') step.accepted[party] ??= line.time;
       else if (line.msg === 'final step signalled') step.signalled[party] ??= line.time;
@@ -65,10 +65,10 @@ export function readStepLogs(logs: Record<string, string>): Map<string, StepLog>
 
 /** The hops of one step's critical path, in order, plus transfer (which runs beside the chain). */
 export const HOPS = [
-  ['api', 'REST call to the seal activity starting: HTTP, auth, Update, validation in the workflow task'],
-  ['signing', 'seal activity: build and sign the envelope'],
-  ['persist-pending', 'seal activity: store the pending step'],
-  ['batch', 'sealed to batch sent: publish activity scheduled, step queued, batch cut, transaction signed and broadcast'],
+  ['api', 'REST call to the publish activity starting: HTTP, auth, Update (validation, envelope built in its workflow task), activity dispatched'],
+  ['signing', 'publish activity: build and sign the envelope'],
+  ['persist-pending', 'publish activity: store the pending step'],
+  ['batch', 'stored to batch sent: step queued, batch cut, transaction signed and broadcast'],
   ['inclusion', 'batch sent to its block seen'],
   ['confirmation-wait', 'inclusion to N blocks deep'],
   ['receipt', 'batch sent to the publish activity holding the receipt (polls the queue, saves the receipt); transfer starts then'],
@@ -89,15 +89,14 @@ export interface BlockTimes {
 /** The hop durations (ms) of one step; a hop whose timestamps are missing is left out. */
 export function hopsOf(sample: StepSample, log: StepLog, blocks: BlockTimes, confirmations: number): Partial<Record<Hop, number>> {
   const hops: Partial<Record<Hop, number>> = {};
-  const { sealed, pinned } = log;
-  if (!sealed) return hops;
-  const sealStart = sealed.at - sealed.ms;
-  hops.api = sealStart - sample.requestedAt;
-  hops.signing = sealed.signMs;
-  hops['persist-pending'] = sealed.ms - sealed.signMs;
+  const { stored, pinned } = log;
+  if (!stored) return hops;
+  hops.api = stored.at - stored.ms - sample.requestedAt;
+  hops.signing = stored.signMs;
+  hops['persist-pending'] = stored.ms - stored.signMs;
   if (!pinned || log.batchSent === undefined) return hops;
   const sent = log.batchSent;
-  hops.batch = sent - sealed.at;
+  hops.batch = sent - stored.at;
   hops.receipt = pinned.at - sent;
   const accepted = Object.values(log.accepted);
   if (accepted.length > 0) hops.transfer = Math.max(...accepted) - pinned.at;

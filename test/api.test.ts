@@ -243,7 +243,12 @@ describe('queries', () => {
   test('history: a cursor walk returns every item once, in order, in both directions', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push(await startedOrder());
-    for (const id of ids) expect((await acme.post(`/instances/${id}/steps`, { step: 'order', input: { ...ORDER, note: id } })).status).toBe(202);
+    for (const id of ids) {
+      const posted = await acme.post(`/instances/${id}/steps`, { step: 'order', input: { ...ORDER, note: id } });
+      expect(posted.status).toBe(202);
+      // Stored by the time of the answer: its Location reads it at once.
+      expect((await acme.get(posted.headers.get('location')!.replace('/api/v1', ''))).body.step).toMatchObject({ status: 'pending', input: { note: id } });
+    }
     // Their pins go out in one to three transactions, as the batcher cuts them: mine until all three are final.
     await eventually('the three orders confirmed', async () => {
       await net.mine(1);

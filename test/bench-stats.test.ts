@@ -42,7 +42,7 @@ describe('percentile (nearest rank)', () => {
 describe('hopsOf', () => {
   const sample: StepSample = { instance: 0, k: 0, requestedAt: 1000, acceptedAt: 1100, finalAt: 3000, envelopeHash: '0xe' };
   const log: StepLog = {
-    sealed: { at: 1080, ms: 30, signMs: 10 },
+    stored: { at: 1080, ms: 30, signMs: 10 },
     batchSent: 1300,
     pinned: { at: 1350, ms: 300, transactionHash: '0xt' },
     accepted: { b: 1500, c: 1600 },
@@ -53,7 +53,7 @@ describe('hopsOf', () => {
 
   it('splits the critical path at the logged timestamps, following the node that decided last', () => {
     expect(hopsOf(sample, log, blocks, 2)).toEqual({
-      api: 50, // seal started at 1080 - 30
+      api: 50, // the publish activity started at 1080 - 30
       signing: 10,
       'persist-pending': 20,
       batch: 220,

@@ -1,7 +1,8 @@
 /**
  * Where the workflow records a decision, on a real Temporal dev server: as a local activity
  * inside the workflow task when the process holding the task leads its party, and otherwise as
- * the same activity queued for the leader. Two sets of
+ * the same activity queued for the leader. And where it builds a proposal's envelope: in the
+ * Update's own workflow task when the proposal brings its salt, with only publishStep queued. Two sets of
  * workers in this process stand for a party's two processes: the "follower" runs workflow tasks
  * only, the "leader" the activity worker. The activities are stand-ins that record their calls:
  * what is under test is the workflow's routing and the workers' gate, not the store.
@@ -13,7 +14,9 @@ import pino from 'pino';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { localActivities, type Activities } from '../activities';
+import { localActivities, type Activities, type PublishRequest } from '../activities';
+import { buildEnvelope } from '../src/envelope/build';
+import { newSalt } from '../src/envelope/seal';
 import { loadDefinitionFile } from '../src/definitions/load';
 import type { InstanceHeader } from '../src/model/instance';
 import type { ChainPosition } from '../src/model/pin';
@@ -37,6 +40,8 @@ let client: Client;
 let bundle: WorkflowBundleWithSourceMap;
 /** Calls the stand-in activities received, in order: `sealStep 1`, `recordDecision 1`, … */
 const calls: string[] = [];
+/** What the stand-in publishStep was asked to publish. */
+const published: PublishRequest[] = [];
 
 const standIns = {
   inviteParticipants: () => Promise.resolve(),
@@ -45,7 +50,10 @@ const standIns = {
     return Promise.resolve({ envelopeHash: `0x${String(req.nonce).padStart(64, '0')}` });
   },
   pinStep: () => Promise.resolve({ root: '0x00', index: 0, count: 1, proof: [], transactionHash: '0x00' }),
-  publishStep: () => Promise.resolve(),
+  publishStep: (req: PublishRequest) => {
+    published.push(req);
+    return Promise.resolve();
+  },
   recordDecision: (decision: { seq: number; status: string }) => {
     calls.push(`recordDecision ${decision.seq} ${decision.status}`);
     return Promise.resolve();
@@ -129,7 +137,7 @@ test('a decision is recorded in the workflow task on the leading process, and qu
       args: [{ header, definition: approval.definition, party: NAMESPACE }],
     });
 
-    // The seal is always queued. The follower holds the workflow task: the decision is refused there and queued for the leader.
+    // Without a salt (as sent from the Temporal UI), the seal is queued. The follower holds the workflow task: the decision is refused there and queued for the leader.
     const first = await handle.executeUpdate(proposeUpdate, { args: [{ step: 'request', input: { amount: 5 } }] });
     expect(first).toEqual({ envelopeHash: `0x${'1'.padStart(64, '0')}`, status: 'pending' });
     await handle.signal(pinConfirmedSignal, { slot: `${NAMESPACE}/1`, position: position(10), envelopeHash: first.envelopeHash });
@@ -153,5 +161,37 @@ test('a decision is recorded in the workflow task on the leading process, and qu
     expect(await handle.result()).toEqual({ outcome: 'approved', steps: 2 });
   } finally {
     await Promise.all([follower.stop(), leader.stop()]);
+  }
+}, 120_000);
+
+test('a proposal with its salt has its envelope built in the Update\'s task: only publishStep is queued, with what builds that envelope', async () => {
+  const leading = processWorkers(true);
+  await leading.lead();
+  try {
+    const header: InstanceHeader = { id: 'built-1', definitionId: 'approval', definitionHash: approval.hash, roles: { requester: NAMESPACE, approver: 'globex' }, createdBy: NAMESPACE, createdAt: '2026-11-21T00:00:00.000Z' };
+    const handle = await client.workflow.start(instanceWorkflow, { workflowId: 'built-1', taskQueue: TASK_QUEUE, args: [{ header, definition: approval.definition, party: NAMESPACE }] });
+
+    // A salt not in the REST API's form is refused by the validator: nothing recorded.
+    const refused = await handle.executeUpdate(proposeUpdate, { args: [{ step: 'request', input: { amount: 5 }, salt: '0x12' }] }).then(
+      () => 'accepted',
+      (error: Error) => (error.cause instanceof Error ? error.cause.message : error.message),
+    );
+    expect(refused).toMatch(/^salt must be 32 bytes as 0x-prefixed lower-case hex/);
+
+    const salt = newSalt();
+    const result = await handle.executeUpdate(proposeUpdate, { args: [{ step: 'request', input: { amount: 5 }, salt }] });
+    const events = await historyOf('built-1');
+    expect(queuedActivities(events).filter((name) => name !== 'inviteParticipants')).toEqual(['publishStep']);
+    expect(localActivityMarkers(events)).toBe(0);
+    await eventually('publishStep run', () => Promise.resolve(published.find((p) => p.instanceId === 'built-1')));
+    const { proposal, envelopeHash } = published.find((p) => p.instanceId === 'built-1')!;
+    expect(proposal).toMatchObject({ step: 'request', input: { amount: 5 }, nonce: 1, salt, definitionHash: approval.hash });
+    // The activity builds from its request the very envelope the workflow answered with.
+    expect(envelopeHash).toBe(result.envelopeHash);
+    expect(buildEnvelope({ ...proposal!, author: NAMESPACE }).hash).toBe(result.envelopeHash);
+    await Worker.runReplayHistory({ workflowBundle: bundle }, await handle.fetchHistory());
+    await handle.terminate('test over');
+  } finally {
+    await leading.stop();
   }
 }, 120_000);

@@ -5,7 +5,10 @@
  * `decisions-recorded-in-task` patch, its decisions recorded by local activities, and once more
  * under `one-activity-for-all-peers` too, one activity pinning and delivering each step; and
  * once more with each peer's step told in the final pin's signal, not in an envelope signal of
- * its own) must replay against the current workflow code. A change that would break running instances fails here; make it with Temporal's
+ * its own; and the purchase order and the approval once more under `envelope-built-in-task`,
+ * each proposal sent through the REST API built in its Update's workflow task and signed and
+ * stored by publishStep, the approval's step completed in the Temporal UI sealed by sealStep)
+ * must replay against the current workflow code. A change that would break running instances fails here; make it with Temporal's
  * patching API, then record new fixtures (two-party-step.test.ts and human-tasks-ui.test.ts
  * write fresh ones to test-output/histories/).
  */

@@ -1,8 +1,9 @@
 /**
  * The process-instance workflow: one per instance on each participant's node.
  *
- * A step is proposed through the `propose` update (validated: role, order, input and output schemas), sealed
- * and signed by an activity, delivered privately to the other participants and pinned on chain.
+ * A step is proposed through the `propose` update (validated: role, order, input and output schemas), its
+ * envelope built in the Update's workflow task, then signed, stored, pinned on chain and delivered
+ * privately to the other participants by one queued activity.
  * Every node applies a step only when it holds both the envelope and the confirmed pin, strictly
  * in chain order, re-checking the rules at that point: the first step sequenced wins, a competing
  * one is rejected as a conflict naming the winner, identically on every node.
@@ -24,7 +25,8 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, LocalActivities } from '../activities';
+import type { Activities, LocalActivities, Proposal } from '../activities';
+import { buildEnvelope } from '../src/envelope/build';
 import type { Decision } from '../src/store/store';
 import { LockstepError } from '../src/model/errors';
 import { comparePositions, type ChainPosition } from '../src/model/pin';
@@ -88,11 +90,15 @@ const inTask = proxyLocalActivities<LocalActivities>({
 });
 
 const RECENTLY_DECIDED_KEPT = 1_000;
+/** A proposal's salt, as the REST API makes it (src/envelope/seal.ts, newSalt). */
+const SALT = /^0x[0-9a-f]{64}$/;
 const TASK_ATTRIBUTES_PATCH = 'human-task-search-attributes';
 /** Runs recorded before decisions were recorded in the workflow task replay with the activity queued. */
 const LOCAL_DECISIONS_PATCH = 'decisions-recorded-in-task';
 /** Runs recorded before publishStep and inviteParticipants replay with an activity for the pin and one per peer. */
 const ONE_ACTIVITY_FOR_PEERS_PATCH = 'one-activity-for-all-peers';
+/** Runs recorded before the workflow built a salted proposal's envelope itself replay with sealStep queued. */
+const ENVELOPE_IN_TASK_PATCH = 'envelope-built-in-task';
 
 /** Turns a rule violation into a failure the caller sees, with its code and offending fields. */
 function refuse(error: unknown): never {
@@ -129,6 +135,8 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   let shownTaskAttributes: string | undefined;
   const decidesInTask = patched(LOCAL_DECISIONS_PATCH);
   const peersInOneActivity = patched(ONE_ACTIVITY_FOR_PEERS_PATCH);
+  // Set only in runs that have peersInOneActivity too: publishStep is what stores such a step.
+  const buildsEnvelopes = patched(ENVELOPE_IN_TASK_PATCH);
 
   /** In this workflow task if it can be (see `inTask`), otherwise queued for the leading process. */
   async function recordDecision(decision: Decision): Promise<void> {
@@ -180,24 +188,29 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     if (proposal && proposal.envelopeHash === held && !pending.has(held) && !recentlyDecided.has(held)) pending.set(held, proposal);
   });
 
-  /** Seals the step (an activity), records it as pending and publishes it: `propose` and `completeTask` alike. */
+  /**
+   * Builds the step's envelope, records it as pending and publishes it: `propose` and
+   * `completeTask` alike. A proposal that brings its salt (the REST API's do) has its envelope
+   * built here, with no activity: it is signed and stored by publishStep, queued as this task
+   * completes, so a step takes its number only once its task is recorded (run again after a
+   * failed task, this builds another envelope, at that task's time; nothing had seen the first).
+   * The REST API answers once it is stored. Without a salt (an Update sent from the Temporal
+   * UI) the queued sealStep derives one from the key, then signs and stores: never a local
+   * activity, which would store the step before its task is recorded (docs/performance.md).
+   */
   async function proposeStep(request: ProposeRequest): Promise<ProposeResult> {
     messages++;
     const nonce = ++ownNonce;
     const proposedAt = new Date().toISOString(); // workflow time: deterministic on replay
     inFlight++;
     try {
-      // Queued, never a local activity: a local one stores the step and claims its nonce before
-      // its workflow task is recorded. Should that task fail, the task run again has another
-      // workflow time (another envelope for the nonce); and should the Update itself be lost with
-      // it (a Temporal restart drops Updates not yet recorded), a later proposal takes the nonce
-      // with other data. The slot refuses either for good. (Tried with the request's own time:
-      // the seeded soak caught the second case, docs/performance.md.)
-      const { envelopeHash } = await local.sealStep({ instanceId: header.id, step: request.step, input: inputOf(request), output: request.output, nonce, proposedAt });
+      const seal = { instanceId: header.id, step: request.step, input: inputOf(request), output: request.output, nonce, proposedAt };
+      const proposal: Proposal | undefined = buildsEnvelopes && request.salt !== undefined ? { ...seal, definitionHash: header.definitionHash, salt: request.salt } : undefined;
+      const { envelopeHash } = proposal ? { envelopeHash: buildEnvelope({ ...proposal, author: party }).hash } : await local.sealStep(seal);
       const input = guarded.has(request.step) ? { input: inputOf(request), output: request.output } : {};
       pending.set(envelopeHash, { envelopeHash, step: request.step, author: party, ...input });
       showTasks();
-      void publish(envelopeHash);
+      void publish(envelopeHash, proposal);
       return { envelopeHash, status: 'pending' as const };
     } finally {
       inFlight--;
@@ -217,6 +230,9 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
         throw new LockstepError('bad_request', `step "${known.id}" is not a human task; take it with the propose Update or the REST API`, [
           { field: '/step', message: 'not a human task' },
         ]);
+      }
+      if (request.salt !== undefined && (typeof request.salt !== 'string' || !SALT.test(request.salt))) {
+        throw new LockstepError('bad_request', `salt must be 32 bytes as 0x-prefixed lower-case hex; got ${JSON.stringify(request.salt)?.slice(0, 80)}`, [{ field: '/salt', message: 'not 32 bytes of hex' }]);
       }
       const input = inputOf(request);
       // The REST API refuses such data at its edge; an Update from the Temporal UI reaches here unchecked,
@@ -249,16 +265,17 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   });
 
   /**
-   * Pin first (the receipt of the step's place in its batch travels with the envelope), then
-   * deliver to each peer in parallel: a slow peer delays nobody else. One publishStep activity
-   * does both; runs from before it had an activity for the pin and one per peer.
+   * Sign and store the step if its Update's task built it (`proposal`), pin it (the receipt of
+   * the step's place in its batch travels with the envelope), then deliver it to each peer in
+   * parallel: a slow peer delays nobody else. One publishStep activity does all; runs from before
+   * it had an activity for the pin and one per peer.
    */
-  async function publish(envelopeHash: string): Promise<void> {
+  async function publish(envelopeHash: string, proposal?: Proposal): Promise<void> {
     inFlight++;
     const peers = participantsOf(header).filter((p) => p !== party);
     try {
       try {
-        if (peersInOneActivity) await publishing.publishStep({ instanceId: header.id, envelopeHash, to: peers });
+        if (peersInOneActivity) await publishing.publishStep({ instanceId: header.id, envelopeHash, to: peers, ...(proposal ? { proposal } : {}) });
         else await durable.pinStep({ instanceId: header.id, envelopeHash });
       } catch (error) {
         // The batcher set the step aside (the contract refuses it): it was never sent anywhere,

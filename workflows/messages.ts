@@ -80,6 +80,12 @@ export interface ProposeRequest {
   input?: unknown;
   /** Required exactly when the step declares an output schema. */
   output?: unknown;
+  /**
+   * The step data's salt (32 random bytes, 0x-prefixed hex), set by the REST API: with it, the
+   * workflow builds the step's envelope in the Update's own task. An Update sent from the Temporal
+   * UI has none: a queued activity then derives one from the party's key.
+   */
+  salt?: string;
 }
 
 export interface ProposeResult {

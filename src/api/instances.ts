@@ -12,11 +12,13 @@ import { callerOf, requireRole } from './auth';
 import { afterCondition, decodeCursor, encodeCursor, queryFingerprint } from './pagination';
 import { dateParam, enumParam, intParam, limitParam, stringParam } from './query';
 import { instanceView, stepView } from './views';
-import { waitForDecision } from './wait';
+import { waitForDecision, waitUntilStored } from './wait';
 import { collectEvidence } from '../evidence/collect';
 import { requestMissingData } from '../exchange/resend';
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
+/** How long a proposal's answer waits for its step to be stored (its publish activity is queued for the leading process). */
+const STORED_WAIT_MS = 10_000;
 
 export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
   const r = Router();
@@ -82,6 +84,11 @@ export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
     const proposal = { step: body.step, input: body.input === undefined ? {} : body.input, output: body.output };
     const result = await proposeStep(ctx, req.params.id, proposal, key === undefined ? undefined : `${callerOf(res).app}\u0000${key}`);
     const link = `/api/v1/instances/${req.params.id}/steps/${result.envelopeHash}`;
+    // Its publish activity stores the step (the seal in the workflow task stores nothing): answered
+    // once it has, the link reads it at once. Should that take longer, the answer goes all the same.
+    if (!(await waitUntilStored(ctx.store, ctx.store.events, result.envelopeHash, STORED_WAIT_MS))) {
+      ctx.log.warn({ instanceId: req.params.id, envelopeHash: result.envelopeHash, waitedMs: STORED_WAIT_MS }, 'step accepted but not stored yet (does a process of this party lead?); answered anyway');
+    }
     if (wait === 'confirmed') {
       const decided = await waitForDecision(ctx.store, ctx.store.events, result.envelopeHash, timeoutSeconds * 1000);
       if (decided) {

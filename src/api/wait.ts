@@ -1,4 +1,4 @@
-/** `?wait=confirmed`: hold a step request until the step is decided on this node, or time out. */
+/** Holding a step request: until the step is stored (every proposal), or decided (`?wait=confirmed`), on this node, or time out. */
 import type { EventLog } from '../events/log';
 import type { LockstepEvent } from '../model/event';
 import type { Store } from '../store/store';
@@ -15,6 +15,23 @@ export async function waitForDecision(store: Store, events: EventLog, envelopeHa
     const left = deadline - Date.now();
     if (left <= 0) return null;
     await wakeOnEvent(events, envelopeHash, Math.min(left, POLL_MS * 8));
+  }
+}
+
+/**
+ * Resolves true once the step is stored on this node, false when `timeoutMs` passes first (the
+ * process that leads the party is down, say). A proposal is stored by its publish activity, queued
+ * as the Update completes: on the leading process that is known from memory, without a command;
+ * a replica that does not lead looks in the store every POLL_MS.
+ */
+export async function waitUntilStored(store: Store, events: EventLog, envelopeHash: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let looked = false; ; looked = true) {
+    if (store.storedLately(envelopeHash)) return true;
+    if (looked && (await store.step(envelopeHash))) return true;
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    await wakeOnEvent(events, envelopeHash, Math.min(left, POLL_MS));
   }
 }
 

@@ -1,11 +1,9 @@
 /** Building and signing envelopes and invitations: the only place a party's key signs data. */
-import { getBytes, hexlify, randomBytes, type BaseWallet } from 'ethers';
-import type { Envelope, SignedEnvelope, StepData } from '../model/envelope';
+import { getBytes, hexlify, keccak256, randomBytes, type BaseWallet } from 'ethers';
+import type { SignedEnvelope } from '../model/envelope';
 import type { InstanceHeader, Invitation } from '../model/instance';
 import { hashJson } from './canonical';
-
-/** What a proposal is made of: the envelope's own fields (less what sealing derives) and its data. */
-export type ProposalFields = Omit<Envelope, 'v' | 'inputHash'> & StepData;
+import { buildEnvelope, type ProposalFields } from './build';
 
 /**
  * Signs an EIP-191 personal message over the 32 hash bytes, so any standard tool can verify it.
@@ -16,20 +14,13 @@ export function signHash(wallet: BaseWallet, hash: string): string {
 }
 
 export function sealEnvelope(wallet: BaseWallet, p: ProposalFields): SignedEnvelope {
-  // No `output` key when there is none: the data hash of a step without output stays as it was.
-  const data: StepData = { salt: p.salt, input: p.input, ...(p.output !== undefined ? { output: p.output } : {}) };
-  const envelope: Envelope = {
-    v: 1,
-    instanceId: p.instanceId,
-    definitionHash: p.definitionHash,
-    step: p.step,
-    author: p.author,
-    nonce: p.nonce,
-    proposedAt: p.proposedAt,
-    inputHash: hashJson(data),
-  };
-  const hash = hashJson(envelope);
-  return { envelope, hash, signature: signHash(wallet, hash), data };
+  const built = buildEnvelope(p);
+  return { ...built, signature: signHash(wallet, built.hash) };
+}
+
+/** A step's salt, derived from the author's key and the step number: unguessable to others, the same at every attempt. */
+export function stepSalt(wallet: BaseWallet, instanceId: string, nonce: number): string {
+  return keccak256(signHash(wallet, keccak256(Buffer.from(`salt:${instanceId}:${nonce}`))));
 }
 
 export function sealInvitation(wallet: BaseWallet, header: InstanceHeader, secret: string): Invitation {
@@ -37,5 +28,10 @@ export function sealInvitation(wallet: BaseWallet, header: InstanceHeader, secre
 }
 
 export function newSecret(): string {
+  return hexlify(randomBytes(32));
+}
+
+/** A proposal's salt: 32 random bytes, so that a guessable input cannot be confirmed from its hash. */
+export function newSalt(): string {
   return hexlify(randomBytes(32));
 }

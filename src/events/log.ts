@@ -220,6 +220,11 @@ export class EventLog {
     this.knownKeys.add(key);
   }
 
+  /** Whether this process recorded the fact with this key, or found it recorded, lately: from memory alone. */
+  recordedLately(key: string): boolean {
+    return this.knownKeys.has(key);
+  }
+
   /** Whether the fact with this key is recorded. A crash between writing an event and its key leaves the key out until that fact is emitted again. */
   async has(key: string): Promise<boolean> {
     return this.knownKeys.has(key) || (await this.keys.findOne({ _id: key })) !== null;

@@ -7,7 +7,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTime
 import { ApplicationFailure } from '@temporalio/common';
 import type { InstanceHeader } from '../model/instance';
 import { LockstepError, type ErrorCode, type FieldError } from '../model/errors';
-import { newSecret, sealInvitation } from '../envelope/seal';
+import { newSalt, newSecret, sealInvitation } from '../envelope/seal';
 import type { NodeContext } from './context';
 import { startInstanceWorkflow } from './workflows';
 import { syncHumanTasks } from '../events/human-tasks';
@@ -65,9 +65,11 @@ export async function proposeStep(ctx: NodeContext, instanceId: string, proposal
   // One id for every attempt: the server runs an update once per id, so asking again after a
   // timeout attaches to the first attempt instead of proposing the step twice.
   const updateId = requestKey ? `propose-${createHash('sha256').update(requestKey).digest('hex').slice(0, 40)}` : randomUUID();
+  // Its salt comes with it, so that the workflow builds the envelope in the Update's own task.
+  const salted: ProposeRequest = { ...proposal, salt: newSalt() };
   for (let attempt = 1; ; attempt++) {
     try {
-      return await handle.executeUpdate(proposeUpdate, { args: [proposal], updateId });
+      return await handle.executeUpdate(proposeUpdate, { args: [salted], updateId });
     } catch (error) {
       // No running workflow: either the instance has ended, or its invitation is still being
       // processed here. The instance is stored (and so readable) before its workflow starts: the

@@ -22,6 +22,11 @@ import { LeaderTerm } from './leader-term';
 /** How many of each author's next steps a node recognises ahead of time (detects gaps too). */
 export const TAG_WINDOW = 16;
 
+/** The event key of a step's proposal: recorded once, when the step is stored as pending. */
+function proposedKey(envelopeHash: string): string {
+  return `step.proposed:${envelopeHash}`;
+}
+
 export function slotId(instanceId: string, author: string, nonce: number): string {
   return `${instanceId}/${author}/${nonce}`;
 }
@@ -230,7 +235,8 @@ export class Store {
    * Records an envelope as pending (a repeat delivery changes nothing) and fills its slot; with a
    * receipt, the slot is proven against the chain as soon as its tag has been seen there.
    */
-  async savePendingStep(instance: InstanceDoc, signed: SignedEnvelope, visible: boolean): Promise<void> {
+  /** Stores a step as pending, once (a repeat changes nothing but a receipt it brings); returns the step as this call built it. */
+  async savePendingStep(instance: InstanceDoc, signed: SignedEnvelope, visible: boolean): Promise<StepDoc> {
     const e = signed.envelope;
     const id = slotId(e.instanceId, e.author, e.nonce);
     // The slot (author, step number) takes one envelope, ever: claim it before storing anything,
@@ -271,7 +277,13 @@ export class Store {
     const inserted = await ignoreDuplicate(this.steps.insertOne(doc));
     // A repeat delivery may bring the receipt the first one lacked.
     if (!inserted && signed.receipt) await this.steps.updateOne({ _id: signed.hash }, { $set: { receipt: signed.receipt } });
-    await this.events.emit({ type: 'step.proposed', key: `step.proposed:${signed.hash}`, instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
+    await this.events.emit({ type: 'step.proposed', key: proposedKey(signed.hash), instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
+    return doc;
+  }
+
+  /** Whether this process stored the step lately (from memory: no command). A false answer proves nothing. */
+  storedLately(envelopeHash: string): boolean {
+    return this.events.recordedLately(proposedKey(envelopeHash));
   }
 
   /**
