@@ -190,10 +190,10 @@ export function createActivities(
     },
 
     /**
-     * Stores the step when it comes as a signed proposal, pins it, then delivers it (with its
+     * Signs and stores the step when it comes as a proposal, pins it, then delivers it (with its
      * receipt) to every peer named, side by side: one activity where there were one for the pin
-     * and one per peer. It heartbeats the peers that
-     * have taken it, so a retry (a peer was down) pins nothing again and sends only to the others.
+     * and one per peer. It heartbeats the peers that have taken it, so a retry (a peer was down)
+     * pins nothing again and sends only to the others.
      */
     async publishStep(req: PublishRequest): Promise<void> {
       const doc = await instance(req.instanceId);

@@ -84,8 +84,9 @@ export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
     const proposal = { step: body.step, input: body.input === undefined ? {} : body.input, output: body.output };
     const result = await proposeStep(ctx, req.params.id, proposal, key === undefined ? undefined : `${callerOf(res).app}\u0000${key}`);
     const link = `/api/v1/instances/${req.params.id}/steps/${result.envelopeHash}`;
-    // Its publish activity stores the step (the seal in the workflow task stores nothing): answered
-    // once it has, the link reads it at once. Should that take longer, the answer goes all the same.
+    // The Update built the envelope; its publish activity, queued as the Update completed, signs and
+    // stores the step. Answered once it has, the link reads it at once; should that take longer,
+    // the answer goes all the same.
     if (!(await waitUntilStored(ctx.store, ctx.store.events, result.envelopeHash, STORED_WAIT_MS))) {
       ctx.log.warn({ instanceId: req.params.id, envelopeHash: result.envelopeHash, waitedMs: STORED_WAIT_MS }, 'step accepted but not stored yet (does a process of this party lead?); answered anyway');
     }

@@ -233,9 +233,9 @@ export class Store {
 
   /**
    * Records an envelope as pending (a repeat delivery changes nothing) and fills its slot; with a
-   * receipt, the slot is proven against the chain as soon as its tag has been seen there.
+   * receipt, the slot is proven against the chain as soon as its tag has been seen there. Returns
+   * the step as this call built it.
    */
-  /** Stores a step as pending, once (a repeat changes nothing but a receipt it brings); returns the step as this call built it. */
   async savePendingStep(instance: InstanceDoc, signed: SignedEnvelope, visible: boolean): Promise<StepDoc> {
     const e = signed.envelope;
     const id = slotId(e.instanceId, e.author, e.nonce);
