@@ -21,8 +21,9 @@ export async function waitForDecision(store: Store, events: EventLog, envelopeHa
 /**
  * Resolves true once the step is stored on this node, false when `timeoutMs` passes first (the
  * process that leads the party is down, say). A proposal is stored by its publish activity, queued
- * as the Update completes: on the leading process that is known from memory, without a command;
- * a replica that does not lead looks in the store every POLL_MS.
+ * as the Update completes, which runs on the leading process: there the step is known stored
+ * from memory, without a command (the store is looked at only every 2 s, should leadership have
+ * moved); a process that does not lead looks in the store every POLL_MS.
  */
 export async function waitUntilStored(store: Store, events: EventLog, envelopeHash: string, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
@@ -31,7 +32,7 @@ export async function waitUntilStored(store: Store, events: EventLog, envelopeHa
     if (looked && (await store.step(envelopeHash))) return true;
     const left = deadline - Date.now();
     if (left <= 0) return false;
-    await wakeOnEvent(events, envelopeHash, Math.min(left, POLL_MS));
+    await wakeOnEvent(events, envelopeHash, Math.min(left, store.leads ? POLL_MS * 8 : POLL_MS));
   }
 }
 

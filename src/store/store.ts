@@ -148,6 +148,11 @@ export class Store {
     this.term = undefined;
   }
 
+  /** Whether this process leads its party (and so runs the activities that store its steps). */
+  get leads(): boolean {
+    return this.term !== undefined;
+  }
+
   async close(): Promise<void> {
     await Promise.all([this.client.close(), this.pulseClient.close()]);
   }
