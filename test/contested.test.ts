@@ -105,9 +105,13 @@ test(`${INSTANCES} instances, competing claims fired concurrently: one winner ea
   );
   expect(claims.map((c) => c.status)).toEqual(claims.map(() => 202));
 
+  // Both claims of every instance, on every node: a 202 means the claim is accepted, and it is
+  // stored by then unless storing took over 10 s (Temporal slow to dispatch its publish activity).
   await mineUntil('every claim decided on every node', async () => {
     const counts = await Promise.all(PARTIES.map(async (p) => (await steps(p, 'status=pending')).length));
-    const decided = await Promise.all(PARTIES.map(async (p) => (await steps(p, 'step=claim-left')).filter((s) => s.status !== 'pending').length));
+    const decided = await Promise.all(
+      PARTIES.flatMap((p) => ['claim-left', 'claim-right'].map(async (step) => (await steps(p, `step=${step}`)).filter((s) => s.status !== 'pending').length)),
+    );
     return counts.every((c) => c === 0) && decided.every((d) => d === INSTANCES);
   });
 

@@ -88,7 +88,10 @@ export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
     // stores the step. Answered once it has, the link reads it at once; should that take longer,
     // the answer goes all the same.
     if (!(await waitUntilStored(ctx.store, ctx.store.events, result.envelopeHash, STORED_WAIT_MS))) {
-      ctx.log.warn({ instanceId: req.params.id, envelopeHash: result.envelopeHash, waitedMs: STORED_WAIT_MS }, 'step accepted but not stored yet (does a process of this party lead?); answered anyway');
+      ctx.log.warn(
+        { instanceId: req.params.id, envelopeHash: result.envelopeHash, waitedMs: STORED_WAIT_MS },
+        'step accepted but not stored yet: its publish activity has not run (no process of this party leads, or Temporal is slow to dispatch it); answered anyway',
+      );
     }
     if (wait === 'confirmed') {
       const decided = await waitForDecision(ctx.store, ctx.store.events, result.envelopeHash, timeoutSeconds * 1000);
