@@ -126,21 +126,21 @@ export function createActivities(
   }
 
   /**
-   * Signs and stores a proposal whose envelope its Update's workflow task built, now that the task
-   * is recorded: only then may the step take its number (a task that failed, or an Update lost
-   * with it, leaves nothing here). The envelope is built again, and must be the one the workflow
-   * holds; ethers signs deterministically, so a retry stores the very same step.
+   * Signs and stores a proposal, queued after the workflow task that made it is recorded: only
+   * then may the step take its number (a task that failed, or an Update lost with it, leaves
+   * nothing here). When that task built the envelope (`envelopeHash`), the one built here must be
+   * it. ethers signs deterministically, so a retry stores the very same step.
    */
-  async function storeProposal(doc: InstanceDoc, proposal: Proposal, envelopeHash: string): Promise<StepDoc> {
+  async function storeProposal(doc: InstanceDoc, proposal: Proposal, envelopeHash?: string): Promise<StepDoc> {
     const startedAt = Date.now();
     const signed = sealEnvelope(ctx.wallet, proposalFields(proposal));
-    if (signed.hash !== envelopeHash) {
+    if (envelopeHash !== undefined && signed.hash !== envelopeHash) {
       throw ApplicationFailure.nonRetryable(`the proposal builds envelope ${signed.hash}, not the workflow's ${envelopeHash}`, 'bad_proposal');
     }
     const signedAt = Date.now();
     const step = await ctx.store.savePendingStep(doc, signed, true);
     // Durations (ms) feed the benchmark's per-hop profile (bench/profile.ts).
-    ctx.log.info({ instanceId: doc._id, step: step.step, envelopeHash, ms: Date.now() - startedAt, signMs: signedAt - startedAt }, 'step stored');
+    ctx.log.info({ instanceId: doc._id, step: step.step, envelopeHash: signed.hash, ms: Date.now() - startedAt, signMs: signedAt - startedAt }, 'step stored');
     return step;
   }
 
@@ -163,18 +163,14 @@ export function createActivities(
     },
 
     /**
-     * Signs and stores a proposal: for a proposal without a salt of its own (an Update sent from
-     * the Temporal UI), and in runs from before the workflow built envelopes itself.
+     * Signs and stores a proposal with a salt derived from the key: for a proposal without a salt
+     * of its own (an Update sent from the Temporal UI), and in runs from before the workflow built
+     * envelopes itself.
      */
     async sealStep(req: SealRequest): Promise<{ envelopeHash: string }> {
-      const startedAt = Date.now();
       const doc = await instance(req.instanceId);
-      const signed = sealEnvelope(ctx.wallet, proposalFields({ ...req, definitionHash: doc.header.definitionHash, salt: stepSalt(ctx.wallet, req.instanceId, req.nonce) }));
-      const signedAt = Date.now();
-      await ctx.store.savePendingStep(doc, signed, true);
-      // Durations (ms) feed the benchmark's per-hop profile (bench/profile.ts).
-      ctx.log.info({ instanceId: req.instanceId, step: req.step, envelopeHash: signed.hash, ms: Date.now() - startedAt, signMs: signedAt - startedAt }, 'step sealed');
-      return { envelopeHash: signed.hash };
+      const step = await storeProposal(doc, { ...req, definitionHash: doc.header.definitionHash, salt: stepSalt(ctx.wallet, req.instanceId, req.nonce) });
+      return { envelopeHash: step.envelopeHash };
     },
 
     /** One peer (runs before `publishStep`, and of their instances still). */
