@@ -2,16 +2,16 @@
  * Checks on what a peer sends: hashes recomputed, signatures recovered and matched against the
  * address the network file gives for the claimed party. A node never trusts a peer's word.
  */
-import { getBytes, verifyMessage } from 'ethers';
 import type { SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
 import type { NetworkFile } from '../model/network';
 import { LockstepError } from '../model/errors';
 import { hashJson } from './canonical';
+import { recoverSigner } from './recover';
 
 function signerOf(hash: string, signature: string): string {
   try {
-    return verifyMessage(getBytes(hash), signature);
+    return recoverSigner(hash, signature);
   } catch {
     throw new LockstepError('bad_signature', 'signature is malformed', [{ field: '/signature', message: 'not a valid signature' }]);
   }

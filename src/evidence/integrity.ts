@@ -2,17 +2,14 @@
  * The checks that need no chain: every hash recomputed, every signature recovered and matched
  * against the participant's address, the definition and the invitation bound to each other.
  */
-import { getAddress, getBytes, verifyMessage } from 'ethers';
+import { getAddress } from 'ethers';
 import { hashJson } from '../envelope/canonical';
+import { recoverSigner } from '../envelope/recover';
 import type { EvidenceBundle, EvidenceStep } from '../model/evidence';
 import { EVIDENCE_FORMAT } from '../model/evidence';
 import { participantsOf } from '../model/instance';
 import { checkDefinition } from '../definitions/load';
 import { attempt, fail, pass, type Check } from './verdict';
-
-function signer(hash: string, signature: string): string {
-  return verifyMessage(getBytes(hash), signature);
-}
 
 /** Addresses an arbiter trusts more than the bundle (e.g. from the network file), by party. */
 export type TrustedAddresses = Record<string, string>;
@@ -44,7 +41,7 @@ export function bundleIntegrity(bundle: EvidenceBundle, trusted?: TrustedAddress
   checks.push(
     attempt('invitation', () => {
       const creator = bundle.parties[header.createdBy]?.address;
-      const by = signer(hashJson(header), bundle.instance.signature);
+      const by = recoverSigner(hashJson(header), bundle.instance.signature);
       if (!creator || getAddress(creator) !== by) return fail('invitation', `the instance header is signed by ${by}, not by its creator ${header.createdBy} (${creator ?? 'no address'})`);
       return pass('invitation', `instance ${header.id} started by ${header.createdBy}, roles ${Object.entries(header.roles).map(([r, p]) => `${r}=${p}`).join(', ')}`);
     }),
@@ -60,7 +57,7 @@ export function stepIntegrity(bundle: EvidenceBundle, s: EvidenceStep): Check[] 
     computed === s.hash ? pass('envelope', `hash ${computed}`) : fail('envelope', `the envelope hashes to ${computed}, the bundle claims ${s.hash}`),
     attempt('signature', () => {
       const expected = bundle.parties[e.author]?.address;
-      const by = signer(computed, s.signature);
+      const by = recoverSigner(computed, s.signature);
       return expected && getAddress(expected) === by ? pass('signature', `signed by ${e.author} (${by})`) : fail('signature', `signed by ${by}, not by ${e.author} (${expected ?? 'no address'})`);
     }),
     e.instanceId === header.id && e.definitionHash === header.definitionHash

@@ -38,6 +38,7 @@ import { IdempotencyKeys } from '../api/idempotency';
 import { Webhooks } from '../events/webhooks';
 import { EventSockets } from '../events/websocket';
 import { dropQueuedWrites, serialStatsOf } from '../store/serial-writes';
+import { recoveryBackend } from '../envelope/recover';
 import { NodeLiveness } from './liveness';
 import { Leadership } from './leadership';
 import { PartyWorkers } from './workers';
@@ -229,7 +230,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   const dxTransport = config.dxTls ? (config.dxTls.requireClientCert ? 'mutual TLS' : 'TLS') : 'plain HTTP';
   // A TLS-terminating proxy may advertise https for a node that speaks HTTP behind it, so this only warns.
   if ((new URL(me.dxUrl).protocol === 'https:') !== Boolean(config.dxTls)) log.warn({ dx: me.dxUrl, dxTransport }, 'the network file advertises a different scheme than this node serves data exchange with');
-  log.info({ api: me.apiUrl, dx: me.dxUrl, dxTransport, namespace: me.namespace, definitions: definitions.all().map((d) => d.definition.id) }, 'node ready');
+  log.info({ api: me.apiUrl, dx: me.dxUrl, dxTransport, namespace: me.namespace, definitions: definitions.all().map((d) => d.definition.id), signatureRecovery: recoveryBackend }, 'node ready');
   const runtimeStats = logRuntimeStats(store, log);
 
   let stopping: Promise<void> | undefined;
