@@ -318,14 +318,17 @@ export class Store {
 
   /**
    * The claim on FerretDB, which reads the whole collection for any filter but a bare `{_id}`: a
-   * read, then a write by `_id`. Sound because this process alone writes slots (the party's
-   * leader, leadership.ts) and writes each slot one write at a time (inSlotLine); the listener may
-   * create the slot meanwhile, which only turns the insert into an update.
+   * write by `_id`, after a read of the slot. Sound because this process alone writes slots (the
+   * party's leader, leadership.ts) and writes each slot one write at a time (inSlotLine); the
+   * listener may create the slot meanwhile, which only turns the insert into an update.
+   *
+   * The leader's term knows every slot it wrote, so a slot it does not know is nearly always new
+   * (a step's first envelope): the insert is tried without the read, and a slot written before
+   * (by an earlier term, or forgotten once settled) fails it on its `_id` and is read then.
    */
   private claimSlotById(id: string, hash: string, update: { $set: Partial<SlotDoc>; $setOnInsert: Partial<SlotDoc> }, secret: string): Promise<boolean> {
     return this.inSlotLine(id, async () => {
-      let slot = await this.slot(id);
-      if (slot?.envelopeHash !== undefined && slot.envelopeHash !== hash) return false;
+      let slot = this.term ? this.term.slot(id) : await this.slots.findOne({ _id: id });
       if (!slot) {
         const doc = { _id: id, ...update.$setOnInsert, ...update.$set } as SlotDoc;
         if (await this.slotWrite(id, ignoreDuplicate(this.slots.insertOne({ ...doc })))) {
@@ -334,6 +337,7 @@ export class Store {
         }
         slot = await this.slots.findOne({ _id: id });
       }
+      if (slot?.envelopeHash !== undefined && slot.envelopeHash !== hash) return false;
       const set = proving(slot, update.$set, secret);
       const result = await this.slotWrite(id, this.slots.updateOne({ _id: id }, { $set: set }));
       this.term?.slotUpdated(id, result.matchedCount > 0, set);
