@@ -34,9 +34,13 @@ function storedStep(envelopeHash: string, author: string): StepDoc {
 const guardedDefinition = { steps: [{ id: 'pay', guard: { rule: { '==': [{ var: 'steps.ship.input.carrier' }, 'DHL'] } } }] };
 const plainDefinition = { steps: [{ id: 'ship' }] };
 
-/** A node context whose store holds `slots` (and their steps) and whose Temporal client records each pin signal. */
-function fakeNode(slots: SlotDoc[], missingSteps = new Set<string>()) {
+/**
+ * A node context whose store holds `slots` (and their steps) and whose Temporal client records
+ * each pin signal; `storedLately` are the steps this process stored lately (known from memory).
+ */
+function fakeNode(slots: SlotDoc[], missingSteps = new Set<string>(), storedLately = new Set<string>()) {
   const sent: { instanceId: string; slot: string; level: 'bare' | 'full'; proposal?: PendingStep }[] = [];
+  const stepsRead: string[] = [];
   const events: { type: string; data: unknown }[] = [];
   const store = {
     slotsToSignal: () => Promise.resolve(slots.filter((s) => (s.proven ? 'full' : 'bare') !== s.signaled).map((s) => ({ ...s }))),
@@ -47,7 +51,9 @@ function fakeNode(slots: SlotDoc[], missingSteps = new Set<string>()) {
     },
     slot: (id: string) => Promise.resolve(slots.find((s) => s._id === id) ?? null),
     instance: () => Promise.resolve({ status: 'active' }),
+    stepStoredLately: (hash: string) => (storedLately.has(hash) ? 'ship' : undefined),
     step: (hash: string) => {
+      stepsRead.push(hash);
       const owner = slots.find((s) => s.envelopeHash === hash);
       return Promise.resolve(owner && !missingSteps.has(hash) ? storedStep(hash, owner.author) : null);
     },
@@ -64,7 +70,7 @@ function fakeNode(slots: SlotDoc[], missingSteps = new Set<string>()) {
   };
   const definitions = { byAgreedHash: (hash: string) => ({ definition: hash === '0xguarded' ? guardedDefinition : plainDefinition }) };
   const ctx = { store, temporal, definitions, log: pino({ level: 'silent' }) } as unknown as NodeContext;
-  return { signaller: new PinSignaller(ctx), sent, events };
+  return { signaller: new PinSignaller(ctx), sent, events, stepsRead };
 }
 
 describe('pin signaller', () => {
@@ -132,5 +138,26 @@ describe('pin signaller', () => {
       { instanceId: 'instance-plain', slot: 'alpha/1', level: 'full', proposal: { envelopeHash: '0xe32', step: 'ship', author: 'alpha' } },
     ]);
     expect(plain.signaled).toBe('full');
+  });
+
+  test('a step this process stored lately is told from memory when no guard reads it; its data, when one does, is read from the store', async () => {
+    const guarded = slot('guarded', 'alpha', 1, 40, true);
+    const plain = slot('plain', 'beta', 1, 41, true);
+    const elsewhere = slot('plain', 'alpha', 1, 42, true);
+    const { signaller, sent, stepsRead } = fakeNode([guarded, plain, elsewhere], new Set(), new Set([guarded.envelopeHash!, plain.envelopeHash!]));
+
+    await signaller.flush();
+    // Instances are told side by side; within one, in chain order.
+    expect(sent).toHaveLength(3);
+    expect(sent).toEqual(
+      expect.arrayContaining([
+        { instanceId: 'instance-guarded', slot: 'alpha/1', level: 'full', proposal: { envelopeHash: '0xe40', step: 'ship', author: 'alpha', input: { carrier: 'DHL' }, output: { tracking: 'T1' } } },
+        { instanceId: 'instance-plain', slot: 'beta/1', level: 'full', proposal: { envelopeHash: '0xe41', step: 'ship', author: 'beta' } },
+        { instanceId: 'instance-plain', slot: 'alpha/1', level: 'full', proposal: { envelopeHash: '0xe42', step: 'ship', author: 'alpha' } },
+      ]),
+    );
+    expect(sent.filter((s) => s.instanceId === 'instance-plain').map((s) => s.slot)).toEqual(['beta/1', 'alpha/1']);
+    // The guarded step's data, and the step another process stored, come from the store; the plain step stored here does not.
+    expect(stepsRead.sort()).toEqual(['0xe40', '0xe42']);
   });
 });

@@ -194,6 +194,24 @@ describe('a step number takes one envelope', () => {
     expect((await store.waitingForData()).filter((w) => ids.includes(w._id)).map((w) => w.final)).toEqual([true, true]);
   });
 
+  test("the name of a step this process stored lately is known from memory; another process's memory knows nothing of it", async () => {
+    const instance = (await store.instance('inst-claim'))!;
+    const hash = `0x${'99'.repeat(32)}`;
+    await store.savePendingStep(instance, envelope(hash, 9), false);
+    expect(store.stepStoredLately(hash)).toBe('s');
+    expect(store.stepStoredLately(`0x${'98'.repeat(32)}`)).toBeUndefined();
+    const other = await Store.connect(mongo.uri, 'store_claims');
+    try {
+      expect(other.stepStoredLately(hash)).toBeUndefined();
+      // A repeat delivery there finds the step's event recorded before: the step is known to be stored, but its event is not held.
+      await other.savePendingStep(instance, envelope(hash, 9), false);
+      expect(other.storedLately(hash)).toBe(true);
+      expect(other.stepStoredLately(hash)).toBeUndefined();
+    } finally {
+      await other.close();
+    }
+  });
+
   test('while leading, a slot written before the term is found when its insert fails: another envelope is refused, a slot with only its position is claimed and proven', async () => {
     const instance = (await store.instance('inst-claim'))!;
     store.lead();

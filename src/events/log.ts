@@ -93,8 +93,8 @@ export class EventLog {
   private lookedAheadAt = 0;
   /** This process's latest events as stored, by number (insertion order; the oldest dropped first). Stored events never change. */
   private readonly recent = new Map<number, EventDoc>();
-  /** Keys this process recorded, or found recorded, lately (insertion order; the oldest dropped first). */
-  private readonly knownKeys = new Set<string>();
+  /** Keys this process recorded, or found recorded, lately, with their events' numbers (insertion order; the oldest dropped first). */
+  private readonly knownKeys = new Map<string, number>();
 
   constructor(
     db: Db,
@@ -216,13 +216,20 @@ export class EventLog {
 
   private async rememberKey(key: string, seq: number): Promise<void> {
     await ignoreDuplicate(this.keys.insertOne({ _id: key, seq }));
-    if (this.knownKeys.size >= KNOWN_KEYS_KEPT) this.knownKeys.delete(this.knownKeys.values().next().value!);
-    this.knownKeys.add(key);
+    if (this.knownKeys.size >= KNOWN_KEYS_KEPT) this.knownKeys.delete(this.knownKeys.keys().next().value!);
+    this.knownKeys.set(key, seq);
   }
 
   /** Whether this process recorded the fact with this key, or found it recorded, lately: from memory alone. */
   recordedLately(key: string): boolean {
     return this.knownKeys.has(key);
+  }
+
+  /** The event this process recorded under `key`, while it still holds it (RECENT_EVENTS_KEPT): from memory alone. */
+  recentEvent(key: string): LockstepEvent | undefined {
+    const seq = this.knownKeys.get(key);
+    const doc = seq === undefined ? undefined : this.recent.get(seq);
+    return doc?.key === key ? toEvent(doc) : undefined;
   }
 
   /** Whether the fact with this key is recorded. A crash between writing an event and its key leaves the key out until that fact is emitted again. */

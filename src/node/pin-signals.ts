@@ -221,18 +221,23 @@ export class PinSignaller {
   /**
    * The step a proven slot's envelope proposes, as its workflow needs it; null while the step is
    * not stored yet. Its data goes along only when a guard reads it: a workflow's history keeps
-   * what the rules need and no more.
+   * what the rules need and no more. A step this process stored lately, read by no guard, is
+   * told from memory: its name is all the store would add (a read per step and node saved).
    */
   private async proposalOf(slot: SlotDoc): Promise<PendingStep | null> {
-    const step = await this.ctx.store.step(slot.envelopeHash!);
+    const envelopeHash = slot.envelopeHash!;
     const instance = await this.ctx.store.agreedInstance(slot.instanceId);
-    if (!step || !instance) return null;
+    if (!instance) return null;
     const hash = instance.header.definitionHash;
     let read = this.readByGuards.get(hash);
     if (!read) {
       read = stepsReadByGuards(this.ctx.definitions.byAgreedHash(hash, `instance ${instance._id}`).definition);
       this.readByGuards.set(hash, read);
     }
+    const name = this.ctx.store.stepStoredLately(envelopeHash);
+    if (name !== undefined && !read.has(name)) return { envelopeHash, step: name, author: slot.author };
+    const step = await this.ctx.store.step(envelopeHash);
+    if (!step) return null;
     const data = read.has(step.step) && step.input !== undefined ? { input: step.input, ...(step.output !== undefined ? { output: step.output } : {}) } : {};
     return { envelopeHash: step.envelopeHash, step: step.step, author: step.author, ...data };
   }

@@ -291,6 +291,11 @@ export class Store {
     return this.events.recordedLately(proposedKey(envelopeHash));
   }
 
+  /** The name of a step this process stored lately, from its `step.proposed` event in memory (no command); undefined proves nothing. */
+  stepStoredLately(envelopeHash: string): string | undefined {
+    return this.events.recentEvent(proposedKey(envelopeHash))?.step;
+  }
+
   /**
    * The claim as one conditional write (MongoDB applies it atomically), after a read of the slot
    * as it stands (from this term's memory when it can be) to tell whether the claim completes
