@@ -323,9 +323,10 @@ export class Store {
 
   /**
    * The claim on FerretDB, which reads the whole collection for any filter but a bare `{_id}`: a
-   * write by `_id`, after a read of the slot. Sound because this process alone writes slots (the
-   * party's leader, leadership.ts) and writes each slot one write at a time (inSlotLine); the
-   * listener may create the slot meanwhile, which only turns the insert into an update.
+   * read of the slot (from the term's memory on the leader, below), then a write by `_id`. Sound
+   * because this process alone writes slots (the party's leader, leadership.ts) and writes each
+   * slot one write at a time (inSlotLine); the listener may create the slot meanwhile, which only
+   * turns the insert into an update.
    *
    * The leader's term knows every slot it wrote, so a slot it does not know is nearly always new
    * (a step's first envelope): the insert is tried without the read, and a slot written before
