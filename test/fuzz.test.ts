@@ -29,8 +29,9 @@ const SEED = process.env.LOCKSTEP_FUZZ_SEED ? Number(process.env.LOCKSTEP_FUZZ_S
 
 /**
  * What a refused request must not change. Left out: `idempotency` (a refused request's response
- * is kept under its key, so a retry gets the same answer), `eventKeys` and `counters` (they follow
- * the events, which are counted here by type), `checkpoints` (the chain listener's, moved by time).
+ * is kept under its key, so a retry gets the same answer), the events' key documents and
+ * `counters` (they follow the events, which are counted here by type), `checkpoints` (the chain
+ * listener's, moved by time).
  */
 const WATCHED = ['instances', 'steps', 'slots', 'tags', 'unsettled', 'pinQueue', 'batches', 'webhooks', 'webhook_deliveries', 'event_consumers'];
 
@@ -71,7 +72,8 @@ async function snapshot(): Promise<Record<string, number>> {
   for (const party of PARTIES) {
     const db = mongo.db(net.stack.network.parties[party]!.database);
     for (const name of WATCHED) counts[`${party}.${name}`] = await db.collection(name).countDocuments({});
-    counts[`${party}.events`] = await db.collection('events').countDocuments({ type: { $ne: 'security.refused' } });
+    // Events proper (`type`), not their key documents beside them.
+    counts[`${party}.events`] = await db.collection('events').countDocuments({ type: { $exists: true, $ne: 'security.refused' } });
     const client = new Client({ connection: temporal, namespace: net.stack.network.parties[party]!.namespace });
     counts[`${party}.workflows`] = (await client.workflow.count()).count;
   }

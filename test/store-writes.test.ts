@@ -565,23 +565,27 @@ test('a new fact is recorded without looking it up first; one recorded before is
   const [first, other] = [log(), log()];
   await first.ensureIndexes();
   const findOne = jest.spyOn(Collection.prototype, 'findOne');
-  const keyLookups = () => findOne.mock.contexts.filter((context) => (context as Collection).collectionName === 'eventKeys').length;
+  const insertMany = jest.spyOn(Collection.prototype, 'insertMany');
+  const insertOne = jest.spyOn(Collection.prototype, 'insertOne');
+  const keyLookups = () => findOne.mock.contexts.filter((context) => (context as Collection).collectionName === 'eventKeys').length + findOne.mock.calls.filter(([filter]) => String((filter as { _id?: unknown })?._id).startsWith('#')).length;
   try {
     expect((await first.emit({ type: 'instance.started', key: 'repeat:a', instanceId: 'i', data: {} }))?.seq).toBe(1);
     expect(keyLookups()).toBe(0);
+    // The event and its key document in one command.
+    expect(insertMany).toHaveBeenCalledTimes(1);
+    expect(insertOne).not.toHaveBeenCalled();
     // Again from the same process: known, so refused without a command.
-    const insert = jest.spyOn(Collection.prototype, 'insertOne');
-    try {
-      expect(await first.emit({ type: 'instance.started', key: 'repeat:a', instanceId: 'i', data: {} })).toBeNull();
-      expect(insert).not.toHaveBeenCalled();
-    } finally {
-      insert.mockRestore();
-    }
+    expect(await first.emit({ type: 'instance.started', key: 'repeat:a', instanceId: 'i', data: {} })).toBeNull();
+    expect(insertMany).toHaveBeenCalledTimes(1);
+    expect(insertOne).not.toHaveBeenCalled();
     // From a process that does not know it (a replica, a restarted node): refused by the key's unique index.
     expect(await other.emit({ type: 'instance.started', key: 'repeat:a', instanceId: 'i', data: {} })).toBeNull();
     expect(await other.has('repeat:a')).toBe(true);
+    expect(await other.has('repeat:never')).toBe(false);
   } finally {
     findOne.mockRestore();
+    insertMany.mockRestore();
+    insertOne.mockRestore();
   }
   const next = await first.emit({ type: 'step.proposed', key: 'repeat:b', instanceId: 'i', data: {} });
   // The refused repeat took number 2 on the way: a reader goes past it at once, without waiting for it to fill.
@@ -802,6 +806,30 @@ test('heartbeats (written through bounded commands, not the line) do not wait be
   await expect(stuck).rejects.toThrow(/abandoned/);
   await queued;
   expect(queuedDone).toBe(true);
+});
+
+test('facts whose key documents are in the older eventKeys collection, or missing after a crash, are still recorded once', async () => {
+  const db = client.db('event_keys_legacy');
+  const ferret = mongo.kind === 'ferretdb';
+  const event = (seq: number, key: string) => ({ _id: eventId(seq), seq, key, type: 'instance.started', at: new Date().toISOString(), data: {}, recordedAt: new Date() });
+  const log = () => new EventLog(ferret ? withSerialWrites(db) : db, ferret);
+  await log().ensureIndexes();
+  // Written by the earlier layout: the key document in its own collection.
+  await db.collection('events').insertOne(event(1, 'old:a') as never);
+  await db.collection('eventKeys').insertOne({ _id: 'old:a', seq: 1 } as never);
+  // An event whose key document a crash kept from being written.
+  await db.collection('events').insertOne(event(2, 'crash:b') as never);
+  if (!ferret) await db.collection('counters').insertOne({ _id: 'events', value: 2 } as never);
+  const first = log();
+  expect(await first.has('old:a')).toBe(true);
+  expect(await first.has('crash:b')).toBe(false);
+  expect(await first.emit({ type: 'instance.started', key: 'old:a', data: {} })).toBeNull();
+  expect(await first.emit({ type: 'instance.started', key: 'crash:b', data: {} })).toBeNull();
+  // The repeat wrote the missing key document: another process knows the fact now.
+  expect(await log().has('crash:b')).toBe(true);
+  const fresh = await first.emit({ type: 'instance.started', key: 'new:c', data: {} });
+  expect((await log().readAfter(0, 100)).events.map((e) => e.seq)).toEqual([1, 2, fresh!.seq]);
+  expect(await log().has('new:c')).toBe(true);
 });
 
 test('an event log written with numeric ids is renumbered under string ids once, and read on from there', async () => {

@@ -9,6 +9,10 @@
  * it took is then filled with a void, which readers step over at once rather than waiting at a gap.
  * Facts this process recorded, or found recorded, lately are known without trying.
  *
+ * Each event has a key document beside it in the same collection, `_id` the key, so that a fact
+ * is looked up by `_id` (FerretDB answers nothing else from an index): written with the event in
+ * one ordered insert, one command where two collections took two.
+ *
  * Readers must not step over a number that is still being written by a slower emitter: they
  * stop at a gap until it is older than GAP_GRACE_MS, after which it is treated as permanent.
  *
@@ -64,10 +68,21 @@ export function eventId(seq: number): string {
   return String(seq).padStart(ID_DIGITS, '0');
 }
 
-/** `_id` is an event's key: FerretDB answers only a bare `{_id: <string>}` filter from an index, so dedupe goes here. */
+/**
+ * An event's key, in the events collection: `_id` and `key` are KEY_ID_PREFIX and the event's key
+ * (`key` too, because the unique index on it counts a missing field as one more null).
+ */
 interface KeyDoc {
   _id: string;
+  key: string;
   seq: number;
+}
+
+/** Sorts before every event number (digits), so the highest `_id` is still the last event's. */
+const KEY_ID_PREFIX = '#';
+
+function keyDoc(key: string, seq: number): KeyDoc {
+  return { _id: KEY_ID_PREFIX + key, key: KEY_ID_PREFIX + key, seq };
 }
 
 interface CounterDoc {
@@ -83,7 +98,10 @@ export interface EventFilter {
 export class EventLog {
   private readonly events: Collection<EventDoc>;
   private readonly counters: Collection<CounterDoc>;
-  private readonly keys: Collection<KeyDoc>;
+  /** The same collection as `events`, for key documents and the insert that writes both. */
+  private readonly eventsAndKeys: Collection<EventDoc | KeyDoc>;
+  /** Where logs written before key documents moved into `events` keep them; read, never written. */
+  private readonly legacyKeys: Collection<{ _id: string; seq: number }>;
   /** Wakes in-process readers at once; readers also poll, so other replicas' events are seen too. */
   readonly appended = new EventEmitter();
   /** Numbering itself (FerretDB): the highest number handed out, read back at the first use and after a collision. */
@@ -102,7 +120,8 @@ export class EventLog {
   ) {
     this.events = db.collection('events');
     this.counters = db.collection('counters');
-    this.keys = db.collection('eventKeys');
+    this.eventsAndKeys = db.collection('events');
+    this.legacyKeys = db.collection('eventKeys');
     this.appended.setMaxListeners(0);
   }
 
@@ -150,11 +169,18 @@ export class EventLog {
       };
       const doc: EventDoc = { _id: eventId(seq), key: input.key, recordedAt: new Date(), ...event };
       try {
-        // The unique index on `key` is what guarantees once, also after a crash before the key below.
-        await this.events.insertOne(doc);
+        // The unique index on `key` is what guarantees once, also after a crash that left the
+        // event without its key document. Ordered: the key document only after its event.
+        await this.eventsAndKeys.insertMany([doc, keyDoc(input.key, seq)], { ordered: true });
       } catch (error) {
         if (!isDuplicateKey(error)) throw error;
-        const recorded = await this.recorded(input.key);
+        // The event went in (its unique key admitted it) and only its key document was there: no
+        // process writes one without its event, so this is not expected; the event stands.
+        if (!failedFirst(error)) {
+          this.noteRecorded(doc, event, input.key);
+          return event;
+        }
+        const recorded = await this.numberOf(input.key);
         if (recorded === undefined && this.numbersItself && attempt < MAX_NUMBER_ATTEMPTS) {
           // A replica took this number: read the highest again and try the next.
           this.issued = undefined;
@@ -164,14 +190,20 @@ export class EventLog {
         // Recorded before: this number stays without an event. Filled, readers go past it at once
         // (a replica that took it meanwhile has filled it already).
         await ignoreDuplicate(this.events.insertOne({ _id: doc._id, seq, key: `${VOID_KEY}${seq}`, recordedAt: new Date(), type: input.type, at: event.at, data: {}, void: true }));
-        await this.rememberKey(input.key, recorded);
+        // Written if missing: a crash between an event and its key document (or a log from before key documents).
+        await ignoreDuplicate(this.eventsAndKeys.insertOne(keyDoc(input.key, recorded)));
+        this.rememberKey(input.key, recorded);
         return null;
       }
-      this.keep(doc);
-      await this.rememberKey(input.key, seq);
-      this.appended.emit('event', event);
+      this.noteRecorded(doc, event, input.key);
       return event;
     }
+  }
+
+  private noteRecorded(doc: EventDoc, event: LockstepEvent, key: string): void {
+    this.keep(doc);
+    this.rememberKey(key, event.seq);
+    this.appended.emit('event', event);
   }
 
   private keep(doc: EventDoc): void {
@@ -199,6 +231,7 @@ export class EventLog {
   private issuedSoFar(): Promise<{ value: number }> {
     this.issued ??= (async () => {
       const counter = (await this.counters.findOne({ _id: 'events' }))?.value ?? 0;
+      // Key documents sort first (KEY_ID_PREFIX): the highest `_id` is the last event's.
       const [last] = await this.events.find({}).sort({ _id: -1 }).limit(1).toArray();
       return { value: Math.max(counter, last?.seq ?? 0) };
     })();
@@ -207,15 +240,18 @@ export class EventLog {
     return this.issued;
   }
 
-  /** The number of the event recorded under `key`, if any (the key document first: an `_id` lookup). */
-  private async recorded(key: string): Promise<number | undefined> {
-    const known = await this.keys.findOne({ _id: key });
+  /** The number of the event recorded under `key`, if any (key documents first: `_id` lookups; then the events themselves). */
+  private async numberOf(key: string): Promise<number | undefined> {
+    const known = await this.keyDocument(key);
     if (known) return known.seq;
     return (await this.events.findOne({ key }))?.seq;
   }
 
-  private async rememberKey(key: string, seq: number): Promise<void> {
-    await ignoreDuplicate(this.keys.insertOne({ _id: key, seq }));
+  private async keyDocument(key: string): Promise<{ seq: number } | null> {
+    return (await this.eventsAndKeys.findOne({ _id: KEY_ID_PREFIX + key })) ?? (await this.legacyKeys.findOne({ _id: key }));
+  }
+
+  private rememberKey(key: string, seq: number): void {
     if (this.knownKeys.size >= KNOWN_KEYS_KEPT) this.knownKeys.delete(this.knownKeys.keys().next().value!);
     this.knownKeys.set(key, seq);
   }
@@ -234,7 +270,7 @@ export class EventLog {
 
   /** Whether the fact with this key is recorded. A crash between writing an event and its key leaves the key out until that fact is emitted again. */
   async has(key: string): Promise<boolean> {
-    return this.knownKeys.has(key) || (await this.keys.findOne({ _id: key })) !== null;
+    return this.knownKeys.has(key) || (await this.keyDocument(key)) !== null;
   }
 
   /** Highest number handed out so far (0 when none). */
@@ -300,6 +336,13 @@ export class EventLog {
     const doc = await this.stored(seq);
     return doc && !doc.void ? toEvent(doc) : null;
   }
+}
+
+/** Whether the ordered insert of an event and its key document failed at the event (so wrote nothing). */
+function failedFirst(error: unknown): boolean {
+  const writeErrors = (error as { writeErrors?: { index: number } | { index: number }[] }).writeErrors;
+  const first = Array.isArray(writeErrors) ? writeErrors[0] : writeErrors;
+  return first === undefined || first.index === 0;
 }
 
 export function matches(event: LockstepEvent, filter: EventFilter): boolean {
