@@ -23,7 +23,7 @@
  * very same content under a fresh nonce: the receipts already handed to peers (root, index,
  * proof) stay valid, and its steps never wait behind it forever.
  */
-import { Transaction, Wallet, type JsonRpcProvider } from 'ethers';
+import { keccak256, Wallet, type JsonRpcProvider } from 'ethers';
 import type { Logger } from 'pino';
 import type { PinReceipt } from '../model/pin';
 import type { BatchDoc, PinQueueDoc } from '../store/documents';
@@ -335,7 +335,10 @@ export class Batcher {
   private async broadcast(batch: BatchDoc, raw: string): Promise<void> {
     let refused: string | undefined;
     try {
-      await this.opts.provider.broadcastTransaction(raw);
+      // Not broadcastTransaction: that also asks for the block number and recovers the sender in
+      // JavaScript, for a response object nothing here reads. Errors come the same way (ethers
+      // maps JSON-RPC errors in send).
+      await this.opts.provider.send('eth_sendRawTransaction', [raw]);
     } catch (err) {
       const message = (err as Error).message;
       // Already known: an earlier broadcast got through. Anything else is handled by watch().
@@ -497,8 +500,9 @@ export function receiptOf(batch: BatchDoc, index: number): PinReceipt & { transa
   };
 }
 
+/** A signed transaction's hash is the keccak-256 of its serialised form (typed ones included), no parsing needed. */
 function txHashOf(raw: string): string {
-  return Transaction.from(raw).hash!;
+  return keccak256(raw);
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
