@@ -618,6 +618,38 @@ test('events this process recorded lately are read back from memory, the same as
   }
 });
 
+test('a reader stops before a number this process is still writing, without looking it up', async () => {
+  const ferret = mongo.kind === 'ferretdb';
+  const db = client.db('events_in_flight');
+  const log = new EventLog(ferret ? withSerialWrites(db) : db, ferret);
+  await log.ensureIndexes();
+  expect((await log.emit({ type: 'step.confirmed', key: 'flight:a', data: {} }))?.seq).toBe(1);
+  // The write of flight:b held back, as a busy database holds it.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- applied to each collection below
+  const real = Collection.prototype.insertMany;
+  const insertMany = jest.spyOn(Collection.prototype, 'insertMany').mockImplementation(async function (this: Collection, ...args: Parameters<typeof real>) {
+    if ((args[0] as { key?: string }[]).some((d) => d.key === 'flight:b')) await held;
+    return real.apply(this, args);
+  });
+  const findOne = jest.spyOn(Collection.prototype, 'findOne');
+  try {
+    const b = log.emit({ type: 'step.confirmed', key: 'flight:b', data: {} });
+    expect((await log.emit({ type: 'step.confirmed', key: 'flight:c', data: {} }))?.seq).toBe(3);
+    // (Probes past the highest number, for other processes' events, are another matter.)
+    const lookupsOfTwo = () => findOne.mock.calls.filter(([filter]) => (filter as { _id?: unknown })?._id === eventId(2)).length;
+    expect(await log.readAfter(0, 100)).toEqual({ events: [expect.objectContaining({ seq: 1 })], readTo: 1 });
+    expect(lookupsOfTwo()).toBe(0);
+    release();
+    expect((await b)?.seq).toBe(2);
+    expect((await log.readAfter(0, 100)).events.map((e) => e.seq)).toEqual([1, 2, 3]);
+  } finally {
+    insertMany.mockRestore();
+    findOne.mockRestore();
+  }
+});
+
 test('a counter taken concurrently with $inc hands out every number once', async () => {
   const counters = withSerialWrites(raw).collection<{ _id: string; value: number }>('counters');
   const taken = await Promise.all(

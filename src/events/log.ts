@@ -113,6 +113,12 @@ export class EventLog {
   private readonly recent = new Map<number, EventDoc>();
   /** Keys this process recorded, or found recorded, lately, with their events' numbers (insertion order; the oldest dropped first). */
   private readonly knownKeys = new Map<string, number>();
+  /**
+   * Numbers this process has taken and is still writing. Readers stop before the lowest without
+   * looking it up: under load a reader woken by one event otherwise asked the database for the
+   * next few numbers, still being written, about once per event.
+   */
+  private readonly writing = new Set<number>();
 
   constructor(
     db: Db,
@@ -157,52 +163,62 @@ export class EventLog {
   async emit(input: EventInput): Promise<LockstepEvent | null> {
     if (this.knownKeys.has(input.key)) return null;
     for (let attempt = 1; ; attempt++) {
-      const seq = await this.nextNumber();
-      const event: LockstepEvent = {
-        seq,
-        type: input.type,
-        at: new Date().toISOString(),
-        ...(input.instanceId ? { instanceId: input.instanceId } : {}),
-        ...(input.step ? { step: input.step } : {}),
-        ...(input.envelopeHash ? { envelopeHash: input.envelopeHash } : {}),
-        data: input.data ?? {},
-      };
-      const doc: EventDoc = { _id: eventId(seq), key: input.key, recordedAt: new Date(), ...event };
+      const seq = await this.takeNumber();
       try {
-        // The unique index on `key` is what guarantees once, also after a crash that left the
-        // event without its key document. Ordered: the key document only after its event.
-        await this.eventsAndKeys.insertMany([doc, keyDoc(input.key, seq)], { ordered: true });
-      } catch (error) {
-        if (!isDuplicateKey(error)) throw error;
-        // The event went in (its unique key admitted it) and only its key document was there: no
-        // process writes one without its event, so this is not expected; the event stands.
-        if (!failedFirst(error)) {
-          this.noteRecorded(doc, event, input.key);
-          return event;
-        }
-        const recorded = await this.numberOf(input.key);
-        if (recorded === undefined && this.numbersItself && attempt < MAX_NUMBER_ATTEMPTS) {
-          // A replica took this number: read the highest again and try the next.
-          this.issued = undefined;
-          continue;
-        }
-        if (recorded === undefined) throw new Error(`event "${input.key}" not recorded: ${MAX_NUMBER_ATTEMPTS} numbers in a row were taken by other processes`);
-        // Recorded before: this number stays without an event. Filled, readers go past it at once
-        // (a replica that took it meanwhile has filled it already).
-        await ignoreDuplicate(this.events.insertOne({ _id: doc._id, seq, key: `${VOID_KEY}${seq}`, recordedAt: new Date(), type: input.type, at: event.at, data: {}, void: true }));
-        // Written if missing: a crash between an event and its key document (or a log from before key documents).
-        await ignoreDuplicate(this.eventsAndKeys.insertOne(keyDoc(input.key, recorded)));
-        this.rememberKey(input.key, recorded);
-        return null;
+        const recorded = await this.record(input, seq, attempt);
+        if (recorded !== 'number taken') return recorded;
+      } finally {
+        this.writing.delete(seq);
       }
-      this.noteRecorded(doc, event, input.key);
-      return event;
+      // A replica took this number: read the highest again and try the next.
+      this.issued = undefined;
     }
+  }
+
+  /** Writes the fact under `seq`: its event, null if it was recorded before, or 'number taken' when a replica has the number. */
+  private async record(input: EventInput, seq: number, attempt: number): Promise<LockstepEvent | null | 'number taken'> {
+    const event: LockstepEvent = {
+      seq,
+      type: input.type,
+      at: new Date().toISOString(),
+      ...(input.instanceId ? { instanceId: input.instanceId } : {}),
+      ...(input.step ? { step: input.step } : {}),
+      ...(input.envelopeHash ? { envelopeHash: input.envelopeHash } : {}),
+      data: input.data ?? {},
+    };
+    const doc: EventDoc = { _id: eventId(seq), key: input.key, recordedAt: new Date(), ...event };
+    try {
+      // The unique index on `key` is what guarantees once, also after a crash that left the
+      // event without its key document. Ordered: the key document only after its event.
+      await this.eventsAndKeys.insertMany([doc, keyDoc(input.key, seq)], { ordered: true });
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+      // The event went in (its unique key admitted it) and only its key document was there: no
+      // process writes one without its event, so this is not expected; the event stands.
+      if (!failedFirst(error)) {
+        this.noteRecorded(doc, event, input.key);
+        return event;
+      }
+      const recorded = await this.numberOf(input.key);
+      if (recorded === undefined && this.numbersItself && attempt < MAX_NUMBER_ATTEMPTS) return 'number taken';
+      if (recorded === undefined) throw new Error(`event "${input.key}" not recorded: ${MAX_NUMBER_ATTEMPTS} numbers in a row were taken by other processes`);
+      // Recorded before: this number stays without an event. Filled, readers go past it at once
+      // (a replica that took it meanwhile has filled it already).
+      await ignoreDuplicate(this.events.insertOne({ _id: doc._id, seq, key: `${VOID_KEY}${seq}`, recordedAt: new Date(), type: input.type, at: event.at, data: {}, void: true }));
+      // Written if missing: a crash between an event and its key document (or a log from before key documents).
+      await ignoreDuplicate(this.eventsAndKeys.insertOne(keyDoc(input.key, recorded)));
+      this.rememberKey(input.key, recorded);
+      return null;
+    }
+    this.noteRecorded(doc, event, input.key);
+    return event;
   }
 
   private noteRecorded(doc: EventDoc, event: LockstepEvent, key: string): void {
     this.keep(doc);
     this.rememberKey(key, event.seq);
+    // Written: readers woken below may read past it (before emit's own clean-up runs).
+    this.writing.delete(event.seq);
     this.appended.emit('event', event);
   }
 
@@ -216,15 +232,19 @@ export class EventLog {
     return this.recent.get(seq) ?? (await this.events.findOne({ _id: eventId(seq) }));
   }
 
-  private async nextNumber(): Promise<number> {
+  /** The next number, marked as being written (at once: a reader between the two would look it up). */
+  private async takeNumber(): Promise<number> {
     if (!this.numbersItself) {
       // MongoDB only (on FerretDB the node numbers events itself): one atomic $inc, read back.
       // eslint-disable-next-line no-restricted-properties
       const counter = await this.counters.findOneAndUpdate({ _id: 'events' }, { $inc: { value: 1 } }, { upsert: true, returnDocument: 'after' });
+      this.writing.add(counter!.value);
       return counter!.value;
     }
     const issued = await this.issuedSoFar();
-    return ++issued.value;
+    const seq = ++issued.value;
+    this.writing.add(seq);
+    return seq;
   }
 
   /** A number handed out whose event was never written (a crash) may be handed out again: no reader saw it. */
@@ -310,8 +330,8 @@ export class EventLog {
    */
   async readAfter(after: number, limit: number, filter: EventFilter = {}): Promise<{ events: LockstepEvent[]; readTo: number }> {
     // Read by number, one `{_id}` lookup each (FerretDB answers no range query from an index),
-    // up to the highest number handed out.
-    const last = Math.min(await this.head(), after + limit);
+    // up to the highest number handed out, and before any this process is still writing.
+    const last = Math.min(await this.head(), after + limit, this.firstWriting() - 1);
     const events: LockstepEvent[] = [];
     let readTo = after;
     const settled = Date.now() - GAP_GRACE_MS;
@@ -330,6 +350,13 @@ export class EventLog {
       if (!doc.void && matches(doc, filter)) events.push(toEvent(doc));
     }
     return { events, readTo };
+  }
+
+  /** The lowest number this process is still writing (Infinity when none). */
+  private firstWriting(): number {
+    let first = Infinity;
+    for (const seq of this.writing) if (seq < first) first = seq;
+    return first;
   }
 
   async get(seq: number): Promise<LockstepEvent | null> {
