@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ethers } from 'ethers';
+import { Collection } from 'mongodb';
 import pino from 'pino';
 import { Batcher, type BatcherOptions, type PinRequest } from '../src/chain/batcher';
 import { verifyMerkleProof } from '../src/chain/merkle';
@@ -194,7 +195,15 @@ describe('durable batcher', () => {
     batcher.start();
 
     const [lone] = stepRequests(1);
-    const loneReceipt = await batcher.pin(lone!, PIN_TIMEOUT_MS);
+    // Queued by this call: its queue document is known as written, not read back.
+    const findOne = jest.spyOn(Collection.prototype, 'findOne');
+    let loneReceipt: Receipt;
+    try {
+      loneReceipt = await batcher.pin(lone!, PIN_TIMEOUT_MS);
+      expect(findOne.mock.contexts.filter((c) => (c as Collection).collectionName === 'pinQueue')).toHaveLength(0);
+    } finally {
+      findOne.mockRestore();
+    }
     expect(loneReceipt.count).toBe(1);
     await batchesWithStatus(store, ['sent'], 1);
 

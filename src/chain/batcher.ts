@@ -151,7 +151,12 @@ export class Batcher {
   async pin(request: PinRequest, timeoutMs: number): Promise<PinReceipt & { transactionHash: string }> {
     const { store } = this.opts;
     const hash = request.envelopeHash;
-    await store.enqueuePin(request);
+    const queued = await store.enqueuePin(request);
+    // Queued by this call: the document is what was just written, so it is not read back below.
+    if (queued && this.recovered && !this.stopped && !this.batchOf.has(hash) && !this.waiting.has(hash)) {
+      this.waiting.set(hash, queued);
+      this.loop.wake();
+    }
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.waiting.has(hash) || this.batchOf.has(hash)) {

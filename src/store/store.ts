@@ -719,8 +719,11 @@ export class Store {
     return waiting;
   }
 
-  async enqueuePin(request: { envelopeHash: string; instanceId: string; tag: string; leaf: string }): Promise<void> {
-    await upsert(this.pinQueue, { _id: request.envelopeHash }, { $setOnInsert: { instanceId: request.instanceId, tag: request.tag, leaf: request.leaf, queuedAt: new Date() } });
+  /** Queues a step's pin (a repeat changes nothing); returns the queue's document when this call wrote it. */
+  async enqueuePin(request: { envelopeHash: string; instanceId: string; tag: string; leaf: string }): Promise<PinQueueDoc | undefined> {
+    const fields = { instanceId: request.instanceId, tag: request.tag, leaf: request.leaf, queuedAt: new Date() };
+    const result = await upsert(this.pinQueue, { _id: request.envelopeHash }, { $setOnInsert: fields });
+    return result.upsertedCount > 0 ? { _id: request.envelopeHash, ...fields } : undefined;
   }
 
   /** Marks a batch's steps as taken by it (idempotent; used again when recovering after a crash). */
