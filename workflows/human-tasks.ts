@@ -10,7 +10,7 @@ import { rolesOf } from '../src/model/instance';
 import { nextSteps } from '../src/process/rules';
 import { stepsFor } from '../src/process/tasks';
 import type { ProcessState } from '../src/process/state';
-import { schemaOf } from '../src/process/step-data';
+import { schemaOf } from '../src/process/step-schema';
 import { completeTaskUpdate, type InstanceLinks, type PendingStep } from './messages';
 
 export interface TaskAttributes {

@@ -4,7 +4,8 @@
  * known anchors; every step reachable; no cycle without a way out; at least one end.
  */
 import type { Definition, StepDefinition } from '../model/definition';
-import { compileStepSchema, type DataPart } from '../process/step-data';
+import { compileStepSchema } from '../process/step-data';
+import type { DataPart } from '../process/step-schema';
 import { durationSeconds } from '../process/duration';
 import { guardProblems, type Problem } from './guards';
 

@@ -5,7 +5,7 @@
  */
 import type { Definition, JsonSchema, StepDefinition } from '../model/definition';
 import { GUARD_OPERATIONS, guardReads } from '../process/guard';
-import type { DataPart } from '../process/step-data';
+import type { DataPart } from '../process/step-schema';
 
 export interface Problem {
   path: string;

@@ -8,9 +8,7 @@ import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020'
 import addFormats from 'ajv-formats';
 import type { Definition, JsonSchema, StepDefinition } from '../model/definition';
 import { LockstepError, type FieldError } from '../model/errors';
-
-/** Which of a step's two schemas: what the actor submits, and the result it produced. */
-export type DataPart = 'input' | 'output';
+import { schemaOf, type DataPart } from './step-schema';
 
 /** What a step carries besides its envelope: `output` only when the step declares an output schema. */
 export interface StepPayload {
@@ -21,18 +19,6 @@ export interface StepPayload {
 const cache = new Map<string, ValidateFunction>();
 /** Checks schemas against the draft 2020-12 meta-schema only; it never holds a step's schema. */
 const metaSchema = new Ajv2020({ strict: false });
-const ACCEPT_ANYTHING_OBJECT: JsonSchema = { type: 'object' };
-
-/**
- * The schema of one part as compiled: the definition's `$defs` merged in, so `#/$defs/x` resolves.
- * An undeclared input accepts any object; an undeclared output is `undefined` (none is allowed).
- */
-export function schemaOf(definition: Pick<Definition, '$defs'>, step: StepDefinition, part: DataPart): JsonSchema | undefined {
-  const schema = part === 'input' ? (step.input ?? ACCEPT_ANYTHING_OBJECT) : step.output;
-  if (!schema || !definition.$defs) return schema;
-  const own = (schema.$defs ?? {}) as Record<string, unknown>;
-  return { ...schema, $defs: { ...definition.$defs, ...own } };
-}
 
 /**
  * Compiles without caching: for checking a definition before it is accepted. Throws on a bad
