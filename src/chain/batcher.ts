@@ -153,10 +153,7 @@ export class Batcher {
     const hash = request.envelopeHash;
     const queued = await store.enqueuePin(request);
     // Queued by this call: the document is what was just written, so it is not read back below.
-    if (queued && this.recovered && !this.stopped && !this.batchOf.has(hash) && !this.waiting.has(hash)) {
-      this.waiting.set(hash, queued);
-      this.loop.wake();
-    }
+    if (queued && this.recovered) this.takeIn(queued);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.waiting.has(hash) || this.batchOf.has(hash)) {
@@ -170,15 +167,21 @@ export class Batcher {
         if (item?.batch) {
           const batch = await store.batches.findOne({ _id: item.batch });
           if (batch && batch.status !== 'signed') return receiptOf(batch, item.index!);
-        } else if (item && !this.stopped && !this.waiting.has(hash) && !this.batchOf.has(hash)) {
-          this.waiting.set(hash, item);
-          this.loop.wake();
+        } else if (item) {
+          this.takeIn(item);
         }
       }
       const tickMs = this.opts.tickMs ?? DEFAULT_TICK_MS;
       await Promise.race([this.ticked.promise, sleep(tickMs)]);
     }
     throw new Error(`step ${request.envelopeHash} not batched within ${timeoutMs} ms (is the chain reachable?)`);
+  }
+
+  /** Adds a queued step to the steps waiting for a batch, unless stopped or already known here. */
+  private takeIn(item: PinQueueDoc): void {
+    if (this.stopped || this.waiting.has(item._id) || this.batchOf.has(item._id)) return;
+    this.waiting.set(item._id, item);
+    this.loop.wake();
   }
 
   /** One tick of the loop: failures are reported (health) and the next tick tries again. */

@@ -23,7 +23,7 @@
  * Readers learn of the numbers other processes recorded by probing past the last one known.
  */
 import { EventEmitter } from 'node:events';
-import type { Collection, Db } from 'mongodb';
+import { MongoBulkWriteError, type Collection, type Db, type WriteError } from 'mongodb';
 import type { EventInput, EventType, LockstepEvent } from '../model/event';
 import { isDuplicateKey, ignoreDuplicate } from '../store/duplicate-key';
 
@@ -367,8 +367,8 @@ export class EventLog {
 
 /** Whether the ordered insert of an event and its key document failed at the event (so wrote nothing). */
 function failedFirst(error: unknown): boolean {
-  const writeErrors = (error as { writeErrors?: { index: number } | { index: number }[] }).writeErrors;
-  const first = Array.isArray(writeErrors) ? writeErrors[0] : writeErrors;
+  if (!(error instanceof MongoBulkWriteError)) return true;
+  const [first] = ([] as WriteError[]).concat(error.writeErrors);
   return first === undefined || first.index === 0;
 }
 
