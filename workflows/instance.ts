@@ -419,7 +419,6 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   return { outcome: state.ended!.outcome, steps: state.seq };
 }
 
-/** An absent input is `{}`; an explicit null is the caller's value and must meet the step's schema like any other. */
 /**
  * The step-data validator, loaded when this workflow first validates a proposal. Each workflow
  * evaluates the modules it loads in module state of its own, and ajv is most of the bundle
@@ -431,6 +430,7 @@ function stepData(): typeof StepData {
   return require('../src/process/step-data') as typeof StepData;
 }
 
+/** An absent input is `{}`; an explicit null is the caller's value and must meet the step's schema like any other. */
 function inputOf(request: { input?: unknown }): unknown {
   return request.input === undefined ? {} : request.input;
 }
