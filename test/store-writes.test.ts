@@ -618,7 +618,7 @@ test('events this process recorded lately are read back from memory, the same as
   }
 });
 
-test('a reader stops before a number this process is still writing, without looking it up', async () => {
+test('a reader stops before a number this process is still writing, without looking it up, and a reader starting now starts before it', async () => {
   const ferret = mongo.kind === 'ferretdb';
   const db = client.db('events_in_flight');
   const log = new EventLog(ferret ? withSerialWrites(db) : db, ferret);
@@ -641,9 +641,15 @@ test('a reader stops before a number this process is still writing, without look
     const lookupsOfTwo = () => findOne.mock.calls.filter(([filter]) => (filter as { _id?: unknown })?._id === eventId(2)).length;
     expect(await log.readAfter(0, 100)).toEqual({ events: [expect.objectContaining({ seq: 1 })], readTo: 1 });
     expect(lookupsOfTwo()).toBe(0);
+    // A reader starting now (a WebSocket stream, a webhook) starts before it, not at the highest number.
+    expect(await log.head()).toBe(3);
+    const start = await log.readerStart();
+    expect(start).toBe(1);
     release();
     expect((await b)?.seq).toBe(2);
     expect((await log.readAfter(0, 100)).events.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect((await log.readAfter(start, 100)).events.map((e) => e.seq)).toEqual([2, 3]);
+    expect(await log.readerStart()).toBe(3);
   } finally {
     insertMany.mockRestore();
     findOne.mockRestore();

@@ -302,6 +302,16 @@ export class EventLog {
   }
 
   /**
+   * Where a reader that starts now begins: after the highest number handed out, but before any
+   * this process is still writing. Starting at `head()` would skip for good an event whose number
+   * was taken before and whose write lands after; this may instead hand such a reader a few
+   * events recorded just before it started.
+   */
+  async readerStart(): Promise<number> {
+    return Math.min(await this.head(), this.firstWriting() - 1);
+  }
+
+  /**
    * Replicas of the party number events too: moves past the numbers they recorded after this
    * process's own, probing the next number (one `_id` lookup), and now and then a few more, to
    * step over a number a crashed process took and never wrote.

@@ -104,7 +104,7 @@ export class Webhooks {
       ...(input.instanceId ? { instanceId: input.instanceId } : {}),
       createdAt: new Date().toISOString(),
       secret,
-      cursor: input.from ?? (await this.events.head()),
+      cursor: input.from ?? (await this.events.readerStart()),
     };
     await this.subs.insertOne(doc);
     this.wake?.();

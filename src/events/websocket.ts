@@ -95,7 +95,7 @@ export class EventSockets {
   private async serve(ws: WebSocket, caller: ApiCaller, sub: Subscription): Promise<void> {
     const consumerId = sub.consumer ? this.consumerId(caller, sub.consumer) : undefined;
     if (consumerId) await this.savingAcks.get(consumerId);
-    let position = sub.from ?? (consumerId ? (await this.consumers.findOne({ _id: consumerId }))?.seq : undefined) ?? (await this.events.head());
+    let position = sub.from ?? (consumerId ? (await this.consumers.findOne({ _id: consumerId }))?.seq : undefined) ?? (await this.events.readerStart());
     let acked = position;
     const sent: number[] = [];
     let open = true;
