@@ -10,6 +10,8 @@ async function main() {
   const root = join(__dirname, '..');
   const { code } = await bundleWorkflowCode({
     workflowsPath: join(root, 'dist', 'workflows', 'index.js'),
+    // The same options as a worker that bundles the sources itself (party-node.ts).
+    ...require(join(root, 'dist', 'src', 'node', 'workflow-source.js')).WORKFLOW_BUNDLER_OPTIONS,
     logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
   });
   writeFileSync(join(root, 'dist', 'workflow-bundle.js'), code);

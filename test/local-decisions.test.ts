@@ -21,6 +21,7 @@ import { loadDefinitionFile } from '../src/definitions/load';
 import type { InstanceHeader } from '../src/model/instance';
 import type { ChainPosition } from '../src/model/pin';
 import { PartyWorkers, type WorkerKind } from '../src/node/workers';
+import { WORKFLOW_BUNDLER_OPTIONS } from '../src/node/workflow-source';
 import { freePort } from '../src/stack/ports';
 import { LOCKSTEP_SEARCH_ATTRIBUTES } from '../src/stack/search-attributes';
 import { startTemporalDevServer, type RunningDevServer } from '../src/stack/temporal-server';
@@ -92,7 +93,7 @@ beforeAll(async () => {
       namespaces: [NAMESPACE],
       searchAttributes: LOCKSTEP_SEARCH_ATTRIBUTES,
     }),
-    bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') }),
+    bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), ...WORKFLOW_BUNDLER_OPTIONS }),
   ]);
   workerConnection = await NativeConnection.connect({ address: server.address });
   connection = await Connection.connect({ address: server.address });

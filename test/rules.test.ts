@@ -125,18 +125,3 @@ test('validating step data compiles the step schema alone; the meta-schema check
     metaCheck.mockRestore();
   }
 });
-
-test('an instance workflow loads the step-data validator, and ajv with it, only when it first validates a proposal', () => {
-  // Each workflow evaluates the modules it loads in module state of its own, and ajv is most of
-  // the workflow bundle: a workflow that never validates a proposal (every peer's) must not load it.
-  jest.isolateModules(() => {
-    jest.doMock('ajv/dist/2020', () => {
-      throw new Error('ajv loaded');
-    });
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded fresh, with ajv's module replaced
-    expect(() => require('../workflows/instance')).not.toThrow();
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    expect(() => require('../src/process/step-data')).toThrow('ajv loaded');
-  });
-  jest.dontMock('ajv/dist/2020');
-});

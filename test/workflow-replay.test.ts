@@ -16,6 +16,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
+import { WORKFLOW_BUNDLER_OPTIONS } from '../src/node/workflow-source';
 import { quietTemporalRuntime } from './support/quiet-runtime';
 
 const dir = join(__dirname, 'fixtures', 'histories');
@@ -27,7 +28,7 @@ test('recorded instance histories replay without nondeterminism', async () => {
   expect(files.length).toBeGreaterThanOrEqual(4);
   const histories = files.map((f) => ({ workflowId: f, history: temporal.api.history.v1.History.decode(readFileSync(join(dir, f))) }));
   const results: { file: string; error?: unknown }[] = [];
-  for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows') }, histories)) {
+  for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows'), bundlerOptions: WORKFLOW_BUNDLER_OPTIONS }, histories)) {
     results.push({ file: r.workflowId, error: r.error });
   }
   expect(results.map((r) => r.file).sort()).toEqual(files);

@@ -30,7 +30,7 @@ import { buildEnvelope } from '../src/envelope/build';
 import type { Decision } from '../src/store/store';
 import { LockstepError } from '../src/model/errors';
 import { comparePositions, type ChainPosition } from '../src/model/pin';
-import type * as StepData from '../src/process/step-data';
+import { validateStepData } from '../src/process/step-data';
 import { jsonValueProblem } from '../src/process/json-value';
 import { applyStep, judge, nextSteps, StepRefused } from '../src/process/rules';
 import { stepsReadByGuards } from '../src/process/guard';
@@ -247,7 +247,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
             { field: '/step', message: 'already pending' },
           ]);
         }
-        stepData().validateStepData(header.definitionHash, definition, step, { input, output: request.output });
+        validateStepData(header.definitionHash, definition, step, { input, output: request.output });
       });
     } catch (error) {
       refuse(error);
@@ -417,17 +417,6 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   }
   await condition(allHandlersFinished);
   return { outcome: state.ended!.outcome, steps: state.seq };
-}
-
-/**
- * The step-data validator, loaded when this workflow first validates a proposal. Each workflow
- * evaluates the modules it loads in module state of its own, and ajv is most of the bundle
- * (about 2.2 of its 2.9 MB): loaded at start, it was in every cached workflow, also the many
- * (every peer's of a step) that never validate one.
- */
-function stepData(): typeof StepData {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a require in place is what the bundle loads lazily
-  return require('../src/process/step-data') as typeof StepData;
 }
 
 /** An absent input is `{}`; an explicit null is the caller's value and must meet the step's schema like any other. */
