@@ -1,5 +1,5 @@
 /**
- * The modules every workflow of a worker shares (SHARED_WORKFLOW_MODULES): they are evaluated once,
+ * The modules every workflow of a worker shares (WORKFLOW_BUNDLER_OPTIONS.preloadModules): they are evaluated once,
  * before any workflow exists, so nothing they load may hold a workflow's state — above all not the
  * Temporal SDK, whose module state is each workflow's own.
  */
@@ -36,23 +36,27 @@ function closure(graph: Map<string, string[]>, roots: string[]): Set<string> {
   return seen;
 }
 
-let code: string;
+let graph: Map<string, string[]>;
+/** What the worker evaluates before any workflow exists: the preloaded modules and all they load. */
+let shared: Set<string>;
+let preloaded: string[];
 
 beforeAll(async () => {
   const silent = (): void => undefined;
-  ({ code } = await bundleWorkflowCode({
+  const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
     ...WORKFLOW_BUNDLER_OPTIONS,
     logger: { log: silent, trace: silent, debug: silent, info: silent, warn: silent, error: silent },
-  }));
+  });
+  const preload = /exports\.preloadModules = function preloadModules\(\) \{([^}]*)\}/.exec(code);
+  expect(preload).not.toBeNull();
+  preloaded = requiredIds(preload![1]!);
+  graph = moduleGraph(code);
+  shared = closure(graph, preloaded);
 }, 120_000);
 
 test('the worker evaluates the step-data validator (ajv), canonical hashing and the guard evaluator once, for every workflow to share', () => {
-  const preload = /exports\.preloadModules = function preloadModules\(\) \{([^}]*)\}/.exec(code);
-  expect(preload).not.toBeNull();
-  const roots = requiredIds(preload![1]!);
-  expect(roots).toHaveLength(WORKFLOW_BUNDLER_OPTIONS.preloadModules.length);
-  const shared = closure(moduleGraph(code), roots);
+  expect(preloaded).toHaveLength(WORKFLOW_BUNDLER_OPTIONS.preloadModules.length);
   expect([...shared]).toEqual(
     expect.arrayContaining([
       expect.stringMatching(/src\/process\/step-data\.ts$/),
@@ -64,10 +68,8 @@ test('the worker evaluates the step-data validator (ajv), canonical hashing and 
 });
 
 test('nothing the shared modules load is part of the Temporal SDK, whose module state is per workflow', () => {
-  const preload = /exports\.preloadModules = function preloadModules\(\) \{([^}]*)\}/.exec(code)!;
-  const graph = moduleGraph(code);
-  const shared = closure(graph, requiredIds(preload[1]!));
   expect([...shared].filter((id) => /@temporalio|\/workflows\//.test(id))).toEqual([]);
   // The check sees the SDK where it is loaded: the workflows' own modules do load it.
-  expect([...closure(graph, [...graph.keys()].filter((id) => /workflows\/instance\.ts$/.test(id)))].some((id) => id.includes('@temporalio/workflow'))).toBe(true);
+  const instance = [...graph.keys()].filter((id) => /workflows\/instance\.ts$/.test(id));
+  expect([...closure(graph, instance)].some((id) => id.includes('@temporalio/workflow'))).toBe(true);
 });

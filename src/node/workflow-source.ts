@@ -21,9 +21,7 @@ import { repoRoot } from '../paths';
  * None of them, nor what they import, may import the Temporal SDK (test/workflow-bundle.test.ts).
  * Specifiers are resolved from the workflows folder, as the bundle's entry point sits there.
  */
-export const SHARED_WORKFLOW_MODULES = ['../src/process/step-data', '../src/envelope/canonical', 'json-logic-js'];
-
-export const WORKFLOW_BUNDLER_OPTIONS = { preloadModules: SHARED_WORKFLOW_MODULES };
+export const WORKFLOW_BUNDLER_OPTIONS = { preloadModules: ['../src/process/step-data', '../src/envelope/canonical', 'json-logic-js'] };
 
 export function workflowBundlePath(): string {
   return join(repoRoot(), 'dist', 'workflow-bundle.js');
