@@ -1,7 +1,6 @@
 /**
  * The JSON Schema of a step's data, as validation compiles it (step-data.ts) and as a human task
- * shows it. Kept apart from the validator so that what only reads a schema (a workflow showing a
- * task) does not load ajv.
+ * shows it: what only reads a schema (a task's details, the guards' checks) needs no validator.
  */
 import type { Definition, JsonSchema, StepDefinition } from '../model/definition';
 
