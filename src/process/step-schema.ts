@@ -1,6 +1,6 @@
 /**
  * The JSON Schema of a step's data, as validation compiles it (step-data.ts) and as a human task
- * shows it: what only reads a schema (a task's details, the guards' checks) needs no validator.
+ * shows it: what only reads a schema (a human task's details) needs no validator.
  */
 import type { Definition, JsonSchema, StepDefinition } from '../model/definition';
 
