@@ -10,6 +10,8 @@ export interface Workload {
   concurrency: number;
   /** Absolute time (ms) after which no new step is requested. */
   deadline: number;
+  /** JSON bytes of business data each step carries (bench/step-data.ts); 0 for none. */
+  dataBytes: number;
 }
 
 export interface StepSample {

@@ -9,6 +9,7 @@ import type { NetworkFile } from '../src/model/network';
 import { BENCH_DEFINITION_ID, roleOf, stepAt } from './definition';
 import type { DecisionWatch } from './decisions';
 import { drive, type DriveResult, type StepSample, type Workload } from './driver';
+import { lineItems } from './step-data';
 
 const STEP_TIMEOUT_MS = 60_000;
 const BUSY_RETRIES = 20;
@@ -20,6 +21,7 @@ interface InstanceContext {
 }
 
 export async function runLockstep(network: NetworkFile, parties: string[], watch: DecisionWatch, workload: Workload, onStep: (done: number) => void): Promise<DriveResult> {
+  const data = lineItems(workload.dataBytes);
   const apis = Object.fromEntries(parties.map((p) => [p, new ApiClient(network.parties[p]!.apiUrl, network.devApiKeys?.[p])]));
   const runner = {
     start: async (instance: number): Promise<InstanceContext> => {
@@ -34,7 +36,7 @@ export async function runLockstep(network: NetworkFile, parties: string[], watch
       const party = context.players[roleIndex]!;
       for (let attempt = 0; ; attempt++) {
         const requestedAt = Date.now();
-        const res = await apis[party]!.post<{ envelopeHash?: string; detail?: string }>(`/instances/${context.id}/steps`, { step, input: { k } });
+        const res = await apis[party]!.post<{ envelopeHash?: string; detail?: string }>(`/instances/${context.id}/steps`, { step, input: { k, ...data } });
         const acceptedAt = Date.now();
         // 404 or 409 just after a start or a decision: the invitation or the previous step has not
         // reached this node's workflow yet. Anything else is a failure.

@@ -39,7 +39,7 @@ const TEMPORAL_SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=off'];
 const IDLE_WINDOW_MS = 3000;
 
 function workloadOf(o: BenchOptions): Workload {
-  return { instances: o.instances, steps: o.steps, concurrency: o.concurrency, deadline: Date.now() + o.durationSeconds * 1000 };
+  return { instances: o.instances, steps: o.steps, concurrency: o.concurrency, deadline: Date.now() + o.durationSeconds * 1000, dataBytes: o.dataBytes };
 }
 
 function partyNames(n: number): string[] {

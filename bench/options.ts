@@ -11,6 +11,8 @@ export interface BenchOptions {
   confirmations: number;
   /** Upper bound on each measured phase (Lockstep, each baseline), in seconds. */
   durationSeconds: number;
+  /** JSON bytes of business data (line items) in each step's input, beside its counter; 0 for none. */
+  dataBytes: number;
   quick: boolean;
   keepLogs: boolean;
 }
@@ -39,10 +41,11 @@ export function parseOptions(argv: string[]): BenchOptions {
     .option('--block-time <ms>', 'anvil block time in ms', integer(100, 60_000))
     .option('--confirmations <n>', 'blocks deep before a step is final', integer(1, 64))
     .option('--duration <s>', 'upper bound of each measured phase in seconds', integer(5, 3600))
+    .option('--data-bytes <n>', "JSON bytes of business data (an order's line items) in each step's input", integer(0, 64 * 1_048_576), 0)
     .option('--keep-logs', 'keep the stack and node logs', false)
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ quick: boolean; parties: number; instances?: number; steps?: number; concurrency?: number; batchSize: number; blockTime?: number; confirmations?: number; duration?: number; keepLogs: boolean }>();
+  const o = program.opts<{ quick: boolean; parties: number; instances?: number; steps?: number; concurrency?: number; batchSize: number; blockTime?: number; confirmations?: number; duration?: number; dataBytes: number; keepLogs: boolean }>();
   const base = o.quick ? QUICK : FULL;
   return {
     parties: o.parties,
@@ -53,6 +56,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     blockTimeMs: o.blockTime ?? base.blockTimeMs,
     confirmations: o.confirmations ?? base.confirmations,
     durationSeconds: o.duration ?? base.durationSeconds,
+    dataBytes: o.dataBytes,
     quick: o.quick,
     keepLogs: o.keepLogs,
   };

@@ -84,7 +84,7 @@ export function markdown(r: BenchResult): string {
   return [
     `Run ${r.measuredAt}: ${r.machine.cpus} cores (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, Node.js ${r.machine.node}, load average at start ${r.machine.loadAverageAtStart.join(' ')}.`,
     ...(Object.keys(r.nodeEnv).length > 0 ? [`Node settings from the environment: ${Object.entries(r.nodeEnv).map(([k, v]) => `${k}=${v}`).join(', ')}.`] : []),
-    `Workload: ${o.parties} parties, ${o.instances} instances × ${o.steps} steps, ${o.concurrency} at a time; batch size ${o.batchSize}, ${o.blockTimeMs} ms blocks, ${o.confirmations} confirmation(s), each phase bounded to ${o.durationSeconds} s. Chain floor (block time × confirmations + half a block): ${n0(r.chainFloorMs)} ms.`,
+    `Workload: ${o.parties} parties, ${o.instances} instances × ${o.steps} steps, ${o.concurrency} at a time${o.dataBytes > 0 ? `, each step with ${n0(o.dataBytes)} bytes of data` : ''}; batch size ${o.batchSize}, ${o.blockTimeMs} ms blocks, ${o.confirmations} confirmation(s), each phase bounded to ${o.durationSeconds} s. Chain floor (block time × confirmations + half a block): ${n0(r.chainFloorMs)} ms.`,
     '',
     table(
       ['run', 'final steps', 'steps/s', 'p50 ms', 'p95 ms', 'p99 ms', 'REST answer p50 ms'],

@@ -8,6 +8,7 @@ import { percentile, ratio, summarise } from '../bench/stats';
 import { hopsOf, type StepLog } from '../bench/profile';
 import { benchDefinitionYaml, stepAt } from '../bench/definition';
 import { parseOptions } from '../bench/options';
+import { lineItems } from '../bench/step-data';
 import { CommanderError } from 'commander';
 import type { StepSample } from '../bench/driver';
 
@@ -145,6 +146,9 @@ describe('parseOptions', () => {
   it('takes the full workload by default and the quick one with --quick, with single options on top', () => {
     expect(parsed([]).result).toMatchObject({ instances: 300, steps: 6, concurrency: 150, blockTimeMs: 1000, confirmations: 2, durationSeconds: 120, quick: false });
     expect(parsed(['--quick', '--duration', '60']).result).toMatchObject({ instances: 30, steps: 3, concurrency: 15, durationSeconds: 60, quick: true });
+    expect(parsed([]).result?.dataBytes).toBe(0);
+    expect(parsed(['--data-bytes', '16384']).result?.dataBytes).toBe(16384);
+    expect(parsed(['--data-bytes', '-1']).error).toBeInstanceOf(CommanderError);
   });
 
   it('--help prints the options and ends with exit code 0, as a CommanderError for main to exit with', () => {
@@ -159,5 +163,22 @@ describe('parseOptions', () => {
     expect(error).toBeInstanceOf(CommanderError);
     expect((error as CommanderError).exitCode).toBe(1);
     expect(printed).toMatch(/--parties <n>.*must be an integer from 2 to 8/);
+  });
+});
+
+describe('the step data of --data-bytes', () => {
+  it('is line items whose JSON reaches the size asked for, overshooting by less than one line; nothing for 0', () => {
+    expect(lineItems(0)).toBeUndefined();
+    expect(lineItems(1)).toEqual({ lines: [] });
+    for (const bytes of [100, 16_384, 500_000]) {
+      const data = lineItems(bytes)!;
+      const size = JSON.stringify(data).length;
+      expect(size).toBeGreaterThanOrEqual(bytes);
+      expect(size - bytes).toBeLessThan(JSON.stringify(data.lines[data.lines.length - 1]).length + 1);
+      // One line fewer would fall short.
+      expect(JSON.stringify({ lines: data.lines.slice(0, -1) }).length).toBeLessThan(bytes);
+    }
+    expect(lineItems(16_384)).toEqual(lineItems(16_384));
+    expect(() => lineItems(1.5)).toThrow(RangeError);
   });
 });

@@ -4,7 +4,7 @@ export type RecordListener = (key: string, k: number) => void;
 export function baselineActivities(onRecord: RecordListener) {
   return {
     // eslint-disable-next-line @typescript-eslint/require-await -- an activity is async by contract
-    async seal(_key: string, k: number): Promise<number> {
+    async seal(_key: string, k: number, _data: unknown): Promise<number> {
       return k;
     },
     // eslint-disable-next-line @typescript-eslint/require-await

@@ -8,6 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { drive, type DriveResult, type Workload } from '../driver';
 import { baselineActivities } from './activities';
+import { lineItems } from '../step-data';
 import { BASELINE_TASK_QUEUE, decidedSignal, stepUpdate } from './workflows';
 
 export type WorkflowBundle = { code: string };
@@ -30,6 +31,7 @@ export async function runTemporalBaseline(
 ): Promise<DriveResult> {
   // The SDK logs every worker state change at INFO; only problems matter here.
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  const data = lineItems(workload.dataBytes);
   const recorded = new Map<string, () => void>();
   const onRecord = (key: string, k: number) => recorded.get(`${key}/${k}`)?.();
   const nativeConnection = await NativeConnection.connect({ address });
@@ -55,7 +57,7 @@ export async function runTemporalBaseline(
       step: async (ids: string[], instance: number, k: number) => {
         const requestedAt = Date.now();
         const author = ids[k % ids.length]!;
-        await client.workflow.getHandle(author).executeUpdate(stepUpdate, { args: [k] });
+        await client.workflow.getHandle(author).executeUpdate(stepUpdate, { args: [k, data] });
         const acceptedAt = Date.now();
         const all = Promise.all(ids.map((id) => new Promise<void>((resolve) => recorded.set(`${id}/${k}`, resolve))));
         await Promise.all(ids.map((id) => client.workflow.getHandle(id).signal(decidedSignal, k)));
