@@ -63,7 +63,7 @@ export function createActivities(
   }
 
   async function storedStep(envelopeHash: string): Promise<StepDoc> {
-    const doc = await ctx.store.step(envelopeHash);
+    const doc = await ctx.store.step(envelopeHash, { withData: true });
     if (!doc) throw ApplicationFailure.nonRetryable(`step ${envelopeHash} is not in this node's store`, 'not_found');
     return doc;
   }

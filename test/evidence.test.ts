@@ -23,6 +23,8 @@ import { contextOf, stepLeaf, tagOf } from '../src/chain/pins';
 import { SequencerClient } from '../src/chain/sequencer';
 
 const CONFIRMATIONS = 2;
+/** Terms of the offer: about 2 KB of text. */
+const TERMS = Array.from({ length: 30 }, (_, i) => `Clause ${i + 1}: delivery within 30 days of the order, payment net 60.`).join(' ');
 const root = join(__dirname, '..');
 let net: TestNetwork;
 let instanceId: string;
@@ -94,7 +96,8 @@ test('the buyer exports the history with the CLI, and a third party verifies it 
   expect(refused.stderr).toContain('/input/cost: must be >= 0');
 
   await take(['globex', 'costing', { cost: 812.5 }]);
-  const offer = lockstep('steps', 'take', instanceId, 'offer', '--input', '{"price":990}', '--output', '{"discount":0.1}', '--party', 'globex', '--json');
+  // The offer's terms make its data large enough to be stored apart from the step (store.ts, DATA_INLINE_MAX_CHARS).
+  const offer = lockstep('steps', 'take', instanceId, 'offer', '--input', JSON.stringify({ price: 990, terms: TERMS }), '--output', '{"discount":0.1}', '--party', 'globex', '--json');
   expect(offer.stderr).toBe('');
   const offered = (JSON.parse(offer.stdout) as { envelopeHash: string }).envelopeHash;
   await net.pendingTransactions(1);
@@ -122,7 +125,7 @@ test('the buyer exports the history with the CLI, and a third party verifies it 
   const costing = stepNamed(bundle, 'costing');
   expect(costing.data).toBeUndefined();
   expect(costing.envelope.inputHash).toMatch(/^0x[0-9a-f]{64}$/);
-  expect(stepNamed(bundle, 'offer').data).toMatchObject({ input: { price: 990 }, output: { discount: 0.1 } });
+  expect(stepNamed(bundle, 'offer').data).toMatchObject({ input: { price: 990, terms: TERMS }, output: { discount: 0.1 } });
   expect(bundle.steps.map((s) => s.status).filter((s) => s === 'rejected')).toHaveLength(1);
   expect(bundle.steps[0]!.pin).toMatchObject({ chainId: net.stack.network.chain.chainId, contract: net.stack.network.chain.sequencer });
 

@@ -33,7 +33,7 @@ const SEED = process.env.LOCKSTEP_FUZZ_SEED ? Number(process.env.LOCKSTEP_FUZZ_S
  * `counters` (they follow the events, which are counted here by type), `checkpoints` (the chain
  * listener's, moved by time).
  */
-const WATCHED = ['instances', 'steps', 'slots', 'tags', 'unsettled', 'pinQueue', 'batches', 'webhooks', 'webhook_deliveries', 'event_consumers'];
+const WATCHED = ['instances', 'steps', 'step_data', 'slots', 'tags', 'unsettled', 'pinQueue', 'batches', 'webhooks', 'webhook_deliveries', 'event_consumers'];
 
 let net: TestNetwork;
 let mongo: MongoClient;

@@ -27,10 +27,11 @@ function slot(instanceId: string, author: string, nonce: number, blockNumber: nu
   };
 }
 
-/** Every stored step is `ship`, with data; a guard reads `ship`'s input (a step of instance `guarded`). */
+/** Every stored step is `ship`, with its data stored apart; a guard reads `ship`'s input (a step of instance `guarded`). */
 function storedStep(envelopeHash: string, author: string): StepDoc {
-  return { envelopeHash, step: 'ship', author, input: { carrier: 'DHL' }, output: { tracking: 'T1' } } as StepDoc;
+  return { _id: envelopeHash, envelopeHash, step: 'ship', author, dataApart: true } as StepDoc;
 }
+const SHIP_DATA = { salt: `0x${'1'.repeat(64)}`, input: { carrier: 'DHL' }, output: { tracking: 'T1' } };
 const guardedDefinition = { steps: [{ id: 'pay', guard: { rule: { '==': [{ var: 'steps.ship.input.carrier' }, 'DHL'] } } }] };
 const plainDefinition = { steps: [{ id: 'ship' }] };
 
@@ -57,6 +58,7 @@ function fakeNode(slots: SlotDoc[], missingSteps = new Set<string>(), storedLate
       const owner = slots.find((s) => s.envelopeHash === hash);
       return Promise.resolve(owner && !missingSteps.has(hash) ? storedStep(hash, owner.author) : null);
     },
+    withData: (steps: StepDoc[]) => Promise.resolve(steps.map((st) => (st.dataApart ? { ...st, data: SHIP_DATA } : st))),
     agreedInstance: (id: string) => Promise.resolve({ _id: id, header: { definitionHash: id === 'guarded' ? '0xguarded' : '0xplain' } }),
     events: { emit: (e: { type: string; data: unknown }) => Promise.resolve(void events.push(e)) },
   };

@@ -71,16 +71,23 @@ test('data is held only where its visibility allows; a non-participant holds not
   const id = started.body.instance.id as string;
   for (const p of ['beta', 'gamma']) await eventually(`${id} on ${p}`, async () => ((await net.api(p).get(`/instances/${id}`)).status === 200 ? true : undefined), 60_000);
 
-  const quote = await takeAndConfirm('beta', id, 'quote', { price: secretPrice, memo: `quote-memo-${mark}` });
+  // A memo long enough for the quote's data to be stored apart from its step (store.ts, DATA_INLINE_MAX_CHARS); the other steps' data is kept in the step.
+  const quote = await takeAndConfirm('beta', id, 'quote', { price: secretPrice, memo: `quote-memo-${mark} ${'with the terms of delivery, '.repeat(60)}` });
   const finance = await takeAndConfirm('alpha', id, 'finance', { account: `finance-account-${mark}` });
   const settle = await takeAndConfirm('gamma', id, 'settle', { reference: `settle-ref-${mark}` });
 
   // What the run produced, from the parties entitled to it.
   const db = (p: string) => mongo.db(net.stack.network.parties[p]!.database);
   const stepDoc = async (p: string, hash: string) => (await db(p).collection('steps').findOne({ _id: hash as never }))!;
-  const quoteSalt = ((await stepDoc('beta', quote)).data as { salt: string }).salt;
-  const financeSalt = ((await stepDoc('alpha', finance)).data as { salt: string }).salt;
-  const settleSalt = ((await stepDoc('gamma', settle)).data as { salt: string }).salt;
+  const dataOf = async (p: string, hash: string) => {
+    const step = await stepDoc(p, hash);
+    return (step.dataApart ? (await db(p).collection('step_data').findOne({ _id: hash as never }))!.data : step.data) as { salt: string };
+  };
+  expect((await stepDoc('beta', quote)).dataApart).toBe(true);
+  expect((await stepDoc('alpha', finance)).dataApart).toBeUndefined();
+  const quoteSalt = (await dataOf('beta', quote)).salt;
+  const financeSalt = (await dataOf('alpha', finance)).salt;
+  const settleSalt = (await dataOf('gamma', settle)).salt;
   const evidence = (await net.api('alpha').get(`/instances/${id}/evidence`)).body as { secret?: string; instance?: { secret?: string } };
   const secret = (evidence.secret ?? evidence.instance?.secret)!;
   expect(secret).toMatch(/^0x[0-9a-f]{64}$/);

@@ -11,7 +11,7 @@ import { Collection, MongoClient, ObjectId, type Db } from 'mongodb';
 import { startMongo, type RunningMongo } from '../src/stack/mongo-server';
 import { freePort } from '../src/stack/ports';
 import { ALL, isFerretDb, withBoundedCommands, withSerialWrites, withSignal, WriteLine, writeKeys } from '../src/store/serial-writes';
-import { slotId, Store, TAG_WINDOW } from '../src/store/store';
+import { DATA_INLINE_MAX_CHARS, slotId, Store, TAG_WINDOW } from '../src/store/store';
 import { EventLog, eventId } from '../src/events/log';
 import type { SignedEnvelope } from '../src/model/envelope';
 import type { Invitation } from '../src/model/instance';
@@ -540,6 +540,48 @@ describe("an instance's history", () => {
     const { value: history, filters } = await stepFinds(() => store.history('inst-history'));
     expect(history.map((s) => s.envelopeHash)).toEqual(['0xh1', '0xh2', '0xh4', '0xh3']);
     expect(filters).toEqual([{ instanceId: 'inst-history' }]);
+  });
+
+  test("large step data is stored once, apart from the step, which its decision then updates without it; small data stays in the step; reads with data see both", async () => {
+    const instance = await store.saveInstance(invitation('inst-data'));
+    const salt = `0x${'44'.repeat(32)}`;
+    const large = { salt, input: { lines: Array.from({ length: 200 }, (_, i) => ({ sku: `SKU-${i}`, quantity: i })) }, output: { accepted: true } };
+    const small = { salt, input: { amount: 5 } };
+    expect(JSON.stringify(large).length).toBeGreaterThan(DATA_INLINE_MAX_CHARS);
+    expect(JSON.stringify(small).length).toBeLessThanOrEqual(DATA_INLINE_MAX_CHARS);
+    const returned = await store.savePendingStep(instance, { ...envelope('inst-data', '0xd1', 'alpha', 1, '2026-01-01T00:00:01Z'), data: large }, true);
+    await store.savePendingStep(instance, { ...envelope('inst-data', '0xd2', 'beta', 1, '2026-01-01T00:00:02Z'), data: small }, true);
+    // Not visible to this party: stored without data, anywhere.
+    await store.savePendingStep(instance, { ...envelope('inst-data', '0xd3', 'beta', 2, '2026-01-01T00:00:03Z'), data: large }, false);
+    expect(returned.data).toEqual(large);
+
+    const stored = async (hash: string) => store.steps.findOne({ _id: hash });
+    expect(await stored('0xd1')).toMatchObject({ dataApart: true });
+    expect((await stored('0xd1'))?.data).toBeUndefined();
+    expect(await store.stepData.findOne({ _id: '0xd1' })).toEqual({ _id: '0xd1', data: large });
+    expect((await stored('0xd2'))?.data).toEqual(small);
+    expect((await stored('0xd2'))?.dataApart).toBeUndefined();
+    expect(await store.stepData.findOne({ _id: '0xd2' })).toBeNull();
+    expect((await stored('0xd3'))?.data).toBeUndefined();
+    expect(await store.stepData.findOne({ _id: '0xd3' })).toBeNull();
+
+    // A decision is a write to the step alone.
+    const { count } = await calls(() => store.recordDecision({ instanceId: 'inst-data', envelopeHash: '0xd1', status: 'confirmed', seq: 0, position: position(7), step: 's1', author: 'alpha' }), ['updateOne', 'insertOne']);
+    expect(count.step_data).toBeUndefined();
+    expect((await stored('0xd1'))?.status).toBe('confirmed');
+
+    expect((await store.step('0xd1'))?.data).toBeUndefined();
+    expect((await store.step('0xd1', { withData: true }))?.data).toEqual(large);
+    const history = await store.history('inst-data');
+    expect(history.map((s) => [s.envelopeHash, s.data])).toEqual([
+      ['0xd1', large],
+      ['0xd2', small],
+      ['0xd3', undefined],
+    ]);
+    expect(await store.confirmedSteps('inst-data')).toEqual([{ step: 's1', envelopeHash: '0xd1', author: 'alpha', timestamp: 7, input: large.input, output: large.output }]);
+    // A repeat delivery stores nothing twice.
+    await store.savePendingStep(instance, { ...envelope('inst-data', '0xd1', 'alpha', 1, '2026-01-01T00:00:01Z'), data: large }, true);
+    expect(await store.stepData.countDocuments({ _id: '0xd1' })).toBe(1);
   });
 });
 

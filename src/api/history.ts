@@ -40,7 +40,7 @@ export function historyRoutes(ctx: NodeContext, head: () => number): Router {
     const direction = q.order === 'asc' ? 1 : -1;
     const query = after ? { $and: [filter, afterCondition('proposedAt', after, direction)] } : filter;
     const docs = await ctx.store.steps.find(query as Filter<StepDoc>).sort({ proposedAt: direction, _id: direction }).limit(limit + 1).toArray();
-    const page = docs.slice(0, limit);
+    const page = await ctx.store.withData(docs.slice(0, limit));
     const last = page[page.length - 1];
     const next = docs.length > limit && last ? encodeCursor(last.proposedAt, last._id, fingerprint) : null;
     res.json({ steps: page.map((s) => ({ instanceId: s.instanceId, ...stepView(s, head()) })), next });

@@ -128,7 +128,7 @@ export function instanceRoutes(ctx: NodeContext, head: () => number): Router {
   });
 
   r.get('/instances/:id/steps/:hash', async (req, res) => {
-    const doc = await ctx.store.step(req.params.hash);
+    const doc = await ctx.store.step(req.params.hash, { withData: true });
     if (!doc || doc.instanceId !== req.params.id) throw new LockstepError('not_found', `unknown step ${req.params.hash} in instance ${req.params.id}`, [{ field: 'envelopeHash', message: 'unknown' }]);
     res.json({ step: stepView(doc, head()) });
   });

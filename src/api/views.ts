@@ -5,6 +5,7 @@ export function instanceView(doc: InstanceDoc) {
   return { ...doc.header, status: doc.status, outcome: doc.outcome ?? null };
 }
 
+/** `doc` with its data filled in where this party may see it (Store.history, Store.withData). */
 export function stepView(doc: StepDoc, head: number) {
   return {
     seq: doc.seq ?? null,
@@ -17,8 +18,8 @@ export function stepView(doc: StepDoc, head: number) {
     proposedAt: doc.proposedAt,
     decidedAt: doc.decidedAt ?? null,
     chain: doc.chain ? { ...doc.chain, confirmations: Math.max(0, head - doc.chain.blockNumber + 1) } : null,
-    input: doc.input ?? null,
-    output: doc.output ?? null,
+    input: doc.data?.input ?? null,
+    output: doc.data?.output ?? null,
     visible: doc.data !== undefined,
     rejection: doc.rejection ?? null,
   };

@@ -6,12 +6,12 @@ import type { StepDoc } from '../store/documents';
 
 const POLL_MS = 250;
 
-/** Resolves with the decided step, or null when `timeoutMs` passes first. */
+/** Resolves with the decided step and its data, or null when `timeoutMs` passes first. */
 export async function waitForDecision(store: Store, events: EventLog, envelopeHash: string, timeoutMs: number): Promise<StepDoc | null> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const doc = await store.step(envelopeHash);
-    if (doc && doc.status !== 'pending') return doc;
+    if (doc && doc.status !== 'pending') return (await store.withData([doc]))[0]!;
     const left = deadline - Date.now();
     if (left <= 0) return null;
     await wakeOnEvent(events, envelopeHash, Math.min(left, POLL_MS * 8));

@@ -12,7 +12,7 @@ import type { NodeContext } from '../node/context';
 import type { StepDoc } from '../store/documents';
 import { findStep } from '../process/rules';
 
-/** The signed envelope as `to` may receive it: with the step's data only if one of its roles may see it. */
+/** The signed envelope as `to` may receive it: with the step's data (filled in: Store.withData) only if one of its roles may see it. */
 export function envelopeFor(ctx: NodeContext, header: InstanceHeader, step: StepDoc, to: string): SignedEnvelope {
   const definition = ctx.definitions.byAgreedHash(header.definitionHash, `instance ${header.id}`).definition;
   const stepDef = findStep(definition, step.step);
@@ -29,7 +29,8 @@ export async function resendStep(ctx: NodeContext, requester: string | undefined
   if (requester === undefined || requester === ctx.party || !participantsOf(instance.header).includes(requester)) {
     throw new LockstepError('forbidden', `${requester ?? 'an unnamed party'} is not a participant of instance ${req.instanceId}`, [{ field: 'x-lockstep-party', message: 'not a participant' }]);
   }
-  const step = await ctx.store.steps.findOne({ instanceId: req.instanceId, author: ctx.party, nonce: req.nonce });
+  const found = await ctx.store.steps.findOne({ instanceId: req.instanceId, author: ctx.party, nonce: req.nonce });
+  const step = found && (await ctx.store.withData([found]))[0]!;
   if (!step) throw new LockstepError('not_found', `${ctx.party} has no step ${req.nonce} in instance ${req.instanceId}`, [{ field: '/nonce', message: 'unknown' }]);
   if (!step.receipt) throw new LockstepError('conflict', `step ${req.nonce} of ${ctx.party} is not pinned yet; it is delivered once it is`, [{ field: '/nonce', message: 'not pinned yet' }]);
   await ctx.dx.sendEnvelope(ctx.network.parties[requester]!, envelopeFor(ctx, instance.header, step, requester), ctx.party);

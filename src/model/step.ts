@@ -14,10 +14,6 @@ export interface StepRecord {
   /** Position in the instance's decided history (0-based); absent while pending. */
   seq?: number;
   chain?: ChainPosition;
-  /** Present only where this party may see the step's data. */
-  input?: unknown;
-  /** Likewise, and only for steps that declare an output. */
-  output?: unknown;
   signature: string;
   proposedAt: string;
   decidedAt?: string;

@@ -23,7 +23,7 @@ import { comparePositions } from '../model/pin';
  * false while an earlier final step of the instance still lacks its data (try again later).
  */
 export async function decideAfterEnd(ctx: NodeContext, slot: SlotDoc): Promise<boolean> {
-  const step = slot.envelopeHash ? await ctx.store.step(slot.envelopeHash) : null;
+  const step = slot.envelopeHash ? await ctx.store.step(slot.envelopeHash, { withData: true }) : null;
   if (!slot.position || !step) return false;
   if (step.status !== 'pending') return true;
   const instance = await ctx.store.instance(slot.instanceId);
@@ -37,7 +37,7 @@ export async function decideAfterEnd(ctx: NodeContext, slot: SlotDoc): Promise<b
   const state = stateFromConfirmed(definition, confirmedIn(history), true);
   let rejection: { code: string; message: string; winner?: string };
   try {
-    judge(definition, instance.header, state, { step: step.step, author: step.author, input: step.input, output: step.output }, slot.position.timestamp, false);
+    judge(definition, instance.header, state, { step: step.step, author: step.author, input: step.data?.input, output: step.data?.output }, slot.position.timestamp, false);
     // Unreachable while the rules refuse every step after the end; refuse loudly rather than apply.
     rejection = { code: 'conflict', message: `instance has ended with outcome "${state.ended?.outcome}"` };
   } catch (error) {

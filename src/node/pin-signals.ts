@@ -236,9 +236,10 @@ export class PinSignaller {
     }
     const name = this.ctx.store.stepStoredLately(envelopeHash);
     if (name !== undefined && !read.has(name)) return { envelopeHash, step: name, author: slot.author };
-    const step = await this.ctx.store.step(envelopeHash);
-    if (!step) return null;
-    const data = read.has(step.step) && step.input !== undefined ? { input: step.input, ...(step.output !== undefined ? { output: step.output } : {}) } : {};
+    const stored = await this.ctx.store.step(envelopeHash);
+    if (!stored) return null;
+    const step = read.has(stored.step) ? (await this.ctx.store.withData([stored]))[0]! : stored;
+    const data = read.has(step.step) && step.data ? { input: step.data.input, ...(step.data.output !== undefined ? { output: step.data.output } : {}) } : {};
     return { envelopeHash: step.envelopeHash, step: step.step, author: step.author, ...data };
   }
 }

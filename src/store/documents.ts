@@ -29,11 +29,25 @@ export interface InstanceDoc {
 export interface StepDoc extends StepRecord {
   _id: string;
   envelope: Envelope;
-  /** Only where this party may see the step's data. */
+  /**
+   * Only where this party may see the step's data. Stored here when small; larger data is stored
+   * once in `step_data` (`dataApart`), so that the step's later writes (its receipt, its decision)
+   * do not rewrite it: FerretDB writes a whole document back for every update. The store's reads
+   * that return data (`history`, `withData`) fill it in. Steps stored before this also carry copies
+   * of the data's input and output at the top level, which nothing reads.
+   */
   data?: StepData;
+  /** The step's data is in `step_data` under the same `_id`. */
+  dataApart?: true;
   /** Receipt of the step's place in its batch (author's node: from the batcher; others: from the author). */
   receipt?: PinReceipt;
   updatedAt: Date;
+}
+
+/** A step's data, when too large to keep in its step document (StepDoc.dataApart). Written once, never updated. */
+export interface StepDataDoc {
+  _id: string;
+  data: StepData;
 }
 
 /** A tag this node expects on chain: the author's n-th step in an instance (a sliding window). */

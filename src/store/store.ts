@@ -13,7 +13,7 @@ import { EventLog } from '../events/log';
 import { securityRefused } from '../events/hooks';
 import { contextOf, stepLeaf, tagOf } from '../chain/pins';
 import { verifyMerkleProof } from '../chain/merkle';
-import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDoc, TagDoc, UnsettledDoc } from './documents';
+import type { BatchDoc, CheckpointDoc, InstanceDoc, PinQueueDoc, SlotDoc, StepDataDoc, StepDoc, TagDoc, UnsettledDoc } from './documents';
 import { isFerretDb, withBoundedCommands, withSerialWrites } from './serial-writes';
 import type { ConfirmedStep } from '../process/tasks';
 import { isDuplicateKey, ignoreDuplicate } from './duplicate-key';
@@ -44,6 +44,15 @@ const WINDOW_ENDS_KEPT = 20_000;
 const AGREED_CACHE_SIZE = 10_000;
 /** How many documents one history read asks for side by side. */
 const READS_AT_ONCE = 8;
+/**
+ * Step data up to this many characters of JSON is kept in the step's document; larger data goes
+ * to `step_data`, written once. Each step document is written about three times (stored, its
+ * receipt or a repeat delivery, its decision), and FerretDB reads and writes the whole document
+ * back for each: at 16 KB of data per step that tripled FerretDB's CPU per step under the quick
+ * benchmark (docs/performance.md). Apart, data costs one more insert, about what rewriting 1 KB
+ * twice costs.
+ */
+export const DATA_INLINE_MAX_CHARS = 1024;
 
 export interface Decision {
   instanceId: string;
@@ -61,6 +70,8 @@ export interface Decision {
 export class Store {
   readonly instances: Collection<InstanceDoc>;
   readonly steps: Collection<StepDoc>;
+  /** Step data too large to keep in the step's document (StepDoc.dataApart). */
+  readonly stepData: Collection<StepDataDoc>;
   readonly tags: Collection<TagDoc>;
   readonly slots: Collection<SlotDoc>;
   readonly unsettled: Collection<UnsettledDoc>;
@@ -107,6 +118,7 @@ export class Store {
   ) {
     this.instances = db.collection('instances');
     this.steps = db.collection('steps');
+    this.stepData = db.collection('step_data');
     this.tags = db.collection('tags');
     this.slots = db.collection('slots');
     this.unsettled = db.collection('unsettled');
@@ -261,6 +273,8 @@ export class Store {
         { field: '/envelope/nonce', message: 'already taken by another envelope' },
       ]);
     }
+    const data = visible ? signed.data : undefined;
+    const apart = data !== undefined && JSON.stringify(data).length > DATA_INLINE_MAX_CHARS;
     const doc: StepDoc = {
       _id: signed.hash,
       envelopeHash: signed.hash,
@@ -273,17 +287,19 @@ export class Store {
       proposedAt: e.proposedAt,
       envelope: e,
       updatedAt: new Date(),
-      ...(visible && signed.data ? { data: signed.data, input: signed.data.input } : {}),
-      ...(visible && signed.data?.output !== undefined ? { output: signed.data.output } : {}),
+      ...(data && !apart ? { data } : {}),
+      ...(apart ? { dataApart: true as const } : {}),
       ...(signed.receipt ? { receipt: signed.receipt } : {}),
     };
     // Listed before it is stored: a crash in between leaves a name that reads as nothing, never a step history() misses.
     if (instance.stepIds) await this.instances.updateOne({ _id: e.instanceId }, { $addToSet: { stepIds: signed.hash } });
-    const inserted = await ignoreDuplicate(this.steps.insertOne(doc));
+    // Its data before the step: a stored step always has its data (a crash in between leaves data nothing names).
+    if (apart) await ignoreDuplicate(this.stepData.insertOne({ _id: signed.hash, data }));
+    const inserted = await ignoreDuplicate(this.steps.insertOne({ ...doc }));
     // A repeat delivery may bring the receipt the first one lacked.
     if (!inserted && signed.receipt) await this.steps.updateOne({ _id: signed.hash }, { $set: { receipt: signed.receipt } });
     await this.events.emit({ type: 'step.proposed', key: proposedKey(signed.hash), instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
-    return doc;
+    return data ? { ...doc, data } : doc;
   }
 
   /** Whether this process stored the step lately (from memory: no command). A false answer proves nothing. */
@@ -441,9 +457,23 @@ export class Store {
     await this.setSlot(id, { receipt }, instance.secret);
   }
 
-  async step(envelopeHash: string): Promise<StepDoc | null> {
+  /** A stored step; with its data (where this party may see it) only when asked, as that may be another read. */
+  async step(envelopeHash: string, read: { withData?: boolean } = {}): Promise<StepDoc | null> {
     const doc = await this.steps.findOne({ _id: envelopeHash });
-    return doc && (await this.showingChain(doc));
+    if (!doc) return null;
+    const [step] = read.withData ? await this.withData([doc]) : [doc];
+    return this.showingChain(step!);
+  }
+
+  /** The steps with their data filled in where it is stored apart (StepDoc.dataApart). */
+  async withData(steps: StepDoc[]): Promise<StepDoc[]> {
+    const apart = steps.filter((s) => s.dataApart && s.data === undefined).map((s) => s._id);
+    if (apart.length === 0) return steps;
+    const found = new Map((await this.byIds(this.stepData, apart)).map((d) => [d._id, d.data]));
+    return steps.map((s) => {
+      const data = found.get(s._id);
+      return data && s.data === undefined ? { ...s, data } : s;
+    });
   }
 
   /**
@@ -459,7 +489,7 @@ export class Store {
   }
 
   /**
-   * An instance's history: decided steps in sequence, then the pending ones. `instance`, when the
+   * An instance's history, with each step's data: decided steps in sequence, then the pending ones. `instance`, when the
    * caller has read it already, saves reading it again. On FerretDB each step is read by `_id`
    * from the instance's list (`stepIds`): a filter on `instanceId` reads and decodes every step
    * of every instance there (docs/performance.md), which an app polling one instance's history
@@ -468,8 +498,8 @@ export class Store {
    */
   async history(instanceId: string, instance?: InstanceDoc | null): Promise<StepDoc[]> {
     const listed = this.serialised ? (instance ?? (await this.instance(instanceId)))?.stepIds : undefined;
-    const stored = listed ? await this.stepsById(listed) : await this.steps.find({ instanceId }).toArray();
-    const steps = await Promise.all(stored.map((step) => this.showingChain(step)));
+    const stored = listed ? await this.byIds(this.steps, listed) : await this.steps.find({ instanceId }).toArray();
+    const steps = await Promise.all((await this.withData(stored)).map((step) => this.showingChain(step)));
     return steps.sort((a, b) => {
       if (a.seq !== undefined && b.seq !== undefined) return a.seq - b.seq;
       if (a.seq !== undefined) return -1;
@@ -478,11 +508,15 @@ export class Store {
     });
   }
 
-  /** Steps by `_id`, a few reads at a time (a long history must not take the whole connection pool); those not stored are left out. */
-  private async stepsById(ids: readonly string[]): Promise<StepDoc[]> {
-    const found: StepDoc[] = [];
+  /**
+   * Documents by `_id`, a few reads at a time (a long history must not take the whole connection
+   * pool), each a bare `_id` filter, the one FerretDB answers from its index; those not stored are
+   * left out.
+   */
+  private async byIds<T extends { _id: string }>(collection: Collection<T>, ids: readonly string[]): Promise<T[]> {
+    const found: T[] = [];
     for (let i = 0; i < ids.length; i += READS_AT_ONCE) {
-      const docs = await Promise.all(ids.slice(i, i + READS_AT_ONCE).map((_id) => this.steps.findOne({ _id })));
+      const docs = await Promise.all(ids.slice(i, i + READS_AT_ONCE).map((_id) => collection.findOne({ _id } as Filter<T>) as Promise<T | null>));
       for (const doc of docs) if (doc) found.push(doc);
     }
     return found;
@@ -823,7 +857,7 @@ export function confirmedIn(history: readonly StepDoc[]): ConfirmedStep[] {
       envelopeHash: s.envelopeHash,
       author: s.author,
       ...(s.chain ? { timestamp: s.chain.timestamp } : {}),
-      ...(s.input !== undefined ? { input: s.input } : {}),
-      ...(s.output !== undefined ? { output: s.output } : {}),
+      ...(s.data ? { input: s.data.input } : {}),
+      ...(s.data?.output !== undefined ? { output: s.data.output } : {}),
     }));
 }
