@@ -12,12 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Client, Connection } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { localActivities, type Activities, type PublishRequest } from '../activities';
 import { buildEnvelope } from '../src/envelope/build';
 import { newSalt } from '../src/envelope/seal';
 import { loadDefinitionFile } from '../src/definitions/load';
+import { MAX_STEP_DATA_BYTES } from '../src/process/json-value';
 import type { InstanceHeader } from '../src/model/instance';
 import type { ChainPosition } from '../src/model/pin';
 import { PartyWorkers, type WorkerKind } from '../src/node/workers';
@@ -178,6 +180,13 @@ test('a proposal with its salt has its envelope built in the Update\'s task: onl
       (error: Error) => (error.cause instanceof Error ? error.cause.message : error.message),
     );
     expect(refused).toMatch(/^salt must be 32 bytes as 0x-prefixed lower-case hex/);
+    // Data over what the task accepting it could carry twice (the Temporal UI has no body limit): refused, nothing recorded.
+    const tooLarge = await handle.executeUpdate(proposeUpdate, { args: [{ step: 'request', input: { amount: 5, note: 'x'.repeat(MAX_STEP_DATA_BYTES) }, salt: newSalt() }] }).then(
+      () => undefined,
+      (error: Error) => error.cause as ApplicationFailure,
+    );
+    expect(tooLarge?.type).toBe('payload_too_large');
+    expect(tooLarge?.message).toMatch(new RegExp(`^step data \\(input and output\\) is \\d+ bytes of JSON; a step carries at most ${MAX_STEP_DATA_BYTES}$`));
 
     const salt = newSalt();
     const result = await handle.executeUpdate(proposeUpdate, { args: [{ step: 'request', input: { amount: 5 }, salt }] });

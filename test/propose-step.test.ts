@@ -9,6 +9,7 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { proposeStep } from '../src/node/operations';
+import { MAX_STEP_DATA_BYTES } from '../src/process/json-value';
 import type { NodeContext } from '../src/node/context';
 import type { ProposeResult } from '../workflows/messages';
 
@@ -100,4 +101,12 @@ test('a workflow that stays behind the store: the refusal after the bounded atte
   const { error } = await settle(proposeStep(ctx, ID, { step: 'claim', input: {} }));
   expect(error).toMatchObject({ code: 'precondition_failed' });
   expect(calls).toHaveLength(6);
+});
+
+test('step data over the most a Temporal task can carry: 413 payload_too_large at once, without an Update', async () => {
+  const { ctx, calls } = contextWith(['ok']);
+  const { error } = await settle(proposeStep(ctx, ID, { step: 'claim', input: { note: 'x'.repeat(MAX_STEP_DATA_BYTES) } }));
+  expect(error).toMatchObject({ code: 'payload_too_large', details: [{ field: '/input' }] });
+  expect((error as Error).message).toMatch(/^step data \(input and output\) is \d+ bytes of JSON; a step carries at most 1048576$/);
+  expect(calls).toEqual([]);
 });

@@ -8,7 +8,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jsonValueProblem as jsonBodyProblem, MAX_JSON_DEPTH } from '../src/process/json-value';
+import { jsonValueProblem as jsonBodyProblem, MAX_JSON_DEPTH, MAX_STEP_DATA_BYTES, stepDataSizeProblem, utf8Length } from '../src/process/json-value';
 import { dxTlsFromEnv } from '../src/exchange/tls';
 import { SHED_AFTER_QUEUED, SHED_AFTER_WAIT_MS, shedWhenBehind } from '../src/exchange/server';
 import type { SerialStats } from '../src/store/serial-writes';
@@ -28,6 +28,18 @@ test('the body guard measures depth without recursion, and finds lone surrogates
   expect(jsonBodyProblem({ input: { text: 'half \ud83d' } })).toEqual({ field: '/input/text', message: expect.stringMatching(/lone UTF-16 surrogate/) });
   expect(jsonBodyProblem({ input: { 'a\u0000b': 1 } })).toEqual({ field: '/input', message: 'has a key containing NUL' });
   expect(jsonBodyProblem({ 'a/b': { '\udc00': 1 } })?.field).toBe('/a~1b');
+});
+
+test("step data is measured in UTF-8 as JSON, and refused over the most one Temporal task can carry twice", () => {
+  for (const text of ['', 'plain', 'é ß', '€ and ☃', '😀 pair', 'a\u0000b']) expect(utf8Length(text)).toBe(Buffer.byteLength(text, 'utf8'));
+  // JSON of { input: "…" } is 12 bytes besides the string.
+  const sized = (bytes: number) => ({ input: 'x'.repeat(bytes - 12) });
+  expect(utf8Length(JSON.stringify(sized(MAX_STEP_DATA_BYTES)))).toBe(MAX_STEP_DATA_BYTES);
+  expect(stepDataSizeProblem(sized(MAX_STEP_DATA_BYTES))).toBeUndefined();
+  expect(stepDataSizeProblem(sized(MAX_STEP_DATA_BYTES + 1))).toEqual({ field: '/input', message: `step data (input and output) is ${MAX_STEP_DATA_BYTES + 1} bytes of JSON; a step carries at most ${MAX_STEP_DATA_BYTES}` });
+  // Counted in bytes, not characters: a third as many three-byte characters reach the same size.
+  expect(stepDataSizeProblem({ input: '€'.repeat(MAX_STEP_DATA_BYTES / 3) })).toBeDefined();
+  expect(stepDataSizeProblem({ input: {}, output: { notes: 'x'.repeat(MAX_STEP_DATA_BYTES) } })?.message).toMatch(/^step data \(input and output\) is \d+ bytes/);
 });
 
 describe('data-exchange TLS settings', () => {

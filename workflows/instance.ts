@@ -31,7 +31,7 @@ import type { Decision } from '../src/store/store';
 import { LockstepError } from '../src/model/errors';
 import { comparePositions, type ChainPosition } from '../src/model/pin';
 import { validateStepData } from '../src/process/step-data';
-import { jsonValueProblem } from '../src/process/json-value';
+import { jsonValueProblem, stepDataSizeProblem } from '../src/process/json-value';
 import { applyStep, judge, nextSteps, StepRefused } from '../src/process/rules';
 import { stepsReadByGuards } from '../src/process/guard';
 import { initialState } from '../src/process/state';
@@ -239,6 +239,9 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       // and a value too deep to serialise would fail the workflow task for good once accepted.
       const problem = jsonValueProblem({ input, output: request.output });
       if (problem) throw new LockstepError('bad_request', `step data ${problem.field === '/' ? '' : `at ${problem.field} `}${problem.message}`, [problem]);
+      // Too large for the task that would accept it: that task would fail on every attempt.
+      const tooLarge = stepDataSizeProblem({ input, output: request.output });
+      if (tooLarge) throw new LockstepError('payload_too_large', tooLarge.message, [tooLarge]);
       // Chain time so far (the last decided pin's) is a lower bound of this step's pin time.
       judge(definition, header, state, { step: request.step, author: party, input, output: request.output }, lastPosition?.timestamp, true, (step) => {
         const mine = [...pending.values()].find((p) => p.step === step.id && p.author === party);

@@ -6,6 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { InstanceHeader } from '../model/instance';
+import { stepDataSizeProblem } from '../process/json-value';
 import { LockstepError, type ErrorCode, type FieldError } from '../model/errors';
 import { newSalt, newSecret, sealInvitation } from '../envelope/seal';
 import type { NodeContext } from './context';
@@ -61,6 +62,9 @@ export async function proposeStep(ctx: NodeContext, instanceId: string, proposal
   if (!(await ctx.store.agreedInstance(instanceId))) {
     throw new LockstepError('not_found', `unknown instance ${instanceId}`, [{ field: '/instanceId', message: 'unknown' }]);
   }
+  // The workflow's validator refuses it too (for Updates from elsewhere); here it costs Temporal nothing.
+  const tooLarge = stepDataSizeProblem({ input: proposal.input, output: proposal.output });
+  if (tooLarge) throw new LockstepError('payload_too_large', tooLarge.message, [tooLarge]);
   const handle = ctx.temporal.workflow.getHandle(instanceWorkflowId(instanceId));
   // One id for every attempt: the server runs an update once per id, so asking again after a
   // timeout attaches to the first attempt instead of proposing the step twice.

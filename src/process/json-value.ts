@@ -34,3 +34,36 @@ export function jsonValueProblem(body: unknown): FieldError | undefined {
   }
   return undefined;
 }
+
+/**
+ * Most a step's data (its input and output, as JSON) may take, in UTF-8 bytes. A proposal's data
+ * travels twice in the Temporal workflow task that accepts it (in the Update's accepted request
+ * and in the publish activity's input), and the Temporal server refuses messages over 4 MB and
+ * payloads over 2 MB: beyond that the task fails on every attempt, and the instance takes no
+ * other step meanwhile. The default request body limit (1 MiB) keeps REST proposals under it; a
+ * raised `LOCKSTEP_BODY_LIMIT_BYTES` does not raise it.
+ */
+export const MAX_STEP_DATA_BYTES = 1_048_576;
+
+/** The length of a string in UTF-8, without a Node built-in (the workflow uses it too). */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    // A surrogate pair is one code point of four bytes (a lone half, refused elsewhere, counts three).
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** Step data over MAX_STEP_DATA_BYTES, as the problem to answer with; `data` has passed jsonValueProblem. */
+export function stepDataSizeProblem(data: { input: unknown; output?: unknown }): FieldError | undefined {
+  const bytes = utf8Length(JSON.stringify(data));
+  if (bytes <= MAX_STEP_DATA_BYTES) return undefined;
+  return { field: '/input', message: `step data (input and output) is ${bytes} bytes of JSON; a step carries at most ${MAX_STEP_DATA_BYTES}` };
+}
