@@ -295,7 +295,7 @@ export class Store {
     if (instance.stepIds) await this.instances.updateOne({ _id: e.instanceId }, { $addToSet: { stepIds: signed.hash } });
     // Its data before the step: a stored step always has its data (a crash in between leaves data nothing names).
     if (apart) await ignoreDuplicate(this.stepData.insertOne({ _id: signed.hash, data }));
-    const inserted = await ignoreDuplicate(this.steps.insertOne({ ...doc }));
+    const inserted = await ignoreDuplicate(this.steps.insertOne(doc));
     // A repeat delivery may bring the receipt the first one lacked.
     if (!inserted && signed.receipt) await this.steps.updateOne({ _id: signed.hash }, { $set: { receipt: signed.receipt } });
     await this.events.emit({ type: 'step.proposed', key: proposedKey(signed.hash), instanceId: e.instanceId, step: e.step, envelopeHash: signed.hash, data: { author: e.author, proposedAt: e.proposedAt } });
