@@ -101,7 +101,7 @@ test('a proposal built in a task that was lost leaves its step number to the nex
   await publish(next);
 
   const stored = await store.step(next.envelopeHash);
-  expect(stored).toMatchObject({ status: 'pending', author: 'acme', nonce: 1, input: { amount: 7 }, data: { salt: next.proposal.salt }, receipt: { root: '0x01' } });
+  expect(stored).toMatchObject({ status: 'pending', author: 'acme', nonce: 1, data: { salt: next.proposal.salt, input: { amount: 7 } }, receipt: { root: '0x01' } });
   expect(await store.slots.findOne({ _id: slotId(header.id, 'acme', 1) })).toMatchObject({ envelopeHash: next.envelopeHash });
   expect(store.storedLately(next.envelopeHash)).toBe(true);
   expect(store.storedLately(lost.envelopeHash)).toBe(false);
