@@ -200,6 +200,34 @@ describe('steps', () => {
     });
     expect(steps.map((s: any) => `${s.seq}:${s.step}`)).toEqual(['0:order', '1:accept']);
   });
+
+  test("a step whose request just fits the body limit reaches the peer, whose data exchange takes the envelope around it, whatever the peer's own limit", async () => {
+    const id = await startedOrder();
+    const take = async (api: ApiClient, step: string, input: unknown) => {
+      const waiting = api.post(`/instances/${id}/steps?wait=confirmed&timeout=60`, { step, input });
+      await net.pendingTransactions(1);
+      await net.mine(1);
+      const res = await waiting;
+      if (res.status !== 200) throw new Error(`${step}: ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+      return res.body.step as { envelopeHash: string };
+    };
+    await take(acme, 'order', ORDER);
+    await eventually('order confirmed on globex', async () => ((await globex.get(`/instances/${id}/steps`)).body.steps[0]?.status === 'confirmed' ? true : undefined), 60_000);
+    await take(globex, 'accept', { deliveryDate: '2026-12-01' });
+
+    // A consignment of many parcels: under the 4 KB limit as a request; the envelope, salt,
+    // signature and receipt around it take it over.
+    const trackingId = Array.from({ length: 330 }, (_, i) => `TRK-${String(i).padStart(6, '0')}`).join(' ');
+    const body = { step: 'ship', input: { carrier: 'DHL', trackingId } };
+    expect(Buffer.byteLength(JSON.stringify(body))).toBeGreaterThan(3_500);
+    expect(Buffer.byteLength(JSON.stringify(body))).toBeLessThan(4096);
+    const shipped = await take(globex, 'ship', body.input);
+    const onAcme = await eventually('ship confirmed on acme', async () => {
+      const res = await acme.get(`/instances/${id}/steps/${shipped.envelopeHash}`);
+      return res.status === 200 && res.body.step.status === 'confirmed' ? res.body.step : undefined;
+    }, 60_000);
+    expect(onAcme.input).toEqual(body.input);
+  });
 });
 
 describe('tasks', () => {

@@ -19,6 +19,7 @@ import WebSocket from 'ws';
 import { startTestNetwork, type TestNetwork } from './support/network';
 import { eventually } from './support/eventually';
 import { quietTemporalRuntime } from './support/quiet-runtime';
+import { EXCHANGE_BODY_LIMIT_BYTES } from '../src/exchange/server';
 import { generateCases, seededRandom, type FuzzCase, type FuzzContext } from './support/fuzz-inputs';
 
 const PARTIES = ['alpha', 'beta'];
@@ -53,7 +54,7 @@ beforeAll(async () => {
     instanceId,
     definitionHash,
     apiKey: net.stack.network.devApiKeys!.alpha!,
-    bodyLimitBytes: BODY_LIMIT,
+    bodyLimitBytes: { rest: BODY_LIMIT, dx: EXCHANGE_BODY_LIMIT_BYTES },
     signer: new Wallet(net.stack.network.devKeys!.alpha!),
     signerName: 'alpha',
     receiverName: 'beta',

@@ -14,6 +14,7 @@ import { LockstepError } from '../model/errors';
 import { verifyEnvelope, verifyInvitation } from '../envelope/verify';
 import { findStep } from '../process/rules';
 import { validateStepData } from '../process/step-data';
+import { MAX_STEP_DATA_BYTES } from '../process/json-value';
 import { problemHandler } from '../http/problem';
 import { bodyDigestOf, jsonBody } from '../http/json-body';
 import type { NodeContext } from '../node/context';
@@ -77,12 +78,20 @@ export function shedWhenBehind(party: string, backlog: () => SerialStats | null,
   };
 }
 
+/**
+ * The largest body a peer may need to send: an envelope with the most step data any node lets its
+ * apps propose (MAX_STEP_DATA_BYTES), plus its salt, envelope and receipt, with room to spare. Not
+ * LOCKSTEP_BODY_LIMIT_BYTES, which bounds this party's own apps: a step another node accepted
+ * and pinned must reach every participant, or they wait for its data forever.
+ */
+export const EXCHANGE_BODY_LIMIT_BYTES = MAX_STEP_DATA_BYTES + 65_536;
+
 export function createExchangeApp(ctx: NodeContext, pins: PinSignaller, chain: Pick<ChainListener, 'lookBack'>): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(requireCertifiedSender());
   app.use(shedWhenBehind(ctx.party, () => serialStatsOf(ctx.store.db), ctx.log));
-  app.use(jsonBody(ctx.config.bodyLimitBytes));
+  app.use(jsonBody(EXCHANGE_BODY_LIMIT_BYTES));
 
   app.post('/dx/v1/invitations', async (req, res) => {
     const invitation = requireShape<Invitation>(req.body, 'invitation');

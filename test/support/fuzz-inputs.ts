@@ -34,7 +34,8 @@ export interface FuzzContext {
   instanceId: string;
   definitionHash: string;
   apiKey: string;
-  bodyLimitBytes: number;
+  /** The REST API's body limit (LOCKSTEP_BODY_LIMIT_BYTES) and the data exchange's (EXCHANGE_BODY_LIMIT_BYTES, whatever that setting). */
+  bodyLimitBytes: { rest: number; dx: number };
   /** A party's dev key, to make genuinely signed envelopes and invitations to mutate. */
   signer: Wallet;
   signerName: string;
@@ -232,7 +233,7 @@ function mutate(rng: Rng, t: Template, ctx: FuzzContext, headers: Record<string,
       return { ...base, label: `content type ${type}`, headers: { ...headers, 'content-type': type }, body: JSON.stringify(body), statuses: [415], detail: /application\/json/ };
     }
     case 'huge': {
-      const filler = 'x'.repeat(ctx.bodyLimitBytes + 1 + Math.floor(rng() * 1024));
+      const filler = 'x'.repeat(ctx.bodyLimitBytes[t.target] + 1 + Math.floor(rng() * 1024));
       return { ...base, label: 'body over the limit', headers: json, body: JSON.stringify({ ...body, filler }), statuses: [413], detail: /larger than this node accepts/ };
     }
     case 'deep': {
@@ -318,8 +319,8 @@ function authCase(rng: Rng, ctx: FuzzContext): FuzzCase {
 }
 
 /** A body over the limit is refused for its size before it is parsed, whatever else is wrong with it. */
-function overLimit(c: FuzzCase, limitBytes: number): FuzzCase {
-  if (c.body === undefined || Buffer.byteLength(c.body) <= limitBytes) return c;
+function overLimit(c: FuzzCase, limitBytes: FuzzContext['bodyLimitBytes']): FuzzCase {
+  if (c.body === undefined || Buffer.byteLength(c.body) <= limitBytes[c.target]) return c;
   return { ...c, statuses: [413], detail: /larger than this node accepts/ };
 }
 
