@@ -37,7 +37,7 @@ export interface NodeConfig {
   resubmitAfterMs: number;
   /** How often the batcher looks at its queue and sent batches (in its memory after start; each look asks the chain about sent batches). */
   batcherTickMs: number;
-  /** Largest request body accepted by the API and data-exchange endpoints. */
+  /** Largest request body the REST API accepts (the data exchange has its own: EXCHANGE_BODY_LIMIT_BYTES in src/exchange/server.ts). */
   bodyLimitBytes: number;
   logLevel: string;
   /** When instance workflows continue-as-new (see workflows/messages.ts). */

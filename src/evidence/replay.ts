@@ -3,6 +3,7 @@
  * `applyStep`), in chain order, with chain time from the arbiter's own chain reads. A confirmed
  * step must pass the rules at its place; a rejected one must fail them for the reason recorded.
  */
+import { ruleData } from '../model/envelope';
 import { hashJson } from '../envelope/canonical';
 import { LockstepError } from '../model/errors';
 import type { EvidenceBundle, EvidenceStep } from '../model/evidence';
@@ -25,7 +26,7 @@ export function replayRules(bundle: EvidenceBundle, history: ReplayedStep[]): Ch
   const definitionKey = hashJson(definition);
   let state: ProcessState = initialState(definition);
   return history.map(({ step: s, timestamp }) => {
-    const data = s.data ? { input: s.data.input, ...(s.data.output !== undefined ? { output: s.data.output } : {}) } : undefined;
+    const data = s.data ? ruleData(s.data) : undefined;
     const proposal = { step: s.envelope.step, author: s.envelope.author, ...data };
     let refusal: LockstepError | undefined;
     try {

@@ -29,6 +29,11 @@ export interface StepData {
   output?: unknown;
 }
 
+/** A step's data as the process rules read it: its input, and its output where it has one; not the salt. */
+export function ruleData(data: StepData): { input: unknown; output?: unknown } {
+  return { input: data.input, ...(data.output !== undefined ? { output: data.output } : {}) };
+}
+
 export interface SignedEnvelope {
   envelope: Envelope;
   /** 0x-prefixed keccak256(canonical(envelope)). */

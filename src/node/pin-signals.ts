@@ -20,6 +20,7 @@
  * look (see `flush`): the look reads every final slot not yet decided, and the listener asks for
  * a pass after every poll, most of which find the same head.
  */
+import { ruleData } from '../model/envelope';
 import type { NodeContext } from './context';
 import type { SlotDoc } from '../store/documents';
 import { positionOf } from '../store/store';
@@ -238,8 +239,9 @@ export class PinSignaller {
     if (name !== undefined && !read.has(name)) return { envelopeHash, step: name, author: slot.author };
     const stored = await this.ctx.store.step(envelopeHash);
     if (!stored) return null;
-    const step = read.has(stored.step) ? (await this.ctx.store.withData([stored]))[0]! : stored;
-    const data = read.has(step.step) && step.data ? { input: step.data.input, ...(step.data.output !== undefined ? { output: step.data.output } : {}) } : {};
-    return { envelopeHash: step.envelopeHash, step: step.step, author: step.author, ...data };
+    const told = { envelopeHash: stored.envelopeHash, step: stored.step, author: stored.author };
+    if (!read.has(stored.step)) return told;
+    const { data } = (await this.ctx.store.withData([stored]))[0]!;
+    return { ...told, ...(data ? ruleData(data) : {}) };
   }
 }

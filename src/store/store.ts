@@ -3,7 +3,7 @@
  * (plain CRUD, upserts, simple indexes; no transactions, no change streams).
  */
 import { MongoClient, type Collection, type Db, type Document, type Filter, type UpdateFilter, type UpdateResult } from 'mongodb';
-import type { SignedEnvelope } from '../model/envelope';
+import { ruleData, type SignedEnvelope } from '../model/envelope';
 import type { Invitation } from '../model/instance';
 import { comparePositions, type ChainPosition, type ObservedTag, type PinReceipt } from '../model/pin';
 import type { StepStatus } from '../model/step';
@@ -857,7 +857,6 @@ export function confirmedIn(history: readonly StepDoc[]): ConfirmedStep[] {
       envelopeHash: s.envelopeHash,
       author: s.author,
       ...(s.chain ? { timestamp: s.chain.timestamp } : {}),
-      ...(s.data ? { input: s.data.input } : {}),
-      ...(s.data?.output !== undefined ? { output: s.data.output } : {}),
+      ...(s.data ? ruleData(s.data) : {}),
     }));
 }
