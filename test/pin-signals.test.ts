@@ -3,7 +3,7 @@
  * that record what the signaller reads and sends). A final step whose data is late holds back the
  * later steps of its instance; data that comes within the grace means one full signal and no bare
  * one; data later than the grace means a bare signal, then `data.waiting`, and the later steps.
- * A full signal carries the step, with its data only when a guard reads it.
+ * A full signal carries the step, with what guards read of its data and nothing more.
  */
 import pino from 'pino';
 import { DATA_WAIT_GRACE_MS, PinSignaller } from '../src/node/pin-signals';
@@ -27,11 +27,11 @@ function slot(instanceId: string, author: string, nonce: number, blockNumber: nu
   };
 }
 
-/** Every stored step is `ship`, with its data stored apart; a guard reads `ship`'s input (a step of instance `guarded`). */
+/** Every stored step is `ship`, with its data stored apart; a guard reads `ship`'s carrier, and nothing else of it (a step of instance `guarded`). */
 function storedStep(envelopeHash: string, author: string): StepDoc {
   return { _id: envelopeHash, envelopeHash, step: 'ship', author, dataApart: true } as StepDoc;
 }
-const SHIP_DATA = { salt: `0x${'1'.repeat(64)}`, input: { carrier: 'DHL' }, output: { tracking: 'T1' } };
+const SHIP_DATA = { salt: `0x${'1'.repeat(64)}`, input: { carrier: 'DHL', notes: 'n'.repeat(10_000) }, output: { tracking: 'T1' } };
 const guardedDefinition = { steps: [{ id: 'pay', guard: { rule: { '==': [{ var: 'steps.ship.input.carrier' }, 'DHL'] } } }] };
 const plainDefinition = { steps: [{ id: 'ship' }] };
 
@@ -117,7 +117,7 @@ describe('pin signaller', () => {
     expect(sent.slice(2).map((s) => `${s.slot}:${s.level}`)).toEqual(['alpha/1:full']);
   });
 
-  test('a final step is told with the step itself, its data only when a guard reads it, and not before the step is stored', async () => {
+  test('a final step is told with the step itself, what guards read of its data, and not before the step is stored', async () => {
     const guarded = slot('guarded', 'alpha', 1, 30, true);
     const plain = slot('plain', 'beta', 1, 31, true);
     const plainLater = slot('plain', 'alpha', 1, 32, true);
@@ -126,7 +126,7 @@ describe('pin signaller', () => {
 
     await signaller.flush();
     expect(sent).toEqual([
-      { instanceId: 'instance-guarded', slot: 'alpha/1', level: 'full', proposal: { envelopeHash: '0xe30', step: 'ship', author: 'alpha', input: { carrier: 'DHL' }, output: { tracking: 'T1' } } },
+      { instanceId: 'instance-guarded', slot: 'alpha/1', level: 'full', proposal: { envelopeHash: '0xe30', step: 'ship', author: 'alpha', input: { carrier: 'DHL' } } },
     ]);
     // Proven before the data exchange stored the step: not told, nor written down as told, and
     // the later step of its instance waits behind it.
@@ -153,7 +153,7 @@ describe('pin signaller', () => {
     expect(sent).toHaveLength(3);
     expect(sent).toEqual(
       expect.arrayContaining([
-        { instanceId: 'instance-guarded', slot: 'alpha/1', level: 'full', proposal: { envelopeHash: '0xe40', step: 'ship', author: 'alpha', input: { carrier: 'DHL' }, output: { tracking: 'T1' } } },
+        { instanceId: 'instance-guarded', slot: 'alpha/1', level: 'full', proposal: { envelopeHash: '0xe40', step: 'ship', author: 'alpha', input: { carrier: 'DHL' } } },
         { instanceId: 'instance-plain', slot: 'beta/1', level: 'full', proposal: { envelopeHash: '0xe41', step: 'ship', author: 'beta' } },
         { instanceId: 'instance-plain', slot: 'alpha/1', level: 'full', proposal: { envelopeHash: '0xe42', step: 'ship', author: 'alpha' } },
       ]),

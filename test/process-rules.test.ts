@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { loadDefinitionFile } from '../src/definitions/load';
 import { applyStep, judge, nextSteps, StepRefused } from '../src/process/rules';
 import { initialState, type ProcessState } from '../src/process/state';
-import { stepsReadByGuards } from '../src/process/guard';
+import jsonLogic from 'json-logic-js';
+import { guardReadData, guardReadPaths } from '../src/process/guard';
+import { SeededRandom } from './support/seeded-random';
+import type { Definition } from '../src/model/definition';
 import { stateFromConfirmed, stepsFor } from '../src/process/tasks';
 import type { StepPayload } from '../src/process/step-data';
 import type { LoadedDefinition } from '../src/model/definition';
@@ -119,9 +122,14 @@ test('a loop: information may be requested and provided again and again', () => 
 });
 
 test('guards read the shared inputs kept in the state, and refuse with their message', () => {
-  expect([...stepsReadByGuards(claim.definition)].sort()).toEqual(['approve-primary', 'settle-secondary', 'submit-claim']);
+  expect(Object.fromEntries(guardReadPaths(claim.definition))).toEqual({
+    'submit-claim': [['input', 'amount']],
+    'approve-primary': [['output', 'coveredAmount']],
+    'settle-secondary': [['input', 'paidAmount']],
+  });
   let state = ok(decide(claim, initialState(claim.definition), 'submit-claim', CLAIM));
-  expect(state.done['submit-claim']!.input).toEqual(CLAIM);
+  // What the guards read of it, and nothing else.
+  expect(state.done['submit-claim']!.input).toEqual({ amount: CLAIM.amount });
   const greedy = refused(adjudicate(state, 301));
   expect(greedy.code).toBe('guard');
   expect(greedy.message).toContain('cannot cover more than the amount claimed');
@@ -134,6 +142,49 @@ test('guards read the shared inputs kept in the state, and refuse with their mes
   // A private step's input is never kept: no guard may read it.
   state = ok(decide(claim, state, 'send-remittance', { paymentRef: 'R', paidAmount: 250, member: { memberId: 'm', plan: 'p' } }));
   expect(state.done['send-remittance']!.input).toBeUndefined();
+});
+
+/** Rules that read another step's data in every way a guard can: nested, absent, through arrays and strings, all of a part. */
+const READING_RULES: unknown[] = [
+  { '==': [{ var: 'steps.src.input.a.b' }, 1] },
+  { missing: ['steps.src.input.c', 'steps.src.input.a.z'] },
+  { '!': { missing: [['steps.src.input.c']] } },
+  { missing_some: [1, ['steps.src.output.x', 'steps.src.output.y']] },
+  { some: [{ var: 'steps.src.input.list' }, { '>': [{ var: '' }, 2] }] },
+  { var: ['steps.src.input.arr.1.k', 'none'] },
+  { var: ['steps.src.input.s.length', -1] },
+  { '!!': [{ var: 'steps.src.output' }] },
+  { cat: [{ var: 'steps.src.input.a.b' }, { var: 'input.q' }] },
+];
+
+test('what guards read of a step is all that is kept, and every verdict on it is the verdict on the whole data', () => {
+  const definition = {
+    steps: [{ id: 'src' }, ...READING_RULES.map((rule, i) => ({ id: `check-${i}`, guard: { rule } }))],
+  } as unknown as Definition;
+  const paths = guardReadPaths(definition);
+  expect(paths.get('src')).toEqual([['input', 'a', 'b'], ['input', 'c'], ['input', 'a', 'z'], ['output', 'x'], ['output', 'y'], ['input', 'list'], ['input', 'arr', '1', 'k'], ['input', 's', 'length'], ['output']]);
+  const random = new SeededRandom(20261122);
+  const anything = (depth: number): unknown =>
+    random.pick([
+      () => random.int(0, 4),
+      () => 'x'.repeat(random.int(0, 3)),
+      () => null,
+      () => (depth > 0 ? Array.from({ length: random.int(0, 3) }, () => anything(depth - 1)) : []),
+      () => (depth > 0 ? Object.fromEntries(['b', 'k', 'z', 'other'].filter(() => random.chance(0.5)).map((k) => [k, anything(depth - 1)])) : {}),
+    ])();
+  for (let round = 0; round < 500; round++) {
+    const input = Object.fromEntries(['a', 'c', 'list', 'arr', 's', 'q', 'unread'].filter(() => random.chance(0.7)).map((k) => [k, anything(2)]));
+    const whole = { input, ...(random.chance(0.5) ? { output: { x: anything(1), y: anything(1), unread: anything(2) } } : {}) };
+    const kept = guardReadData(paths.get('src'), whole);
+    expect((kept.input as Record<string, unknown>).unread).toBeUndefined();
+    for (const rule of READING_RULES) {
+      const on = (data: object) => jsonLogic.apply(rule as jsonLogic.RulesLogic, { input: { q: 'own' }, steps: { src: { count: 1, author: 'p', ...data } } });
+      expect([round, rule, on(kept)]).toEqual([round, rule, on(whole)]);
+    }
+  }
+  // A step no guard reads keeps nothing; a part read whole is kept whole.
+  expect(guardReadData(paths.get('check-0'), { input: { a: 1 } })).toEqual({});
+  expect(guardReadData(paths.get('src'), { input: {}, output: { unread: [1, 2] } })).toEqual({ input: {}, output: { unread: [1, 2] } });
 });
 
 test('deadlines are measured in chain time, from the anchor pin to this pin', () => {

@@ -12,7 +12,8 @@ import { temporal } from '@temporalio/proto';
 import { startTestNetwork, type TestNetwork } from './support/network';
 import { eventually } from './support/eventually';
 import { workflowBundlePath } from '../src/node/workflow-source';
-import { instanceWorkflowId } from '../workflows/messages';
+import { instanceWorkflowId, viewQuery } from '../workflows/messages';
+import { definitionsWith } from './support/definitions-dir';
 import { repoRoot } from '../src/paths';
 import { quietTemporalRuntime } from './support/quiet-runtime';
 import type { StepView } from '../src/api/views';
@@ -23,7 +24,9 @@ let net: TestNetwork;
 beforeAll(async () => {
   quietTemporalRuntime();
   // A tiny per-run message budget makes every instance continue-as-new several times mid-process.
-  net = await startTestNetwork(['acme', 'globex'], CONFIRMATIONS, { env: { LOCKSTEP_MAX_MESSAGES_PER_RUN: '3' } });
+  net = await startTestNetwork(['acme', 'globex'], CONFIRMATIONS, {
+    env: { LOCKSTEP_MAX_MESSAGES_PER_RUN: '3', LOCKSTEP_DEFINITIONS: definitionsWith('guarded-totals.yaml') },
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -116,6 +119,45 @@ test('two parties take a purchase order to the end, with identical histories on 
 
   await replayEveryRun(id);
 });
+
+/**
+ * A workflow keeps the data of steps a guard reads, and hands it on at continue-as-new. Were it
+ * kept whole, three quotes of 700 KB would pass Temporal's 2 MB payload limit there and wedge the
+ * instance; kept as what the guard reads (each quote's amount), they cost a few bytes.
+ */
+test('an instance carries only what its guards read of large steps, across continue-as-new', async () => {
+  const id = await net.startInstance('acme', 'guarded-totals', { buyer: 'acme', seller: 'globex' });
+  const notes = 'n'.repeat(700_000);
+  for (const [i, step] of ['quote-a', 'quote-b', 'quote-c'].entries()) await takeStep('globex', id, step, { amount: 10 * (i + 1), notes });
+
+  const over = await net.api('acme').post(`/instances/${id}/steps`, { step: 'accept', input: { budget: 59 } });
+  expect(over.status).toBe(422);
+  expect(over.body.detail).toContain('the quotes add up to more than the budget');
+  await takeStep('acme', id, 'accept', { budget: 60 });
+
+  const connection = await Connection.connect({ address: net.stack.network.temporal.address });
+  try {
+    for (const party of ['acme', 'globex']) {
+      const client = new Client({ connection, namespace: net.stack.network.parties[party]!.namespace });
+      const { state } = await client.workflow.getHandle(instanceWorkflowId(id)).query(viewQuery);
+      expect(state.ended?.outcome).toBe('accepted');
+      expect(Object.fromEntries(Object.entries(state.done).map(([step, done]) => [step, done.input]))).toEqual({
+        'quote-a': { amount: 10 },
+        'quote-b': { amount: 20 },
+        'quote-c': { amount: 30 },
+        accept: { budget: 60 },
+      });
+    }
+  } finally {
+    await connection.close();
+  }
+  // Every node still holds and shows each quote whole.
+  for (const party of ['acme', 'globex']) {
+    const quotes = (await history(party, id)).filter((s) => s.step.startsWith('quote-'));
+    expect(quotes.map((s) => [s.status, (s.input as { notes: string }).notes.length])).toEqual(Array(3).fill(['confirmed', 700_000]));
+  }
+  await replayEveryRun(id);
+}, 180_000);
 
 /**
  * Each node's workflow continued as new mid-process, and every run of it replays against the

@@ -33,7 +33,7 @@ import { comparePositions, type ChainPosition } from '../src/model/pin';
 import { validateStepData } from '../src/process/step-data';
 import { jsonValueProblem, stepDataSizeProblem } from '../src/process/json-value';
 import { applyStep, judge, nextSteps, StepRefused } from '../src/process/rules';
-import { stepsReadByGuards } from '../src/process/guard';
+import { guardReadData, guardReadPaths } from '../src/process/guard';
 import { initialState } from '../src/process/state';
 import { participantsOf } from '../src/model/instance';
 import { hasHumanSteps, instanceCurrentDetails, openHumanTasks, taskAttributes } from './human-tasks';
@@ -113,8 +113,13 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   const limits = input.limits ?? DEFAULT_RUN_LIMITS;
   const carried = input.carried;
   let state = carried?.state ?? initialState(definition);
-  /** Steps whose data guards read: their input and output travel with the pending step to `decide()`. */
-  const guarded = stepsReadByGuards(definition);
+  /**
+   * What guards read of each step's data: that much of it travels with the pending step to
+   * `decide()` and stays in the state, the rest never enters the workflow (it can be a megabyte
+   * a step, and all of it would be carried across continue-as-new).
+   */
+  const guardRead = guardReadPaths(definition);
+  const heldOf = (step: PendingStep): PendingStep => ({ envelopeHash: step.envelopeHash, step: step.step, author: step.author, ...guardReadData(guardRead.get(step.step), step) });
   let lastPosition: ChainPosition | undefined = carried?.lastPosition;
   let invited = carried?.invited ?? false;
   const pending = new Map<string, PendingStep>((carried?.pending ?? []).map((p) => [p.envelopeHash, p]));
@@ -171,7 +176,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   // Runs recorded before the final pin's signal carried its step heard of peers' steps this way.
   setHandler(envelopeSignal, (notice: PendingStep) => {
     messages++;
-    if (!recentlyDecided.has(notice.envelopeHash)) pending.set(notice.envelopeHash, notice);
+    if (!recentlyDecided.has(notice.envelopeHash)) pending.set(notice.envelopeHash, heldOf(notice));
   });
 
   setHandler(pinConfirmedSignal, ({ proposal, ...confirmation }: PinConfirmation) => {
@@ -185,7 +190,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     // The step comes with its envelope: a peer's step is pending here from now on (this party's
     // own has been since its proposal).
     const held = confirmations.get(confirmation.slot)?.envelopeHash;
-    if (proposal && proposal.envelopeHash === held && !pending.has(held) && !recentlyDecided.has(held)) pending.set(held, proposal);
+    if (proposal && proposal.envelopeHash === held && !pending.has(held) && !recentlyDecided.has(held)) pending.set(held, heldOf(proposal));
   });
 
   /**
@@ -207,8 +212,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       const seal = { instanceId: header.id, step: request.step, input: inputOf(request), output: request.output, nonce, proposedAt };
       const proposal: Proposal | undefined = buildsEnvelopes && request.salt !== undefined ? { ...seal, definitionHash: header.definitionHash, salt: request.salt } : undefined;
       const { envelopeHash } = proposal ? { envelopeHash: buildEnvelope({ ...proposal, author: party }).hash } : await local.sealStep(seal);
-      const input = guarded.has(request.step) ? { input: inputOf(request), output: request.output } : {};
-      pending.set(envelopeHash, { envelopeHash, step: request.step, author: party, ...input });
+      pending.set(envelopeHash, heldOf({ envelopeHash, step: request.step, author: party, input: inputOf(request), output: request.output }));
       showTasks();
       void publish(envelopeHash, proposal);
       return { envelopeHash, status: 'pending' as const };

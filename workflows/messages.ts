@@ -25,7 +25,7 @@ export interface PendingStep {
   envelopeHash: string;
   step: string;
   author: string;
-  /** The step's input and output, carried only when a guard reads them (then every participant holds them). */
+  /** What guards read of the step's input and output (guardReadData), and no more; every participant holds it. */
   input?: unknown;
   output?: unknown;
 }

@@ -4,7 +4,7 @@
  * roles cannot see would let the nodes that lack the data reach a different verdict.
  */
 import type { Definition, JsonSchema, StepDefinition } from '../model/definition';
-import { GUARD_OPERATIONS, guardReads } from '../process/guard';
+import { GUARD_OPERATIONS, guardReads, missingNames } from '../process/guard';
 import type { DataPart } from '../process/step-schema';
 
 export interface Problem {
@@ -33,6 +33,14 @@ function operationProblems(rule: unknown, at: string): Problem[] {
       const name: unknown = Array.isArray(args) ? (args as unknown[])[0] : args;
       if (typeof name !== 'string' || name === '') {
         problems.push({ path: at, message: 'a "var" must name a field literally (e.g. "input.amount"), so every node can check what the guard reads' });
+      }
+    }
+    if (op === 'missing' || op === 'missing_some') {
+      // A computed name would read a field no one can see is read: nodes keep only what guards
+      // are seen to read (guardReadData), so it must be named.
+      const names = missingNames(op, Array.isArray(args) ? (args as unknown[]) : [args]);
+      if (names.some((n) => typeof n !== 'string' || n === '')) {
+        problems.push({ path: at, message: `a "${op}" must name its fields literally (e.g. ["input.amount"]), so every node can check what the guard reads` });
       }
     }
     walk(args);

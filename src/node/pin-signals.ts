@@ -27,7 +27,7 @@ import { positionOf } from '../store/store';
 import { notifyConfirmed } from './workflows';
 import { dataWaiting } from '../events/hooks';
 import { decideAfterEnd } from './late-steps';
-import { stepsReadByGuards } from '../process/guard';
+import { guardReadData, guardReadPaths } from '../process/guard';
 import type { PendingStep } from '../../workflows/messages';
 
 type Level = 'bare' | 'full';
@@ -49,8 +49,6 @@ export class PinSignaller {
   private stale = true;
   /** Final slots found without their data, and since when (not told yet: see `holdsBack`). */
   private readonly dataLate = new Map<string, number>();
-  /** Steps read by guards, by definition hash: their data goes to the workflow with the step. */
-  private readonly readByGuards = new Map<string, Set<string>>();
   /** A pass due when the earliest held slot's grace ends. */
   private graceTimer?: { at: number; timer: NodeJS.Timeout };
 
@@ -221,20 +219,15 @@ export class PinSignaller {
 
   /**
    * The step a proven slot's envelope proposes, as its workflow needs it; null while the step is
-   * not stored yet. Its data goes along only when a guard reads it: a workflow's history keeps
-   * what the rules need and no more. A step this process stored lately, read by no guard, is
-   * told from memory: its name is all the store would add (a read per step and node saved).
+   * not stored yet. What guards read of its data goes along, and nothing else: a workflow's
+   * history keeps what the rules need and no more. A step this process stored lately, read by no
+   * guard, is told from memory: its name is all the store would add (a read per step and node saved).
    */
   private async proposalOf(slot: SlotDoc): Promise<PendingStep | null> {
     const envelopeHash = slot.envelopeHash!;
     const instance = await this.ctx.store.agreedInstance(slot.instanceId);
     if (!instance) return null;
-    const hash = instance.header.definitionHash;
-    let read = this.readByGuards.get(hash);
-    if (!read) {
-      read = stepsReadByGuards(this.ctx.definitions.byAgreedHash(hash, `instance ${instance._id}`).definition);
-      this.readByGuards.set(hash, read);
-    }
+    const read = guardReadPaths(this.ctx.definitions.byAgreedHash(instance.header.definitionHash, `instance ${instance._id}`).definition);
     const name = this.ctx.store.stepStoredLately(envelopeHash);
     if (name !== undefined && !read.has(name)) return { envelopeHash, step: name, author: slot.author };
     const stored = await this.ctx.store.step(envelopeHash);
@@ -242,6 +235,6 @@ export class PinSignaller {
     const told = { envelopeHash: stored.envelopeHash, step: stored.step, author: stored.author };
     if (!read.has(stored.step)) return told;
     const { data } = (await this.ctx.store.withData([stored]))[0]!;
-    return { ...told, ...(data ? ruleData(data) : {}) };
+    return { ...told, ...(data ? guardReadData(read.get(stored.step), ruleData(data)) : {}) };
   }
 }

@@ -50,6 +50,15 @@ export function guardHolds(step: StepDefinition, state: ProcessState, data: Part
   return jsonLogic.truthy(jsonLogic.apply(step.guard.rule, guardData(state, data)));
 }
 
+/**
+ * The field names a `missing` or `missing_some` names, as json-logic-js takes them: `missing`'s
+ * arguments, or the array that is its first; `missing_some`'s second argument.
+ */
+export function missingNames(op: 'missing' | 'missing_some', args: unknown[]): unknown[] {
+  if (op === 'missing') return Array.isArray(args[0]) ? args[0] : args;
+  return Array.isArray(args[1]) ? args[1] : args.slice(1);
+}
+
 /** Every `var` path a rule reads from the instance data (not from inside array iterations). */
 export function guardReads(rule: unknown): string[] {
   const found: string[] = [];
@@ -63,8 +72,7 @@ export function guardReads(rule: unknown): string[] {
         else walk(args[0]);
         args.slice(1).forEach(walk);
       } else if (op === 'missing' || op === 'missing_some') {
-        const names = op === 'missing' ? args : Array.isArray(args[1]) ? args[1] : [];
-        names.forEach((n) => (typeof n === 'string' ? found.push(n) : walk(n)));
+        missingNames(op, args).forEach((n) => (typeof n === 'string' ? found.push(n) : walk(n)));
       } else if (SCOPED_OPERATIONS.has(op)) {
         walk(args[0]);
       } else {
@@ -76,16 +84,62 @@ export function guardReads(rule: unknown): string[] {
   return found;
 }
 
-/** Ids of the steps whose input or output some guard reads: the only step data the state keeps. */
-export function stepsReadByGuards(definition: Definition): Set<string> {
-  const read = new Set<string>();
+/**
+ * What the guards read of each step's data, by step id: paths into its payload, split at the
+ * dots (`["input", "amount"]`; `["output"]` alone: all of the output). A step's own guard reads
+ * its proposal; any guard may read, through `steps.<id>`, the latest occurrence of another.
+ */
+export type GuardReadPaths = ReadonlyMap<string, readonly (readonly string[])[]>;
+
+// Definitions are immutable once loaded, and the workflow asks once per decided step.
+const readPathsOf = new WeakMap<Definition, GuardReadPaths>();
+
+export function guardReadPaths(definition: Definition): GuardReadPaths {
+  const known = readPathsOf.get(definition);
+  if (known) return known;
+  const read = new Map<string, string[][]>();
+  const add = (id: string, path: string[]): void => {
+    const known = read.get(id) ?? [];
+    if (!known.some((p) => p.join('.') === path.join('.'))) read.set(id, [...known, path]);
+  };
   for (const step of definition.steps) {
     if (!step.guard) continue;
     for (const path of guardReads(step.guard.rule)) {
-      const [root, id, field] = path.split('.');
-      if (root === 'input' || root === 'output') read.add(step.id);
-      if (root === 'steps' && id !== undefined && (field === 'input' || field === 'output')) read.add(id);
+      const [root, ...rest] = path.split('.');
+      if (root === 'input' || root === 'output') add(step.id, [root, ...rest]);
+      const [id, part, ...field] = rest;
+      if (root === 'steps' && id !== undefined && (part === 'input' || part === 'output')) add(id, [part, ...field]);
     }
   }
+  readPathsOf.set(definition, read);
   return read;
+}
+
+/**
+ * The part of a step's data its guards read, and no more: what the workflow keeps of a step for
+ * later guards, carries across continue-as-new and is signalled with. JSON Logic's `var` walks
+ * a path one property at a time, so keeping each read path's properties (and whatever lies at
+ * its end) gives every guard the same values, and the same absences, as the whole data would:
+ * the verdicts cannot differ. Where a path meets an array or a scalar before its end, that value
+ * is kept whole (an index or a string's length reads it in ways not worth narrowing).
+ */
+export function guardReadData(paths: readonly (readonly string[])[] | undefined, data: { input?: unknown; output?: unknown }): { input?: unknown; output?: unknown } {
+  const kept: { input?: unknown; output?: unknown } = {};
+  if (!paths) return kept;
+  for (const part of ['input', 'output'] as const) {
+    const within = paths.filter((p) => p[0] === part).map((p) => p.slice(1));
+    if (within.length > 0 && data[part] !== undefined) kept[part] = pick(data[part], within);
+  }
+  return kept;
+}
+
+function pick(value: unknown, paths: readonly (readonly string[])[]): unknown {
+  if (paths.some((p) => p.length === 0) || value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const source = value as Record<string, unknown>;
+  const picked: Record<string, unknown> = {};
+  for (const key of Object.keys(source)) {
+    const below = paths.filter((p) => p[0] === key).map((p) => p.slice(1));
+    if (below.length > 0) picked[key] = pick(source[key], below);
+  }
+  return picked;
 }

@@ -8,7 +8,7 @@ import type { Definition, StepDefinition } from '../model/definition';
 import type { InstanceHeader } from '../model/instance';
 import { LockstepError, type ErrorCode, type FieldError } from '../model/errors';
 import type { ProcessState } from './state';
-import { guardHolds, guardReads, stepsReadByGuards } from './guard';
+import { guardHolds, guardReadData, guardReadPaths, guardReads } from './guard';
 import { durationSeconds } from './duration';
 import type { StepPayload } from './step-data';
 
@@ -199,15 +199,14 @@ export function applyStep(
 ): ProcessState {
   const seq = state.seq;
   const previous = state.done[step.id];
-  const read = definition !== undefined && stepsReadByGuards(definition).has(step.id);
+  const kept = definition ? guardReadData(guardReadPaths(definition).get(step.id), done) : {};
   const record = {
     envelopeHash: done.envelopeHash,
     author: done.author,
     seq,
     count: (previous?.count ?? (previous ? 1 : 0)) + 1,
     ...(done.timestamp !== undefined ? { timestamp: done.timestamp } : {}),
-    ...(read && done.input !== undefined ? { input: done.input } : {}),
-    ...(read && done.output !== undefined ? { output: done.output } : {}),
+    ...kept,
   };
   const next: ProcessState = { ...state, done: { ...state.done, [step.id]: record }, seq: seq + 1 };
   if ((step.from ?? []).length > 0 || (step.to ?? []).length > 0) {

@@ -15,7 +15,7 @@ export interface DoneStep {
   count?: number;
   /** Block timestamp (seconds) of the latest occurrence's pin: the anchor of deadlines. */
   timestamp?: number;
-  /** Input and output of the latest occurrence, kept only when a guard reads them (all participants hold them). */
+  /** What guards read of the latest occurrence's input and output (guardReadData), and no more; all participants hold it. */
   input?: unknown;
   output?: unknown;
 }
