@@ -122,7 +122,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   const heldOf = (step: PendingStep): PendingStep => ({ envelopeHash: step.envelopeHash, step: step.step, author: step.author, ...guardReadData(guardRead.get(step.step), step) });
   let lastPosition: ChainPosition | undefined = carried?.lastPosition;
   let invited = carried?.invited ?? false;
-  const pending = new Map<string, PendingStep>((carried?.pending ?? []).map((p) => [p.envelopeHash, p]));
+  const pending = new Map<string, PendingStep>((carried?.pending ?? []).map((p) => [p.envelopeHash, heldOf(p)]));
   /** Final tags by slot (`author/nonce`), with their envelope once it is here and proven. */
   const confirmations = new Map<string, PinConfirmation>((carried?.confirmations ?? []).map((c) => [c.slot, c]));
   let ownNonce = carried?.ownNonce ?? 0;
