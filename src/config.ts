@@ -9,6 +9,7 @@ import { DEFAULT_RUN_LIMITS, type RunLimits } from '../workflows/messages';
 import { apiKeysFromEnv, type ApiKeyGrant } from './api/auth';
 import { readNetworkFile } from './network-file';
 import { dxTlsFromEnv, type DxTls } from './exchange/tls';
+import { parseWebhookAllowList, type WebhookAllowList } from './events/webhook-targets';
 
 export { readNetworkFile } from './network-file';
 
@@ -69,6 +70,8 @@ export interface WebhookSettings {
   maxBackoffMs: number;
   /** Per-attempt HTTP timeout. */
   timeoutMs: number;
+  /** LOCKSTEP_WEBHOOK_ALLOW: the only hosts and address ranges webhooks may go to; absent, any but those never allowed (src/events/webhook-targets.ts). */
+  allow?: WebhookAllowList;
 }
 
 export interface NodeOptions {
@@ -85,6 +88,16 @@ function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min:
     throw new Error(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
   }
   return value;
+}
+
+function webhookAllowFromEnv(env: NodeJS.ProcessEnv): { allow?: WebhookAllowList } {
+  const raw = env.LOCKSTEP_WEBHOOK_ALLOW;
+  if (raw === undefined || raw.trim() === '') return {};
+  try {
+    return { allow: parseWebhookAllowList(raw) };
+  } catch (error) {
+    throw new Error(`LOCKSTEP_WEBHOOK_ALLOW: ${(error as Error).message}`);
+  }
 }
 
 function portOf(url: string, what: string): number {
@@ -130,6 +143,7 @@ export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = proce
       backoffMs: intFromEnv(env, 'LOCKSTEP_WEBHOOK_BACKOFF_MS', 1_000, 10, 3_600_000),
       maxBackoffMs: intFromEnv(env, 'LOCKSTEP_WEBHOOK_MAX_BACKOFF_MS', 300_000, 10, 86_400_000),
       timeoutMs: intFromEnv(env, 'LOCKSTEP_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
+      ...webhookAllowFromEnv(env),
     },
   };
   const chainWsUrl = env.LOCKSTEP_CHAIN_WS_URL ?? network.chain.wsUrl;

@@ -36,3 +36,10 @@ test('heap growth is 20 % unless LOCKSTEP_HEAP_GROWTH_PERCENT sets it; 0 leaves 
   expect(load({ LOCKSTEP_HEAP_GROWTH_PERCENT: '100' }).heapGrowthPercent).toBe(100);
   expect(() => load({ LOCKSTEP_HEAP_GROWTH_PERCENT: '-5' })).toThrow('LOCKSTEP_HEAP_GROWTH_PERCENT must be an integer between 0 and 400, got "-5"');
 });
+
+test('webhooks may go anywhere allowed unless LOCKSTEP_WEBHOOK_ALLOW lists where; a bad entry is refused, naming the variable', () => {
+  expect(load({}).webhooks.allow).toBeUndefined();
+  expect(load({ LOCKSTEP_WEBHOOK_ALLOW: ' ' }).webhooks.allow).toBeUndefined();
+  expect(load({ LOCKSTEP_WEBHOOK_ALLOW: 'hooks.example.com,10.0.0.0/8' }).webhooks.allow).toEqual({ hosts: ['hooks.example.com'], ranges: [[expect.anything(), 8]] });
+  expect(() => load({ LOCKSTEP_WEBHOOK_ALLOW: 'hooks.example.com,a_b' })).toThrow('LOCKSTEP_WEBHOOK_ALLOW: "a_b" is neither a host name');
+});

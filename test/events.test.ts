@@ -246,6 +246,11 @@ describe('webhooks', () => {
     const bad = await globex.post('/webhooks', { url: 'ftp://example', types: ['no.such'] });
     expect(bad.status).toBe(422);
     expect(bad.body.errors.map((e: any) => e.field)).toEqual(expect.arrayContaining(['/url']));
+    // The metadata service: the node would send from inside its own network.
+    const metadata = await globex.post('/webhooks', { url: 'http://169.254.169.254/latest/meta-data/' });
+    expect(metadata.status).toBe(422);
+    expect(metadata.body.errors).toEqual([{ field: '/url', message: expect.stringContaining('169.254.169.254 is a link-local address, which webhooks never go to') }]);
+    expect(metadata.body.detail).toContain('webhook URL refused');
     expect((await globex.get('/webhooks/unknown-id')).status).toBe(404);
     const created = await globex.post('/webhooks', { url: `${base}/other` });
     expect((await globex.get('/webhooks')).body.webhooks.map((w: any) => w.id)).toContain(created.body.webhook.id);

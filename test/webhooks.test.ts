@@ -14,6 +14,7 @@ import pino from 'pino';
 import type { WebhookSettings } from '../src/config';
 import { EventLog } from '../src/events/log';
 import { Webhooks } from '../src/events/webhooks';
+import { parseWebhookAllowList } from '../src/events/webhook-targets';
 import { startMongo, type RunningMongo } from '../src/stack/mongo-server';
 import { freePort } from '../src/stack/ports';
 import { withSerialWrites } from '../src/store/serial-writes';
@@ -152,7 +153,8 @@ test('a dead delivery redelivered through another process (a replica) is sent ag
     const list = await leader.webhooks.listDeliveries(APP, sub.id, 'dead', 10);
     return list.length === 1 ? list : undefined;
   });
-  expect(await dueCount(leader.raw)).toBe(0);
+  // The delivery is marked dead first, then leaves the working set.
+  await eventually('out of the working set', async () => ((await dueCount(leader.raw)) === 0 ? true : undefined));
 
   recovered.add('redeliver');
   // A replica serves the REST API without running the dispatcher: it shares only the database.
@@ -161,7 +163,7 @@ test('a dead delivery redelivered through another process (a replica) is sent ag
   expect(queued).toMatchObject({ id: dead!.id, state: 'pending', attempts: 0, lastError: null });
   await eventually('redelivered', async () => ((await leader.webhooks.listDeliveries(APP, sub.id, 'delivered', 10)).length === 1 ? true : undefined));
   expect(calls('/down/redeliver').map((c) => c.deliveryId)).toEqual(Array.from({ length: SETTINGS.maxAttempts + 1 }, () => dead!.id));
-  expect(await dueCount(leader.raw)).toBe(0);
+  await eventually('redelivered, out of the working set', async () => ((await dueCount(leader.raw)) === 0 ? true : undefined));
   await expect(replica.webhooks.redeliver(APP, sub.id, 'no-such-delivery')).rejects.toMatchObject({ code: 'not_found' });
   await expect(replica.webhooks.redeliver('another-app', sub.id, dead!.id)).rejects.toMatchObject({ code: 'not_found' });
 });
@@ -209,4 +211,32 @@ test('a node with pending deliveries but no working set (the older layout) deliv
   await eventually('the working set emptied', async () => ((await dueCount(raw)) === 0 ? true : undefined));
   // Each once, the delivered one not again; due deliveries are posted side by side, so in either order.
   expect(calls('/ok/legacy').map((c) => c.event.seq).sort((a, b) => a - b)).toEqual([2, 3]);
+});
+
+test('a webhook goes only where LOCKSTEP_WEBHOOK_ALLOW lets it, checked on the address each delivery connects to', async () => {
+  const port = new URL(base).port;
+  // Made before the allow list was set (another process of the party, or a node restarted with it).
+  const before = await party('webhooks_allow');
+  const byAddress = (await before.webhooks.create(APP, { url: `${base}/ok/allow-address` })).subscription;
+  const { webhooks, events, start } = await party('webhooks_allow', { allow: parseWebhookAllowList('10.0.0.0/8, 127.0.0.1/32') });
+  await expect(webhooks.create(APP, { url: 'http://169.254.169.254/latest/meta-data/' })).rejects.toMatchObject({
+    code: 'validation_failed',
+    details: [{ field: '/url', message: expect.stringContaining('169.254.169.254 is a link-local address') }],
+  });
+  await expect(webhooks.create(APP, { url: `http://[::1]:${port}/ok/allow-v6` })).rejects.toMatchObject({ details: [{ field: '/url', message: '::1 is not in LOCKSTEP_WEBHOOK_ALLOW' }] });
+  // A name passes until it is resolved; `localhost` resolves to loopback only, outside 10.0.0.0/8
+  // but for 127.0.0.1: which of its addresses the delivery may use is decided at connect time.
+  const byName = (await webhooks.create(APP, { url: `http://localhost:${port}/ok/allow-name` })).subscription;
+  const refused = (await before.webhooks.create(APP, { url: `http://[::1]:${port}/ok/allow-refused` })).subscription;
+  start();
+  await emit(events, ['allow:1']);
+  await eventually('delivered where allowed, refused where not', async () => {
+    const states = await Promise.all([byAddress, byName, refused].map(async (s) => (await webhooks.listDeliveries(APP, s.id, undefined, 10)).map((d) => d.state)));
+    return states.flat().join() === 'delivered,delivered,dead' ? states : undefined;
+  });
+  expect(calls('/ok/allow-address')).toHaveLength(1);
+  expect(calls('/ok/allow-name')).toHaveLength(1);
+  expect(calls('/ok/allow-refused')).toEqual([]);
+  const [dead] = await webhooks.listDeliveries(APP, refused.id, 'dead', 10);
+  expect(dead!.lastError).toBe('refused: ::1 is not in LOCKSTEP_WEBHOOK_ALLOW');
 });

@@ -81,7 +81,7 @@ export function openApiDocument(definitions: LoadedDefinition[], party: string):
     Delivery: { type: 'object', properties: { id: { type: 'string' }, subscriptionId: { type: 'string' }, seq: { type: 'integer' }, state: { enum: ['pending', 'delivered', 'dead'] }, attempts: { type: 'integer' }, nextAttemptAt: { type: ['string', 'null'] }, lastError: { type: ['string', 'null'] }, deliveredAt: { type: ['string', 'null'] } } },
     WebhookRequest: {
       type: 'object', additionalProperties: false, required: ['url'],
-      properties: { url: { type: 'string', format: 'uri' }, types: { type: 'array', items: { enum: [...EVENT_TYPES] } }, instanceId: { type: 'string' }, secret: { type: 'string', minLength: 16 }, from: { type: 'integer', minimum: 0 } },
+      properties: { url: { type: 'string', format: 'uri', description: 'http or https; never a link-local (cloud metadata), unspecified, multicast, broadcast or reserved address, and only where LOCKSTEP_WEBHOOK_ALLOW lists when the node sets it' }, types: { type: 'array', items: { enum: [...EVENT_TYPES] } }, instanceId: { type: 'string' }, secret: { type: 'string', minLength: 16 }, from: { type: 'integer', minimum: 0 } },
     },
   };
 

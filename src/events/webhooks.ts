@@ -12,6 +12,8 @@
  * whole; deliveries themselves are read and written by `_id` alone.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { Collection, Db } from 'mongodb';
 import type { Logger } from 'pino';
 import type { WebhookSettings } from '../config';
@@ -19,6 +21,7 @@ import type { EventType, LockstepEvent } from '../model/event';
 import { LockstepError } from '../model/errors';
 import type { DeliveryState, WebhookDelivery, WebhookSubscription } from '../model/webhook';
 import type { EventLog } from './log';
+import { hostOf, WebhookTargets } from './webhook-targets';
 import { ignoreDuplicate } from '../store/duplicate-key';
 
 const TICK_MS = 200;
@@ -65,6 +68,7 @@ export class Webhooks {
   private readonly subs: Collection<SubscriptionDoc>;
   private readonly deliveries: Collection<DeliveryDoc>;
   private readonly due: Collection<DueDoc>;
+  private readonly targets: WebhookTargets;
   private running = false;
   /** Whether this process has listed the pending deliveries of older nodes in the working set. */
   private seeded = false;
@@ -85,6 +89,7 @@ export class Webhooks {
     this.subs = db.collection('webhooks');
     this.deliveries = db.collection('webhook_deliveries');
     this.due = db.collection('webhook_due');
+    this.targets = new WebhookTargets(settings.allow);
   }
 
   async ensureIndexes(): Promise<void> {
@@ -95,6 +100,8 @@ export class Webhooks {
   }
 
   async create(app: string, input: { url: string; types?: EventType[]; instanceId?: string; secret?: string; from?: number }): Promise<{ subscription: WebhookSubscription; secret: string }> {
+    const problem = this.targets.urlProblem(input.url);
+    if (problem) throw new LockstepError('validation_failed', `webhook URL refused: ${problem}`, [{ field: '/url', message: problem }]);
     const secret = input.secret ?? randomBytes(32).toString('base64url');
     const doc: SubscriptionDoc = {
       _id: randomUUID(),
@@ -282,25 +289,36 @@ export class Webhooks {
   private async post(sub: SubscriptionDoc, d: DeliveryDoc, event: LockstepEvent): Promise<string | null> {
     const body = JSON.stringify({ webhookId: sub._id, deliveryId: d._id, event });
     const timestamp = Math.floor(Date.now() / 1000);
-    try {
-      const res = await fetch(sub.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          [SIGNATURE_HEADER]: signPayload(sub.secret, timestamp, body),
-          'Lockstep-Delivery': d._id,
-          'Lockstep-Event-Seq': String(event.seq),
-        },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.settings.timeoutMs),
-      });
-      await res.arrayBuffer().catch(() => undefined);
-      return res.ok ? null : `HTTP ${res.status}`;
-    } catch (error) {
-      return (error as Error).message;
-    }
+    const headers = {
+      'content-type': 'application/json',
+      [SIGNATURE_HEADER]: signPayload(sub.secret, timestamp, body),
+      'Lockstep-Delivery': d._id,
+      'Lockstep-Event-Seq': String(event.seq),
+    };
+    // Checked again at each delivery: the allow list may have changed since the subscription was made.
+    const problem = this.targets.urlProblem(sub.url);
+    if (problem) return `refused: ${problem}`;
+    return await postOnce(sub.url, headers, body, this.settings.timeoutMs, this.targets);
   }
+}
+
+/**
+ * One POST, no redirects followed (a 3xx is an answer that is not 2xx), through a DNS lookup
+ * that refuses the addresses webhooks may not go to. node:http rather than fetch: fetch has no
+ * way to check the address it connects to.
+ */
+function postOnce(url: string, headers: Record<string, string>, body: string, timeoutMs: number, targets: WebhookTargets): Promise<string | null> {
+  const target = new URL(url);
+  const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve) => {
+    const req = send(target, { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, lookup: targets.lookupFor(hostOf(target)), signal: AbortSignal.timeout(timeoutMs) }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300 ? null : `HTTP ${res.statusCode}`));
+      res.on('error', (error) => resolve(error.message));
+    });
+    req.on('error', (error) => resolve(error.name === 'AbortError' ? `no answer within ${timeoutMs} ms` : error.message));
+    req.end(body);
+  });
 }
 
 function subscriptionView(doc: SubscriptionDoc): WebhookSubscription {
