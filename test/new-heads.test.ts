@@ -78,10 +78,11 @@ describe('chain new-head notices', () => {
   test('a notice wakes the chain listener long before its next poll', async () => {
     const sequencer = new SequencerClient({ rpcUrl: anvil.rpcUrl, address: '0x0000000000000000000000000000000000000001', pollingIntervalMs: 100 });
     stops.push(() => sequencer.destroy());
-    // A follower's listener keeps only the head, so it needs no store; it polls once a minute here.
+    // A follower's listener keeps the head, and reads the leader's checkpoint only to check it
+    // against the chain (none here); it polls once a minute here.
     const listener = new ChainListener({
       sequencer,
-      store: undefined as unknown as Store,
+      store: { checkpoint: () => Promise.resolve(null) } as unknown as Store,
       confirmations: 1,
       startBlock: 0,
       pollMs: 60_000,

@@ -233,3 +233,29 @@ test('steps through either process, then the leader killed mid-run: nothing lost
     for (const { accepted } of [...calm, ...driven]) for (const hash of accepted.values()) expect([hash, counts.get(hash)]).toEqual([hash, 1]);
   }
 }, 600_000);
+
+/** Last: it leaves the chain reorganised below what the nodes hold final. */
+test('a reorganisation deeper than the confirmation depth stops new steps on every process of the party, the one not leading too', async () => {
+  const processes = [net.api('alpha'), replicaApi];
+  const leading = await Promise.all(processes.map(async (api) => (await status(api)).process.leading));
+  expect(leading.filter(Boolean)).toHaveLength(1);
+  miner.pause();
+  const snapshot = (await net.provider.send('evm_snapshot', [])) as string;
+  const past = (await net.provider.getBlockNumber()) + 3;
+  await net.mine(4);
+  await eventually('the checkpoint past the snapshot', async () => {
+    const body = (await net.api('alpha').get<{ listener: { confirmedBlock: number | null } }>('/status')).body;
+    return (body.listener.confirmedBlock ?? 0) >= past ? true : undefined;
+  });
+  await net.provider.send('evm_revert', [snapshot]);
+  await net.mine(8);
+  for (const [i, api] of processes.entries()) {
+    const reported = await eventually(`process ${i} (${leading[i] ? 'leading' : 'not leading'}) to report the deep reorganisation`, async () => {
+      const body = (await api.get<{ chain: { deepReorg: { block: number } | null } }>('/status')).body;
+      return body.chain.deepReorg ?? undefined;
+    });
+    expect(reported.block).toBeGreaterThanOrEqual(past);
+    const refused = await api.post('/instances', { definition: 'race', roles: ROLES });
+    expect([refused.status, refused.body.detail]).toEqual([503, expect.stringMatching(/reorganised below the confirmation depth/)]);
+  }
+}, 120_000);

@@ -134,6 +134,20 @@ export class ChainListener {
     return steps;
   }
 
+  /**
+   * True, and the reorganisation recorded and reported, when the block the checkpoint holds final
+   * is no longer on the chain: a reorganisation deeper than the confirmation depth.
+   */
+  private async reorganisedBelow(checkpoint: CheckpointDoc | null): Promise<boolean> {
+    if (!checkpoint?.confirmedBlockHash || checkpoint.confirmedBlock < this.opts.startBlock) return false;
+    const actual = await this.opts.sequencer.blockHash(checkpoint.confirmedBlock);
+    if (actual === checkpoint.confirmedBlockHash) return false;
+    this.deepReorg = { block: checkpoint.confirmedBlock, expectedHash: checkpoint.confirmedBlockHash, actualHash: actual };
+    this.opts.log.error(this.deepReorg, 'chain reorganised deeper than the confirmation depth: final steps may be affected; finalisation stopped');
+    this.opts.onDeepReorg(this.deepReorg);
+    return true;
+  }
+
   private async scheduledPass(): Promise<void> {
     try {
       await this.tick();
@@ -150,21 +164,22 @@ export class ChainListener {
     if (this.deepReorg) return;
     const top = await sequencer.headBlock();
     this.head = top.number;
-    if (this.following) return;
+    if (this.following) {
+      // A replica's API refuses new steps after a deep reorganisation as the leader's does: it
+      // checks the leader's checkpoint against the chain the same way, whenever the head moves
+      // (and only once its head has reached the checkpoint: its RPC node may lag the leader's).
+      if (this.settled?.hash === top.hash) return;
+      const checkpoint = await store.checkpoint();
+      if (checkpoint && checkpoint.confirmedBlock > top.number) return;
+      if (!(await this.reorganisedBelow(checkpoint))) this.settled = top;
+      return;
+    }
     if (this.settled?.hash === top.hash) {
       await this.opts.onProgress(false);
       return;
     }
     const checkpoint = this.known !== undefined ? this.known : (this.known = await store.checkpoint());
-    if (checkpoint?.confirmedBlockHash && checkpoint.confirmedBlock >= startBlock) {
-      const actual = await sequencer.blockHash(checkpoint.confirmedBlock);
-      if (actual !== checkpoint.confirmedBlockHash) {
-        this.deepReorg = { block: checkpoint.confirmedBlock, expectedHash: checkpoint.confirmedBlockHash, actualHash: actual };
-        this.opts.log.error(this.deepReorg, 'chain reorganised deeper than the confirmation depth: final steps may be affected; finalisation stopped');
-        this.opts.onDeepReorg(this.deepReorg);
-        return;
-      }
-    }
+    if (await this.reorganisedBelow(checkpoint)) return;
     let from = checkpoint ? checkpoint.scannedBlock + 1 : startBlock;
     const forked: number[] = [];
     for (const { blockNumber, blockHash } of await store.unconfirmedBlocks()) {
