@@ -10,6 +10,7 @@ import { initialState, type ProcessState } from '../src/process/state';
 import type { InstanceHeader } from '../src/model/instance';
 import { instanceCurrentDetails, instanceStaticDetails, instanceSummary, openHumanTasks, taskAttributes } from '../workflows/human-tasks';
 import type { PendingStep } from '../workflows/messages';
+import { taskOccurrences, type ConfirmedStep } from '../src/process/tasks';
 
 const approval = loadDefinitionFile(join(__dirname, 'fixtures', 'definitions', 'approval.yaml'));
 const { definition } = approval;
@@ -75,4 +76,33 @@ test('the summary and static details name the process, its parties and where its
   expect(details).toContain('(http://127.0.0.1:4002/api/v1/instances/inst-1/steps)');
   expect(details).toContain('Human tasks for globex: Approve the request');
   expect(instanceStaticDetails(definition, header, 'acme', undefined)).not.toContain('Human tasks');
+});
+
+test('each spell of a human task is told apart: taken, withdrawn by a rival step, ended with the instance, and opened again in a loop', () => {
+  const review = loadDefinitionFile(join(__dirname, 'fixtures', 'definitions', 'review-loop.yaml'));
+  const roles: InstanceHeader = { ...header, definitionId: 'review-loop', definitionHash: review.hash, roles: { author: 'acme', reviewer: 'globex' } };
+  const taken = (...steps: string[]): ConfirmedStep[] => steps.map((step, i) => ({ step, envelopeHash: `0x${i}`, author: step === 'submit' ? 'acme' : 'globex' }));
+  const spells = (steps: string[], ended = false) => taskOccurrences(review.definition, roles, taken(...steps), ended, 'globex');
+
+  expect(spells([])).toEqual([]);
+  expect(spells(['submit'])).toEqual([{ step: 'request-changes', occurrence: 1 }, { step: 'accept', occurrence: 1 }]);
+  // Changes asked for: that task taken, the other withdrawn; both open again once resubmitted.
+  expect(spells(['submit', 'request-changes', 'submit'])).toEqual([
+    { step: 'request-changes', occurrence: 1, closedBy: 'step confirmed' },
+    { step: 'accept', occurrence: 1, closedBy: 'withdrawn' },
+    { step: 'request-changes', occurrence: 2 },
+    { step: 'accept', occurrence: 2 },
+  ]);
+  // Accepted: the instance ends with it, and the task not taken closes with the instance.
+  expect(spells(['submit', 'request-changes', 'submit', 'accept']).slice(2)).toEqual([
+    { step: 'request-changes', occurrence: 2, closedBy: 'instance ended' },
+    { step: 'accept', occurrence: 2, closedBy: 'step confirmed' },
+  ]);
+  // An instance ended from outside the definition's own ends closes what is open.
+  expect(spells(['submit'], true)).toEqual([
+    { step: 'request-changes', occurrence: 1, closedBy: 'instance ended' },
+    { step: 'accept', occurrence: 1, closedBy: 'instance ended' },
+  ]);
+  // The author plays no human step.
+  expect(taskOccurrences(review.definition, roles, taken('submit'), false, 'acme')).toEqual([]);
 });

@@ -32,7 +32,7 @@ beforeAll(async () => {
   quietTemporalRuntime();
   // First, so a missing Chromium fails at once with how to get it, before a stack is started.
   browser = await launchChromium();
-  net = await startTestNetwork(['acme', 'globex'], 1, { env: { LOCKSTEP_DEFINITIONS: definitionsWith('approval.yaml') } });
+  net = await startTestNetwork(['acme', 'globex'], 1, { env: { LOCKSTEP_DEFINITIONS: definitionsWith('approval.yaml', 'review-loop.yaml') } });
   connection = await Connection.connect({ address: net.stack.network.temporal.address });
   mkdirSync(SHOTS, { recursive: true });
 }, 180_000);
@@ -151,3 +151,31 @@ test('the approver finds the open task in the Temporal UI, is told why a bad inp
   await page.close();
   await replayHistories(workflowId);
 }, 600_000);
+
+/** Without the UI: the events that tell apps of a person's tasks, for a step taken more than once. */
+test('a reviewer hears of each spell of its tasks: opened, then taken, withdrawn or ended with the instance, and opened again after a resubmission', async () => {
+  const acme = net.api('acme');
+  const globex = net.api('globex');
+  const id = await net.startInstance('acme', 'review-loop', { author: 'acme', reviewer: 'globex' });
+  for (const [party, step] of [['acme', 'submit'], ['globex', 'request-changes'], ['acme', 'submit'], ['globex', 'accept']] as const) {
+    const api = party === 'acme' ? acme : globex;
+    const { envelopeHash } = (await api.post(`/instances/${id}/steps`, { step, input: {} })).body as { envelopeHash: string };
+    await mineUntil(`${step} decided on globex`, async () => ((await globex.get(`/instances/${id}/steps`)).body.steps.some((s: { envelopeHash: string; status: string }) => s.envelopeHash === envelopeHash && s.status === 'confirmed') ? true : undefined));
+  }
+  const told = await eventually('the last spells closed', async () => {
+    const { events } = (await globex.get(`/events?types=task.opened,task.completed&instance=${id}`)).body as { events: { type: string; step: string; data: { occurrence: number; by?: string } }[] };
+    return events.length === 8 ? events.map((e) => `${e.type} ${e.step} ${e.data.occurrence}${e.data.by ? ` ${e.data.by}` : ''}`) : undefined;
+  });
+  expect(told).toEqual([
+    'task.opened request-changes 1',
+    'task.opened accept 1',
+    'task.completed request-changes 1 step confirmed',
+    'task.completed accept 1 withdrawn',
+    'task.opened request-changes 2',
+    'task.opened accept 2',
+    'task.completed request-changes 2 instance ended',
+    'task.completed accept 2 step confirmed',
+  ]);
+  // The author plays no human step: its node tells of none.
+  expect((await acme.get(`/events?types=task.opened,task.completed&instance=${id}`)).body.events).toEqual([]);
+}, 300_000);
