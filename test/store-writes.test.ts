@@ -579,6 +579,11 @@ describe("an instance's history", () => {
       ['0xd3', undefined],
     ]);
     expect(await store.confirmedSteps('inst-data')).toEqual([{ step: 's1', envelopeHash: '0xd1', author: 'alpha', timestamp: 7, input: large.input, output: large.output }]);
+    // A reader of names and order alone (next steps, human tasks) leaves the data where it is.
+    const { value: bare, count: bareReads } = await calls(() => store.confirmedSteps('inst-data', undefined, { withData: false }), ['find']);
+    expect(bare).toEqual([{ step: 's1', envelopeHash: '0xd1', author: 'alpha', timestamp: 7 }]);
+    expect(bareReads.step_data).toBeUndefined();
+    expect((await calls(() => store.confirmedSteps('inst-data'), ['find'])).count.step_data).toBe(1);
     // A repeat delivery stores nothing twice.
     await store.savePendingStep(instance, { ...envelope('inst-data', '0xd1', 'alpha', 1, '2026-01-01T00:00:01Z'), data: large }, true);
     expect(await store.stepData.countDocuments({ _id: '0xd1' })).toBe(1);

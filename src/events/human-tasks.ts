@@ -18,7 +18,7 @@ export async function syncHumanTasks(store: Store, definitions: DefinitionRegist
   if (!definition.steps.some((s) => s.human && agreed.header.roles[s.actor] === party)) return;
   const doc = await store.instance(instanceId);
   if (!doc) return;
-  const spells = taskOccurrences(definition, doc.header, await store.confirmedSteps(instanceId, doc), doc.status === 'ended', party);
+  const spells = taskOccurrences(definition, doc.header, await store.confirmedSteps(instanceId, doc, { withData: false }), doc.status === 'ended', party);
   // This runs after every decision, so each step's last two spells hold whatever changed since
   // the last run: one that closed, and one that opened with it (a step in a loop, taken again).
   const last = new Map(spells.map((s) => [s.step, s.occurrence]));

@@ -111,7 +111,7 @@ async function awaitsRecordedSteps(ctx: NodeContext, instanceId: string, refusal
   if (!(refusal instanceof LockstepError) || refusal.code !== 'precondition_failed') return false;
   const awaited = awaitedSteps(refusal.details);
   if (awaited.length === 0) return false;
-  const confirmed = new Set((await ctx.store.confirmedSteps(instanceId)).map((s) => s.step));
+  const confirmed = new Set((await ctx.store.confirmedSteps(instanceId, undefined, { withData: false })).map((s) => s.step));
   return awaited.every((step) => confirmed.has(step));
 }
 

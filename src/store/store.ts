@@ -489,17 +489,19 @@ export class Store {
   }
 
   /**
-   * An instance's history, with each step's data: decided steps in sequence, then the pending ones. `instance`, when the
-   * caller has read it already, saves reading it again. On FerretDB each step is read by `_id`
+   * An instance's history, with each step's data (`withData: false`: only what the step document
+   * holds, for a reader that needs the steps' names and order alone): decided steps in sequence,
+   * then the pending ones. `instance`, when the caller has read it already, saves reading it again. On FerretDB each step is read by `_id`
    * from the instance's list (`stepIds`): a filter on `instanceId` reads and decodes every step
    * of every instance there (docs/performance.md), which an app polling one instance's history
    * turned into the node's largest cost (the soak run). Instances stored before the list, and
    * every instance on MongoDB, are read by the `instanceId` index.
    */
-  async history(instanceId: string, instance?: InstanceDoc | null): Promise<StepDoc[]> {
+  async history(instanceId: string, instance?: InstanceDoc | null, read: { withData?: boolean } = {}): Promise<StepDoc[]> {
     const listed = this.serialised ? (instance ?? (await this.instance(instanceId)))?.stepIds : undefined;
     const stored = listed ? await this.byIds(this.steps, listed) : await this.steps.find({ instanceId }).toArray();
-    const steps = await Promise.all((await this.withData(stored)).map((step) => this.showingChain(step)));
+    const filled = read.withData === false ? stored : await this.withData(stored);
+    const steps = await Promise.all(filled.map((step) => this.showingChain(step)));
     return steps.sort((a, b) => {
       if (a.seq !== undefined && b.seq !== undefined) return a.seq - b.seq;
       if (a.seq !== undefined) return -1;
@@ -561,9 +563,12 @@ export class Store {
     await this.events.emit({ type: 'step.rejected', key: `step.decided:${envelopeHash}`, instanceId, step: step?.step, envelopeHash, data: { author: step?.author, rejection } });
   }
 
-  /** An instance's confirmed steps in sequence, as the process rules fold them. */
-  async confirmedSteps(instanceId: string, instance?: InstanceDoc | null): Promise<ConfirmedStep[]> {
-    return confirmedIn(await this.history(instanceId, instance));
+  /**
+   * An instance's confirmed steps in sequence, as the process rules fold them; without their data
+   * (`withData: false`) for a fold that evaluates no guard: which steps are next, human tasks.
+   */
+  async confirmedSteps(instanceId: string, instance?: InstanceDoc | null, read: { withData?: boolean } = {}): Promise<ConfirmedStep[]> {
+    return confirmedIn(await this.history(instanceId, instance, read));
   }
 
   async ping(): Promise<void> {
