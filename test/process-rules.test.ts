@@ -182,6 +182,9 @@ test('what guards read of a step is all that is kept, and every verdict on it is
       expect([round, rule, on(kept)]).toEqual([round, rule, on(whole)]);
     }
   }
+  // A key named like the prototype stays a key.
+  const proto = JSON.parse('{"input": {"__proto__": {"b": 1}, "a": {"b": 2}}}') as { input: object };
+  expect(JSON.stringify(guardReadData([['input', '__proto__', 'b'], ['input', 'a']], proto))).toBe('{"input":{"__proto__":{"b":1},"a":{"b":2}}}');
   // A step no guard reads keeps nothing; a part read whole is kept whole.
   expect(guardReadData(paths.get('check-0'), { input: { a: 1 } })).toEqual({});
   expect(guardReadData(paths.get('src'), { input: {}, output: { unread: [1, 2] } })).toEqual({ input: {}, output: { unread: [1, 2] } });

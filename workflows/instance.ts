@@ -115,8 +115,8 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   let state = carried?.state ?? initialState(definition);
   /**
    * What guards read of each step's data: that much of it travels with the pending step to
-   * `decide()` and stays in the state, the rest never enters the workflow (it can be a megabyte
-   * a step, and all of it would be carried across continue-as-new).
+   * `decide()` and stays in the state, and no more is kept (a step's data can be a megabyte, and
+   * what is kept is carried across continue-as-new).
    */
   const guardRead = guardReadPaths(definition);
   const heldOf = (step: PendingStep): PendingStep => ({ envelopeHash: step.envelopeHash, step: step.step, author: step.author, ...guardReadData(guardRead.get(step.step), step) });

@@ -139,7 +139,8 @@ function pick(value: unknown, paths: readonly (readonly string[])[]): unknown {
   const picked: Record<string, unknown> = {};
   for (const key of Object.keys(source)) {
     const below = paths.filter((p) => p[0] === key).map((p) => p.slice(1));
-    if (below.length > 0) picked[key] = pick(source[key], below);
+    // Defined, not assigned: a key named "__proto__" stays a key, as in the data.
+    if (below.length > 0) Object.defineProperty(picked, key, { value: pick(source[key], below), enumerable: true, writable: true, configurable: true });
   }
   return picked;
 }
