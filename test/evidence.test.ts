@@ -16,6 +16,7 @@ import { quietTemporalRuntime } from './support/quiet-runtime';
 import type { StepView } from '../src/api/views';
 import { evidenceBundleSchema, type EvidenceBundle, type EvidenceStep } from '../src/model/evidence';
 import { verifyEvidence } from '../src/evidence/verify';
+import { readChain } from '../src/evidence/chain-checks';
 import type { EvidenceVerdict } from '../src/evidence/verdict';
 import { hashJson } from '../src/envelope/canonical';
 import { sealEnvelope } from '../src/envelope/seal';
@@ -288,3 +289,28 @@ test('the evidence endpoint is authenticated like every read, answers 404 for an
   expect(evidence?.summary).toMatch(/^Evidence bundle/);
   expect(evidence?.responses['200']!.content['application/json']!.schema).toEqual(JSON.parse(JSON.stringify(evidenceBundleSchema)));
 });
+
+test("verify reads the chain for this instance's pins alone, and a step number the bundle makes up sends it nowhere", async () => {
+  // Another instance with a pinned step: the Sequencer holds more than this instance's pins.
+  const other = await net.startInstance('acme', 'quote', { buyer: 'acme', seller: 'globex' });
+  const res = await net.api('acme').post(`/instances/${other}/steps`, { step: 'request', input: { item: 'bolt', quantity: 1 } });
+  expect(res.status).toBe(202);
+  await net.pendingTransactions(1);
+  await net.mine(CONFIRMATIONS);
+  await eventually('the other instance pinned', async () => ((await net.api('acme').get<{ steps: StepView[] }>(`/instances/${other}/steps`)).body.steps[0]?.status === 'confirmed' ? true : undefined));
+
+  const { chain } = net.stack.network;
+  const read = await readChain(chain.rpcUrl, chain.sequencer, chain.deployBlock, bundle);
+  const sequencer = new SequencerClient({ rpcUrl: chain.rpcUrl, address: chain.sequencer });
+  const everyPin = await sequencer.tagsBetween(chain.deployBlock, read.head);
+  sequencer.destroy();
+  const ours = (party: string, nonce: number) => tagOf(contextOf(bundle.instance.secret, party, nonce));
+  expect(read.pins.every(({ pin, party, nonce }) => pin.tag === ours(party, nonce))).toBe(true);
+  expect(read.pins.map(({ pin }) => pin.tag)).toEqual(expect.arrayContaining(bundle.steps.map((s) => s.pin.tag)));
+  expect(everyPin.length).toBeGreaterThan(read.pins.length);
+
+  // A bundle may claim any step number; the verifier looks only as far as the chain leads it.
+  const madeUp = copy();
+  madeUp.steps[1]!.envelope.nonce = 1_000_000_000_000;
+  expect(failures(await verify(madeUp))).toEqual(expect.arrayContaining(['1:envelope', 'bundle:complete']));
+}, 120_000);

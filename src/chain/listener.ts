@@ -21,8 +21,7 @@ import type { Store } from '../store/store';
 import type { CheckpointDoc, InstanceDoc } from '../store/documents';
 import { TAG_WINDOW } from '../store/store';
 import { participantsOf } from '../model/instance';
-import type { ObservedTag } from '../model/pin';
-import { contextOf, tagOf } from './pins';
+import { instancePinsBetween } from './instance-pins';
 import { PollLoop } from './poll-loop';
 
 export interface ListenerOptions {
@@ -107,23 +106,7 @@ export class ChainListener {
     const from = Math.max(sinceBlock, startBlock);
     const head = await sequencer.head();
     if (from > head) return 0;
-    // Each author's recognised step numbers reach TAG_WINDOW past the last one found, as the
-    // store's do: found steps may reach further, so read again until none does.
-    const reach = new Map(participantsOf(instance.header).map((author) => [author, TAG_WINDOW]));
-    const wanted = new Map<string, { author: string; nonce: number }>();
-    let found: ObservedTag[] = [];
-    for (let grown = true; grown; ) {
-      for (const [author, last] of reach) for (let nonce = 1; nonce <= last; nonce++) wanted.set(tagOf(contextOf(instance.secret, author, nonce)), { author, nonce });
-      found = await sequencer.tagsBetween(from, head, new Set(wanted.keys()));
-      grown = false;
-      for (const { tag } of found) {
-        const { author, nonce } = wanted.get(tag)!;
-        if (nonce + TAG_WINDOW > reach.get(author)!) {
-          reach.set(author, nonce + TAG_WINDOW);
-          grown = true;
-        }
-      }
-    }
+    const found = (await instancePinsBetween(sequencer, instance.secret, new Map(participantsOf(instance.header).map((author) => [author, TAG_WINDOW])), from, head)).map((p) => p.pin);
     if (found.length === 0) return 0;
     // One at a time, in chain order: each slides its author's window before the next is looked up.
     let steps = 0;

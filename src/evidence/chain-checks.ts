@@ -5,6 +5,7 @@
  */
 import { getAddress } from 'ethers';
 import { SequencerClient } from '../chain/sequencer';
+import { instancePinsBetween, type InstancePin } from '../chain/instance-pins';
 import { contextOf, stepLeaf, tagOf } from '../chain/pins';
 import { verifyMerkleProof } from '../chain/merkle';
 import { comparePositions, type ObservedTag } from '../model/pin';
@@ -13,19 +14,25 @@ import { participantsOf } from '../model/instance';
 import { TAG_WINDOW } from '../store/store';
 import { fail, pass, type Check } from './verdict';
 
-/** What the verifier read from the chain: every pin of the Sequencer from its deployment to the head. */
+/**
+ * What the verifier read from the chain: every pin of the instance's tags, whoever sent it, from
+ * the Sequencer's deployment to the head, each with the party and step number its tag stands for.
+ * Each author's step numbers are looked for up to TAG_WINDOW past the last one found, as a node
+ * looks ahead; never from the numbers the bundle claims, which could send the search anywhere.
+ */
 export interface ChainView {
   chainId: number;
   head: number;
-  pins: ObservedTag[];
+  pins: InstancePin[];
 }
 
-export async function readChain(rpcUrl: string, sequencer: string, fromBlock: number): Promise<ChainView> {
+export async function readChain(rpcUrl: string, sequencer: string, fromBlock: number, bundle: EvidenceBundle): Promise<ChainView> {
   const client = new SequencerClient({ rpcUrl, address: sequencer });
   try {
     const head = await client.head();
     const chainId = Number((await client.provider.getNetwork()).chainId);
-    return { chainId, head, pins: await client.tagsBetween(fromBlock, head) };
+    const reach = new Map(participantsOf(bundle.instance.header).map((party) => [party, TAG_WINDOW]));
+    return { chainId, head, pins: await instancePinsBetween(client, bundle.instance.secret, reach, fromBlock, head) };
   } finally {
     client.destroy();
   }
@@ -37,7 +44,7 @@ function sameAddress(a: string | undefined, b: string | undefined): boolean {
 
 /** The first sequencing of a tag by a given sender: the only one that counts. */
 function firstSequencing(chain: ChainView, tag: string, sender: string): ObservedTag | undefined {
-  return chain.pins.find((p) => p.tag === tag && sameAddress(p.author, sender));
+  return chain.pins.find(({ pin }) => pin.tag === tag && sameAddress(pin.author, sender))?.pin;
 }
 
 export function bundleChain(bundle: EvidenceBundle, chain: ChainView): Check[] {
@@ -48,22 +55,18 @@ export function bundleChain(bundle: EvidenceBundle, chain: ChainView): Check[] {
       : fail('chain', `the RPC endpoint serves chain ${chain.chainId}, the bundle is about chain ${bundle.chain.chainId}`),
   );
   // Every step of the instance that is final on chain must be in the bundle: an exporter cannot
-  // leave out a step that would change the verdict of later ones.
+  // leave out a step that would change the verdict of later ones (a whole run of left-out steps
+  // at the end included: the chain was read past each step found).
   const included = new Set(bundle.steps.map((s) => `${s.envelope.author}/${s.envelope.nonce}`));
   const missing: string[] = [];
-  for (const party of participantsOf(bundle.instance.header)) {
-    const address = bundle.parties[party]?.address;
-    if (!address) continue;
-    // Nonces run on past the bundle's highest until TAG_WINDOW in a row are absent from the chain,
-    // as a node looks ahead: a whole run of left-out steps at the end is found too.
-    let highest = Math.max(0, ...bundle.steps.filter((s) => s.envelope.author === party).map((s) => s.envelope.nonce));
-    for (let nonce = 1; nonce <= highest + TAG_WINDOW; nonce++) {
-      const found = firstSequencing(chain, tagOf(contextOf(bundle.instance.secret, party, nonce)), address);
-      if (!found) continue;
-      highest = Math.max(highest, nonce);
-      const final = chain.head - found.blockNumber + 1 >= bundle.chain.confirmations;
-      if (final && !included.has(`${party}/${nonce}`)) missing.push(`${party}'s step ${nonce} (block ${found.blockNumber}, tx ${found.transactionHash})`);
-    }
+  const counted = new Set<string>();
+  for (const { pin, party, nonce } of chain.pins) {
+    const slot = `${party}/${nonce}`;
+    // A step's pin is its author's first sequencing of its tag; pins in chain order.
+    if (counted.has(slot) || !sameAddress(pin.author, bundle.parties[party]?.address)) continue;
+    counted.add(slot);
+    const final = chain.head - pin.blockNumber + 1 >= bundle.chain.confirmations;
+    if (final && !included.has(slot)) missing.push(`${party}'s step ${nonce} (block ${pin.blockNumber}, tx ${pin.transactionHash})`);
   }
   const duplicated = bundle.steps.length - included.size;
   checks.push(
@@ -85,8 +88,8 @@ export function stepOnChain(bundle: EvidenceBundle, s: EvidenceStep, chain: Chai
   if (p.chainId !== chain.chainId || !sameAddress(p.contract, bundle.chain.sequencer)) {
     return { checks: [fail('pin', `the reference names chain ${p.chainId} and contract ${p.contract}, not chain ${chain.chainId} and the Sequencer ${bundle.chain.sequencer}`)] };
   }
-  const observed = chain.pins.find((o) => comparePositions(o, p) === 0);
-  if (!observed) return { checks: [fail('pin', `no pin on chain at ${where}`)] };
+  const observed = chain.pins.find(({ pin }) => comparePositions(pin, p) === 0)?.pin;
+  if (!observed) return { checks: [fail('pin', `no pin of this instance on chain at ${where}`)] };
   const mismatch = [
     observed.tag !== tag ? `the tag there is ${observed.tag}, not ${tag}` : '',
     observed.transactionHash !== p.transactionHash ? `it is in transaction ${observed.transactionHash}, not ${p.transactionHash}` : '',

@@ -33,7 +33,7 @@ export async function verifyEvidence(value: unknown, opts: VerifyOptions): Promi
   const bundleChecks = bundleIntegrity(bundle, opts.trusted?.parties);
   const sequencer = opts.trusted?.sequencer ?? bundle.chain.sequencer;
   if (opts.trusted?.sequencer) bundleChecks.push(sequencerCheck(bundle.chain.sequencer, opts.trusted.sequencer));
-  const chain = await readChain(opts.rpcUrl, sequencer, opts.trusted?.deployBlock ?? bundle.chain.deployBlock);
+  const chain = await readChain(opts.rpcUrl, sequencer, opts.trusted?.deployBlock ?? bundle.chain.deployBlock, bundle);
   bundleChecks.push(...bundleChain(bundle, chain));
 
   const onChain = bundle.steps.map((s) => stepOnChain(bundle, s, chain));
