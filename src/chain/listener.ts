@@ -19,7 +19,6 @@ import type { Logger } from 'pino';
 import type { SequencerClient } from './sequencer';
 import type { Store } from '../store/store';
 import type { CheckpointDoc, InstanceDoc } from '../store/documents';
-import { TAG_WINDOW } from '../store/store';
 import { participantsOf } from '../model/instance';
 import { instancePinsBetween } from './instance-pins';
 import { PollLoop } from './poll-loop';
@@ -106,7 +105,7 @@ export class ChainListener {
     const from = Math.max(sinceBlock, startBlock);
     const head = await sequencer.head();
     if (from > head) return 0;
-    const found = (await instancePinsBetween(sequencer, instance.secret, new Map(participantsOf(instance.header).map((author) => [author, TAG_WINDOW])), from, head)).map((p) => p.pin);
+    const found = (await instancePinsBetween(sequencer, instance.secret, participantsOf(instance.header), from, head)).map((p) => p.pin);
     if (found.length === 0) return 0;
     // One at a time, in chain order: each slides its author's window before the next is looked up.
     let steps = 0;

@@ -11,7 +11,6 @@ import { verifyMerkleProof } from '../chain/merkle';
 import { comparePositions, type ObservedTag } from '../model/pin';
 import type { EvidenceBundle, EvidenceStep } from '../model/evidence';
 import { participantsOf } from '../model/instance';
-import { TAG_WINDOW } from '../store/store';
 import { fail, pass, type Check } from './verdict';
 
 /**
@@ -31,8 +30,7 @@ export async function readChain(rpcUrl: string, sequencer: string, fromBlock: nu
   try {
     const head = await client.head();
     const chainId = Number((await client.provider.getNetwork()).chainId);
-    const reach = new Map(participantsOf(bundle.instance.header).map((party) => [party, TAG_WINDOW]));
-    return { chainId, head, pins: await instancePinsBetween(client, bundle.instance.secret, reach, fromBlock, head) };
+    return { chainId, head, pins: await instancePinsBetween(client, bundle.instance.secret, participantsOf(bundle.instance.header), fromBlock, head) };
   } finally {
     client.destroy();
   }
