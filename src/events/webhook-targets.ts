@@ -5,7 +5,8 @@
  * something answers there. So:
  *
  * - never to an address no receiver has: unspecified, link-local (the metadata services live
- *   there), multicast, broadcast or reserved ranges, nor the cloud metadata addresses outside them;
+ *   there), multicast, broadcast or reserved ranges, nor the cloud metadata addresses outside them,
+ *   nor an IPv6 address that reaches one of those through NAT64 or 6to4;
  * - with `LOCKSTEP_WEBHOOK_ALLOW` set, only to the host names (`hooks.example.com`,
  *   `*.example.com`) and address ranges (`10.20.0.0/16`, `2001:db8::/32`, `127.0.0.1`) it lists.
  *   A range listed there is allowed even where the first rule would refuse it.
@@ -74,9 +75,15 @@ export class WebhookTargets {
     const inRange = this.allow?.ranges.some(([range, bits]) => range.kind() === parsed.kind() && parsed.match(range, bits)) ?? false;
     if (inRange) return undefined;
     const named = host === address ? `${address}` : `${host} (${address})`;
-    const kind = parsed.range();
-    if (NEVER_RANGES.has(kind)) return `${named} is ${describeRange(kind)} address, which webhooks never go to (a range listed in LOCKSTEP_WEBHOOK_ALLOW would allow it)`;
-    if (METADATA_ADDRESSES.includes(parsed.toNormalizedString())) return `${named} is a cloud metadata service, which webhooks never go to`;
+    // An IPv4 address reached through NAT64 or 6to4 is that address.
+    const embedded = embeddedIPv4(parsed);
+    const own = neverReached(parsed);
+    const through = own === undefined && embedded ? neverReached(embedded) : undefined;
+    const why = own ?? through;
+    if (why) {
+      const via = through ? ` (through ${parsed.range() === '6to4' ? '6to4' : 'NAT64'}: ${embedded!.toString()})` : '';
+      return `${named}${via} is ${why}, which webhooks never go to (a range listed in LOCKSTEP_WEBHOOK_ALLOW would allow it)`;
+    }
     if (this.allow && !(host !== address && this.hostAllowed(host))) return `${named} is not in LOCKSTEP_WEBHOOK_ALLOW`;
     return undefined;
   }
@@ -101,6 +108,24 @@ export class WebhookTargets {
   private hostAllowed(host: string): boolean {
     return (this.allow?.hosts ?? []).some((pattern) => (pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) : host === pattern));
   }
+}
+
+/** What makes `address` one no webhook goes to ("a link-local address"), or undefined. */
+function neverReached(address: Address): string | undefined {
+  const kind = address.range();
+  if (NEVER_RANGES.has(kind)) return `${describeRange(kind)} address`;
+  if (METADATA_ADDRESSES.includes(address.toNormalizedString())) return 'a cloud metadata service';
+  return undefined;
+}
+
+/** The IPv4 address inside a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address. */
+function embeddedIPv4(address: Address): ipaddr.IPv4 | undefined {
+  if (address.kind() !== 'ipv6') return undefined;
+  const parts = (address as ipaddr.IPv6).parts;
+  const octets = (high: number, low: number) => new ipaddr.IPv4([high >> 8, high & 0xff, low >> 8, low & 0xff]);
+  if (parts[0] === 0x64 && parts[1] === 0xff9b && parts.slice(2, 6).every((p) => p === 0)) return octets(parts[6]!, parts[7]!);
+  if (parts[0] === 0x2002) return octets(parts[1]!, parts[2]!);
+  return undefined;
 }
 
 /** The URL's host as a name or a bare address (no IPv6 brackets), lower case. */
