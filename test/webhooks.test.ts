@@ -27,7 +27,7 @@ let mongo: RunningMongo;
 let client: MongoClient;
 let receiver: http.Server;
 let base: string;
-/** Bodies received per path; `/ok/*` answers 200, `/down/<name>` 500 until `<name>` recovers. */
+/** Bodies received per path; `/ok/*` answers 200, `/down/<name>` 500 until `<name>` recovers, `/hang/*` never. */
 const received = new Map<string, { deliveryId: string; event: { seq: number } }[]>();
 const recovered = new Set<string>();
 /** Commands sent per database, while recording (the driver's command monitoring). */
@@ -51,6 +51,7 @@ beforeAll(async () => {
       const list = received.get(url) ?? [];
       list.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as { deliveryId: string; event: { seq: number } });
       received.set(url, list);
+      if (url.startsWith('/hang/')) return; // never answers
       const ok = url.startsWith('/ok/') || recovered.has(url.slice('/down/'.length));
       res.writeHead(ok ? 200 : 500).end();
     });
@@ -239,4 +240,17 @@ test('a webhook goes only where LOCKSTEP_WEBHOOK_ALLOW lets it, checked on the a
   expect(calls('/ok/allow-refused')).toEqual([]);
   const [dead] = await webhooks.listDeliveries(APP, refused.id, 'dead', 10);
   expect(dead!.lastError).toBe('refused: ::1 is not in LOCKSTEP_WEBHOOK_ALLOW');
+});
+
+test('a receiver that never answers fails the attempt at the timeout, naming it, and the delivery goes on to its next', async () => {
+  const { webhooks, events, start } = await party('webhooks_timeout', { timeoutMs: 300 });
+  const hung = (await webhooks.create(APP, { url: `${base}/hang/timeout` })).subscription;
+  start();
+  await emit(events, ['timeout:1']);
+  const [dead] = await eventually('dead after its attempts', async () => {
+    const list = await webhooks.listDeliveries(APP, hung.id, 'dead', 10);
+    return list.length === 1 ? list : undefined;
+  });
+  expect(dead).toMatchObject({ attempts: SETTINGS.maxAttempts, lastError: 'no answer within 300 ms' });
+  expect(calls('/hang/timeout')).toHaveLength(SETTINGS.maxAttempts);
 });
