@@ -1,6 +1,7 @@
 /**
  * `lockstep stack up` and `stack down` as a user runs them, in two terminals: `up` runs in the
- * foreground and writes the network file; `down`, from another process, stops it in order.
+ * foreground and writes the network file (here with mutual TLS for the data exchange); `down`,
+ * from another process, stops it in order.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -24,7 +25,8 @@ test('stack up runs until stack down stops it from another process', async () =>
   const dir = mkdtempSync(join(tmpdir(), 'lockstep-stack-cli-'));
   const env = { ...process.env };
   for (const name of ['TEMPORAL_ADDRESS', 'MONGODB_URI', 'ETH_RPC_URL']) delete env[name];
-  up = spawn(process.execPath, [bin, 'stack', 'up', '--dir', dir, '--free-ports', '--parties', 'acme', '--manual-mining', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // With mutual TLS for the data exchange: the throwaway CA and each party's certificate (the test networks cover plain HTTP).
+  up = spawn(process.execPath, [bin, 'stack', 'up', '--dir', dir, '--free-ports', '--parties', 'acme', '--manual-mining', '--mtls', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   up.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -36,6 +38,9 @@ test('stack up runs until stack down stops it from another process', async () =>
   expect(printed.networkFile).toBe(join(dir, 'network.json'));
   expect(printed.network.devKeys).toBeUndefined();
   const network = JSON.parse(readFileSync(printed.networkFile, 'utf8')) as NetworkFile;
+  expect(network.parties.acme!.dxUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+  expect(network.devTls?.requireClientCert).toBe(true);
+  for (const file of [network.devTls!.ca, network.devTls!.parties.acme!.cert, network.devTls!.parties.acme!.key]) expect(readFileSync(file, 'utf8')).toMatch(/^-----BEGIN /);
   const provider = new JsonRpcProvider(network.chain.rpcUrl, undefined, { staticNetwork: true });
   expect(Number(await provider.getBlockNumber())).toBeGreaterThanOrEqual(network.chain.deployBlock);
   provider.destroy();
