@@ -134,6 +134,7 @@ export function loadNodeConfig(opts: NodeOptions, env: NodeJS.ProcessEnv = proce
     runLimits: {
       maxEvents: intFromEnv(env, 'LOCKSTEP_MAX_EVENTS_PER_RUN', DEFAULT_RUN_LIMITS.maxEvents, 100, 40_000),
       maxMessages: intFromEnv(env, 'LOCKSTEP_MAX_MESSAGES_PER_RUN', DEFAULT_RUN_LIMITS.maxMessages, 1, 1_500),
+      maxHistoryBytes: intFromEnv(env, 'LOCKSTEP_MAX_HISTORY_BYTES_PER_RUN', DEFAULT_RUN_LIMITS.maxHistoryBytes, 65_536, 40 * 1_048_576),
     },
     apiKeys: apiKeysFromEnv(env),
     idempotencyTtlSeconds: intFromEnv(env, 'LOCKSTEP_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 30 * 86_400),

@@ -43,3 +43,9 @@ test('webhooks may go anywhere allowed unless LOCKSTEP_WEBHOOK_ALLOW lists where
   expect(load({ LOCKSTEP_WEBHOOK_ALLOW: 'hooks.example.com,10.0.0.0/8' }).webhooks.allow).toEqual({ hosts: ['hooks.example.com'], ranges: [[expect.anything(), 8]] });
   expect(() => load({ LOCKSTEP_WEBHOOK_ALLOW: 'hooks.example.com,a_b' })).toThrow('LOCKSTEP_WEBHOOK_ALLOW: "a_b" is neither a host name');
 });
+
+test('a run continues as new once its history has grown 16 MiB, unless LOCKSTEP_MAX_HISTORY_BYTES_PER_RUN says otherwise', () => {
+  expect(load({}).runLimits.maxHistoryBytes).toBe(16 * 1_048_576);
+  expect(load({ LOCKSTEP_MAX_HISTORY_BYTES_PER_RUN: '1048576' }).runLimits.maxHistoryBytes).toBe(1_048_576);
+  expect(() => load({ LOCKSTEP_MAX_HISTORY_BYTES_PER_RUN: '1000' })).toThrow('LOCKSTEP_MAX_HISTORY_BYTES_PER_RUN must be an integer between 65536 and 41943040, got "1000"');
+});

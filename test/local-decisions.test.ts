@@ -45,6 +45,8 @@ let bundle: WorkflowBundleWithSourceMap;
 const calls: string[] = [];
 /** What the stand-in publishStep was asked to publish. */
 const published: PublishRequest[] = [];
+/** Instances whose publishing the stand-in holds until the promise resolves (a step in flight). */
+const held = new Map<string, Promise<void>>();
 
 const standIns = {
   inviteParticipants: () => Promise.resolve(),
@@ -53,9 +55,9 @@ const standIns = {
     return Promise.resolve({ envelopeHash: `0x${String(req.nonce).padStart(64, '0')}` });
   },
   pinStep: () => Promise.resolve({ root: '0x00', index: 0, count: 1, proof: [], transactionHash: '0x00' }),
-  publishStep: (req: PublishRequest) => {
+  publishStep: async (req: PublishRequest) => {
     published.push(req);
-    return Promise.resolve();
+    await held.get(req.instanceId);
   },
   recordDecision: (decision: { seq: number; status: string }) => {
     calls.push(`recordDecision ${decision.seq} ${decision.status}`);
@@ -202,6 +204,44 @@ test('a proposal with its salt has its envelope built in the Update\'s task: onl
     await Worker.runReplayHistory({ workflowBundle: bundle }, await handle.fetchHistory());
     await handle.terminate('test over');
   } finally {
+    await leading.stop();
+  }
+}, 120_000);
+
+test('a run whose history has grown past its byte limit takes no new proposal until it has continued as new', async () => {
+  const totals = loadDefinitionFile(join(__dirname, 'fixtures', 'definitions', 'guarded-totals.yaml'));
+  const leading = processWorkers(true);
+  await leading.lead();
+  let release = (): void => undefined;
+  held.set('bytes-1', new Promise<void>((resolve) => (release = resolve)));
+  try {
+    const header: InstanceHeader = { id: 'bytes-1', definitionId: 'guarded-totals', definitionHash: totals.hash, roles: { buyer: 'globex', seller: NAMESPACE }, createdBy: NAMESPACE, createdAt: '2026-11-21T00:00:00.000Z' };
+    const limits = { maxEvents: 10_000, maxMessages: 1_000, maxHistoryBytes: 65_536 };
+    const handle = await client.workflow.start(instanceWorkflow, { workflowId: 'bytes-1', taskQueue: TASK_QUEUE, args: [{ header, definition: totals.definition, party: NAMESPACE, limits }] });
+    const firstRun = handle.firstExecutionRunId;
+
+    // 100 KB of notes, twice in the history (the Update, the publish activity's input): past 64 KiB.
+    const notes = 'n'.repeat(100_000);
+    await handle.executeUpdate(proposeUpdate, { args: [{ step: 'quote-a', input: { amount: 10, notes }, salt: newSalt() }] });
+    const refused = await handle.executeUpdate(proposeUpdate, { args: [{ step: 'quote-b', input: { amount: 20, notes }, salt: newSalt() }] }).then(
+      () => undefined,
+      (error: Error) => error.cause as ApplicationFailure,
+    );
+    expect(refused?.type).toBe('unavailable');
+    expect(refused?.message).toMatch(/^instance bytes-1 is continuing as new \(this run's history has grown by 0\.\d\d MiB, past its 0\.06 MiB\); propose again in a moment$/);
+
+    // Its step published, the run continues as new, and the next run takes the proposal.
+    release();
+    const accepted = await eventually('quote-b taken by the next run', () =>
+      handle.executeUpdate(proposeUpdate, { args: [{ step: 'quote-b', input: { amount: 20, notes }, salt: newSalt() }] }).then((r) => r, () => undefined),
+    );
+    expect(accepted.status).toBe('pending');
+    const { runId } = await handle.describe();
+    expect(runId).not.toBe(firstRun);
+    // The first run replays, refusal and all.
+    await Worker.runReplayHistory({ workflowBundle: bundle }, await client.workflow.getHandle('bytes-1', firstRun).fetchHistory());
+  } finally {
+    release();
     await leading.stop();
   }
 }, 120_000);

@@ -23,7 +23,14 @@ const waitsForOpen = () =>
     ApplicationFailure.create({ message: 'step "claim" must wait for "open" to be final', type: 'precondition_failed', nonRetryable: true, details: [[{ field: '/step', message: 'after: open' }]] }),
   );
 
-function contextWith(answers: Array<'missing' | 'ok' | 'waits-for-open'>, status: 'active' | 'ended' = 'active', confirmed: string[] = []) {
+/** The workflow's refusal while its run is about to continue as new (its history grown past its limit). */
+const continuing = () =>
+  new WorkflowUpdateFailedError(
+    'Workflow Update failed',
+    ApplicationFailure.create({ message: `instance ${ID} is continuing as new (this run's history has grown by 16.20 MiB, past its 16.00 MiB); propose again in a moment`, type: 'unavailable', nonRetryable: true, details: [[]] }),
+  );
+
+function contextWith(answers: Array<'missing' | 'ok' | 'waits-for-open' | 'continuing'>, status: 'active' | 'ended' = 'active', confirmed: string[] = []) {
   const calls: string[] = [];
   const ctx = {
     store: {
@@ -39,6 +46,7 @@ function contextWith(answers: Array<'missing' | 'ok' | 'waits-for-open'>, status
             const answer = answers.shift() ?? 'missing';
             if (answer === 'missing') return Promise.reject(new WorkflowNotFoundError('workflow not found', `instance-${ID}`, undefined));
             if (answer === 'waits-for-open') return Promise.reject(waitsForOpen());
+            if (answer === 'continuing') return Promise.reject(continuing());
             return Promise.resolve(RESULT);
           },
         }),
@@ -72,6 +80,15 @@ test('a workflow that never starts: 503 unavailable after the bounded attempts',
   const { error } = await settle(proposeStep(ctx, ID, { step: 'quote', input: {} }));
   expect(error).toMatchObject({ code: 'unavailable', message: expect.stringContaining('not running on this node yet') });
   expect(calls).toHaveLength(6);
+});
+
+test('a run about to continue as new (its history full) is waited for, under one update id', async () => {
+  const { ctx, calls } = contextWith(['continuing', 'continuing', 'ok']);
+  const { value, error } = await settle(proposeStep(ctx, ID, { step: 'quote', input: {} }, 'erp:key-3'));
+  expect(error).toBeUndefined();
+  expect(value).toBe(RESULT);
+  expect(calls).toHaveLength(3);
+  expect(new Set(calls).size).toBe(1);
 });
 
 test('an ended instance is a conflict at once, not waited for', async () => {

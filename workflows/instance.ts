@@ -97,6 +97,8 @@ const TASK_ATTRIBUTES_PATCH = 'human-task-search-attributes';
 const LOCAL_DECISIONS_PATCH = 'decisions-recorded-in-task';
 /** Runs recorded before publishStep and inviteParticipants replay with an activity for the pin and one per peer. */
 const ONE_ACTIVITY_FOR_PEERS_PATCH = 'one-activity-for-all-peers';
+/** Runs recorded before they watched their history's size replay without continuing as new for it. */
+const HISTORY_BYTES_PATCH = 'history-bytes-per-run';
 /** Runs recorded before the workflow built a salted proposal's envelope itself replay with sealStep queued. */
 const ENVELOPE_IN_TASK_PATCH = 'envelope-built-in-task';
 
@@ -142,6 +144,16 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   const peersInOneActivity = patched(ONE_ACTIVITY_FOR_PEERS_PATCH);
   // Set only in runs that have peersInOneActivity too: publishStep is what stores such a step.
   const buildsEnvelopes = patched(ENVELOPE_IN_TASK_PATCH);
+  const maxHistoryBytes = patched(HISTORY_BYTES_PATCH) ? (limits.maxHistoryBytes ?? DEFAULT_RUN_LIMITS.maxHistoryBytes) : Infinity;
+  /**
+   * Each proposal puts its data in the history twice (its Update, its publish activity's input),
+   * and a run continues as new only between proposals (`inFlight`): a burst of large ones could
+   * otherwise carry a run past Temporal's 50 MB and get the workflow terminated. Counted from the
+   * run's start, so that a large input (definition, carried state) cannot make every run full.
+   */
+  const startingBytes = workflowInfo().historySize;
+  const grownBytes = (): number => workflowInfo().historySize - startingBytes;
+  const historyFull = (): boolean => grownBytes() > maxHistoryBytes;
 
   /** In this workflow task if it can be (see `inTask`), otherwise queued for the leading process. */
   async function recordDecision(decision: Decision): Promise<void> {
@@ -237,6 +249,9 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       }
       if (request.salt !== undefined && (typeof request.salt !== 'string' || !SALT.test(request.salt))) {
         throw new LockstepError('bad_request', `salt must be 32 bytes as 0x-prefixed lower-case hex; got ${JSON.stringify(request.salt)?.slice(0, 80)}`, [{ field: '/salt', message: 'not 32 bytes of hex' }]);
+      }
+      if (historyFull()) {
+        throw new LockstepError('unavailable', `instance ${header.id} is continuing as new (this run's history has grown by ${(grownBytes() / 1_048_576).toFixed(2)} MiB, past its ${(maxHistoryBytes / 1_048_576).toFixed(2)} MiB); propose again in a moment`);
       }
       const input = inputOf(request);
       // The REST API refuses such data at its edge; an Update from the Temporal UI reaches here unchecked,
@@ -385,7 +400,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
 
   function runTooLong(): boolean {
     const info = workflowInfo();
-    return info.continueAsNewSuggested || info.historyLength > limits.maxEvents || messages > limits.maxMessages;
+    return info.continueAsNewSuggested || info.historyLength > limits.maxEvents || messages > limits.maxMessages || historyFull();
   }
 
   const finished = (): boolean => state.ended !== undefined && pending.size === 0 && inFlight === 0;

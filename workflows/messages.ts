@@ -66,9 +66,14 @@ export interface RunLimits {
   maxEvents: number;
   /** Updates and signals per run (Temporal allows 2,000 updates and 10,000 signals). */
   maxMessages: number;
+  /**
+   * History bytes per run (Temporal terminates a workflow whose history passes 50 MB). Past it
+   * the run takes no new proposal until it has continued as new; absent in runs started before.
+   */
+  maxHistoryBytes?: number;
 }
 
-export const DEFAULT_RUN_LIMITS: RunLimits = { maxEvents: 10_000, maxMessages: 1_000 };
+export const DEFAULT_RUN_LIMITS: Required<RunLimits> = { maxEvents: 10_000, maxMessages: 1_000, maxHistoryBytes: 16 * 1_048_576 };
 
 export interface InstanceResult {
   outcome: string;

@@ -86,12 +86,13 @@ export async function proposeStep(ctx: NodeContext, instanceId: string, proposal
       const refusal = notStarted
         ? new LockstepError('unavailable', `instance ${instanceId} is not running on this node yet (its invitation is still being processed); try again shortly`)
         : asLockstepError(error, instanceId);
-      // The server refuses updates while the workflow's last task is failed or timed out (it
-      // retries that task by itself), and gives up waiting when a busy worker is slow to run the
-      // validator; and the workflow may not have applied steps this node already shows confirmed.
-      // In all of these asking again under the same id is safe.
-      const passing =
-        notStarted || isTransientUpdateRefusal(error) || error instanceof WorkflowUpdateRPCTimeoutOrCancelledError || (await awaitsRecordedSteps(ctx, instanceId, refusal));
+      // Passing refusals, all `unavailable`: the workflow not started yet (above); the server
+      // refusing updates while the workflow's last task is failed or timed out (it retries that
+      // task by itself), or giving up waiting when a busy worker is slow to run the validator; the
+      // workflow refusing them while its run is about to continue as new (its history is full).
+      // And the workflow may not have applied steps this node already shows confirmed. In all of
+      // these asking again under the same id is safe.
+      const passing = (refusal instanceof LockstepError && refusal.code === 'unavailable') || (await awaitsRecordedSteps(ctx, instanceId, refusal));
       if (!passing || attempt >= UPDATE_ATTEMPTS) throw refusal;
       await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
     }
