@@ -16,8 +16,9 @@ import { fail, pass, type Check } from './verdict';
 /**
  * What the verifier read from the chain: every pin of the instance's tags, whoever sent it, from
  * the Sequencer's deployment to the head, each with the party and step number its tag stands for.
- * Each author's step numbers are looked for up to TAG_WINDOW past the last one found, as a node
- * looks ahead; never from the numbers the bundle claims, which could send the search anywhere.
+ * Each author's steps are those reached from step 1 with no gap wider than TAG_WINDOW, as a node
+ * sees them (instance-pins.ts); never the numbers the bundle claims, which could send the search
+ * anywhere.
  */
 export interface ChainView {
   chainId: number;
