@@ -25,6 +25,7 @@ test('without an allow list, a webhook may go anywhere but to addresses no recei
     ['http://[64:ff9b::a9fe:a9fe]/', /64:ff9b::a9fe:a9fe \(through NAT64: 169\.254\.169\.254\) is a link-local address/],
     ['http://[2002:a9fe:a9fe::1]/', /\(through 6to4: 169\.254\.169\.254\) is a link-local address/],
     ['ftp://hooks.example.com/', /over http or https, not ftp/],
+    ['https://user:secret@hooks.example.com/', /carries no credentials/],
     ['not a url', /is not a URL/],
   ];
   for (const [url, problem] of refused) expect([url, anyAddress.urlProblem(url)]).toEqual([url, expect.stringMatching(problem)]);

@@ -63,6 +63,8 @@ export class WebhookTargets {
       return `"${url}" is not a URL`;
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return `webhooks are sent over http or https, not ${parsed.protocol.slice(0, -1)}`;
+    // Shown back with the webhook and stored in the clear; the signature is how a receiver knows the sender.
+    if (parsed.username || parsed.password) return 'a webhook URL carries no credentials (user:password@); a receiver authenticates a delivery by its Lockstep-Signature';
     const host = hostOf(parsed);
     if (ipaddr.isValid(host)) return this.addressProblem(host, host);
     if (this.allow && !this.hostAllowed(host) && this.allow.ranges.length === 0) return `host ${host} is not in LOCKSTEP_WEBHOOK_ALLOW`;
