@@ -97,10 +97,10 @@ const TASK_ATTRIBUTES_PATCH = 'human-task-search-attributes';
 const LOCAL_DECISIONS_PATCH = 'decisions-recorded-in-task';
 /** Runs recorded before publishStep and inviteParticipants replay with an activity for the pin and one per peer. */
 const ONE_ACTIVITY_FOR_PEERS_PATCH = 'one-activity-for-all-peers';
-/** Runs recorded before they watched their history's size replay without continuing as new for it. */
-const HISTORY_BYTES_PATCH = 'history-bytes-per-run';
 /** Runs recorded before the workflow built a salted proposal's envelope itself replay with sealStep queued. */
 const ENVELOPE_IN_TASK_PATCH = 'envelope-built-in-task';
+/** Runs recorded before they watched their history's size replay without continuing as new for it. */
+const HISTORY_BYTES_PATCH = 'history-bytes-per-run';
 
 /** Turns a rule violation into a failure the caller sees, with its code and offending fields. */
 function refuse(error: unknown): never {

@@ -17,6 +17,7 @@ import { stateFromConfirmed } from '../process/tasks';
 import { LockstepError } from '../model/errors';
 import { confirmedIn, positionOf } from '../store/store';
 import { comparePositions } from '../model/pin';
+import { ruleData } from '../model/envelope';
 
 /**
  * Decides a final, proven step of an ended instance. True once it is decided (now or before);
@@ -37,7 +38,7 @@ export async function decideAfterEnd(ctx: NodeContext, slot: SlotDoc): Promise<b
   const state = stateFromConfirmed(definition, confirmedIn(history), true);
   let rejection: { code: string; message: string; winner?: string };
   try {
-    judge(definition, instance.header, state, { step: step.step, author: step.author, input: step.data?.input, output: step.data?.output }, slot.position.timestamp, false);
+    judge(definition, instance.header, state, { step: step.step, author: step.author, ...(step.data ? ruleData(step.data) : {}) }, slot.position.timestamp, false);
     // Unreachable while the rules refuse every step after the end; refuse loudly rather than apply.
     rejection = { code: 'conflict', message: `instance has ended with outcome "${state.ended?.outcome}"` };
   } catch (error) {

@@ -24,12 +24,26 @@ export interface ConfirmedStep {
  * exactly as there.
  */
 export function stateFromConfirmed(definition: Definition, confirmed: ConfirmedStep[], ended: boolean): ProcessState {
+  let last: ProcessState | undefined;
+  for (const { state } of statesAlong(definition, confirmed, ended)) last = state;
+  return last!;
+}
+
+/**
+ * The same fold, one state at a time: the initial state, then the state after each confirmed
+ * step (with the step's id), then, for an instance ended without its definition ending it, that
+ * state marked ended.
+ */
+function* statesAlong(definition: Definition, confirmed: ConfirmedStep[], ended: boolean): Generator<{ state: ProcessState; taken?: string }> {
   let state = initialState(definition);
+  yield { state };
   for (const c of confirmed) {
     const step = definition.steps.find((s) => s.id === c.step);
-    if (step) state = applyStep(state, step, c, definition);
+    if (!step) continue;
+    state = applyStep(state, step, c, definition);
+    yield { state, taken: c.step };
   }
-  return ended && !state.ended ? { ...state, ended: { outcome: 'ended', envelopeHash: '' } } : state;
+  if (ended && !state.ended) yield { state: { ...state, ended: { outcome: 'ended', envelopeHash: '' } } };
 }
 
 /** Steps whose actor role `party` plays and whose predecessors are final. */
@@ -47,15 +61,14 @@ export interface TaskOccurrence {
 }
 
 /**
- * Every spell of `party`'s human tasks in the instance, in the order they opened, from the same
- * fold as `stateFromConfirmed`: after each confirmed step, the human steps the party may take
- * are open, and one that is no longer so (or was the step taken) has closed.
+ * Every spell of `party`'s human tasks in the instance, in the order they opened, along the fold
+ * of `stateFromConfirmed`: after each confirmed step, the human steps the party may take are
+ * open, and one that is no longer so (or was the step taken) has closed.
  */
 export function taskOccurrences(definition: Definition, header: InstanceHeader, confirmed: ConfirmedStep[], ended: boolean, party: string): TaskOccurrence[] {
   const all: TaskOccurrence[] = [];
   const open = new Map<string, TaskOccurrence>();
-  let state = initialState(definition);
-  const look = (taken?: string): void => {
+  for (const { state, taken } of statesAlong(definition, confirmed, ended)) {
     const available = new Set(stepsFor(definition, header, state, party).filter((s) => s.human).map((s) => s.id));
     for (const [id, spell] of open) {
       if (available.has(id) && id !== taken) continue;
@@ -68,17 +81,6 @@ export function taskOccurrences(definition: Definition, header: InstanceHeader, 
       all.push(spell);
       open.set(id, spell);
     }
-  };
-  look();
-  for (const c of confirmed) {
-    const step = definition.steps.find((s) => s.id === c.step);
-    if (!step) continue;
-    state = applyStep(state, step, c, definition);
-    look(c.step);
-  }
-  if (ended && !state.ended) {
-    state = { ...state, ended: { outcome: 'ended', envelopeHash: '' } };
-    look();
   }
   return all;
 }

@@ -491,11 +491,12 @@ export class Store {
   /**
    * An instance's history, with each step's data (`withData: false`: only what the step document
    * holds, for a reader that needs the steps' names and order alone): decided steps in sequence,
-   * then the pending ones. `instance`, when the caller has read it already, saves reading it again. On FerretDB each step is read by `_id`
-   * from the instance's list (`stepIds`): a filter on `instanceId` reads and decodes every step
-   * of every instance there (docs/performance.md), which an app polling one instance's history
-   * turned into the node's largest cost (the soak run). Instances stored before the list, and
-   * every instance on MongoDB, are read by the `instanceId` index.
+   * then the pending ones. `instance`, when the caller has read it already, saves reading it
+   * again. On FerretDB each step is read by `_id` from the instance's list (`stepIds`): a filter
+   * on `instanceId` reads and decodes every step of every instance there (docs/performance.md),
+   * which an app polling one instance's history turned into the node's largest cost (the soak
+   * run). Instances stored before the list, and every instance on MongoDB, are read by the
+   * `instanceId` index.
    */
   async history(instanceId: string, instance?: InstanceDoc | null, read: { withData?: boolean } = {}): Promise<StepDoc[]> {
     const listed = this.serialised ? (instance ?? (await this.instance(instanceId)))?.stepIds : undefined;
