@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { MongoClient } from 'mongodb';
 import { startTestNetwork, type TestNetwork } from './support/network';
 import { eventually } from './support/eventually';
 import { definitionsWith } from './support/definitions-dir';
@@ -252,6 +253,42 @@ describe('tasks', () => {
     expect(human).toEqual([expect.objectContaining({ step: 'approve', actor: 'approver', human: { assignee: 'approver', form: 'approval-form', instructions: 'Check the amount against the budget.' } })]);
     // wms acts only as seller: the approver's task is not its to see.
     expect((await net.api('globex').withKey(WMS).get('/tasks')).body.tasks.filter((t: any) => t.instanceId === id)).toEqual([]);
+  });
+
+  test("each node keeps its party's open steps on the instance, and the listing reads them, not the history", async () => {
+    const mongo = await MongoClient.connect(net.stack.network.mongodb.uri);
+    try {
+      const instances = (party: string) => mongo.db(net.stack.network.parties[party]!.database).collection<{ _id: string; openSteps?: string[] }>('instances');
+      const openSteps = async (party: string, id: string) => (await instances(party).findOne({ _id: id }))?.openSteps;
+      const listed = async (party: string, id: string) => (await net.api(party).withKey(OPS).get('/tasks')).body.tasks.filter((t: any) => t.instanceId === id).map((t: any) => t.step);
+
+      const start = await acme.post('/instances', { definition: 'approval', roles: { requester: 'acme', approver: 'globex' } });
+      expect(start.status).toBe(201);
+      const id = start.body.instance.id as string;
+      await eventually('approval on globex', async () => ((await globex.get(`/instances/${id}`)).status === 200 ? true : undefined));
+      // Stored with the instance, on the node that started it and on the one it invited.
+      expect(await openSteps('acme', id)).toEqual(['request']);
+      expect(await openSteps('globex', id)).toEqual([]);
+
+      const waiting = acme.post(`/instances/${id}/steps?wait=confirmed`, { step: 'request', input: { amount: 80 } });
+      await net.pendingTransactions(1);
+      await net.mine(1);
+      expect((await waiting).status).toBe(200);
+      // The decision moves them on every node.
+      await eventually('open steps moved on globex', async () => ((await openSteps('globex', id))?.[0] === 'approve' ? true : undefined));
+      expect(await openSteps('globex', id)).toEqual(['approve']);
+      await eventually('open steps moved on acme', async () => ((await openSteps('acme', id))?.length === 0 ? true : undefined));
+      expect(await listed('globex', id)).toEqual(['approve']);
+
+      // What the node lists is what the instance records, whatever its history would say.
+      await instances('globex').updateOne({ _id: id }, { $set: { openSteps: [] } });
+      expect(await listed('globex', id)).toEqual([]);
+      // An instance stored before nodes kept the record has its open steps derived from its history.
+      await instances('globex').updateOne({ _id: id }, { $unset: { openSteps: '' } });
+      expect(await listed('globex', id)).toEqual(['approve']);
+    } finally {
+      await mongo.close();
+    }
   });
 });
 

@@ -35,6 +35,7 @@ import { jsonValueProblem, stepDataSizeProblem } from '../src/process/json-value
 import { applyStep, judge, nextSteps, StepRefused } from '../src/process/rules';
 import { guardReadData, guardReadPaths } from '../src/process/guard';
 import { initialState } from '../src/process/state';
+import { openStepIds } from '../src/process/tasks';
 import { participantsOf } from '../src/model/instance';
 import { hasHumanSteps, instanceCurrentDetails, openHumanTasks, taskAttributes } from './human-tasks';
 import {
@@ -128,6 +129,8 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
   /** Final tags by slot (`author/nonce`), with their envelope once it is here and proven. */
   const confirmations = new Map<string, PinConfirmation>((carried?.confirmations ?? []).map((c) => [c.slot, c]));
   let ownNonce = carried?.ownNonce ?? 0;
+  /** This party's open steps as this run last had them recorded (`Decision.openSteps`): unknown at its start, so its first decision records them. */
+  let recordedOpenSteps: string | undefined;
   let inFlight = 0;
   let messages = 0;
   /** Hashes of recently decided steps, so a late duplicate notice cannot revive one. Bounded. */
@@ -362,6 +365,9 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     pending.delete(next.envelopeHash);
     confirmations.delete(next.slot);
     lastPosition = next.position;
+    const openSteps = openStepIds(definition, header, party, state);
+    const openChanged = JSON.stringify(openSteps) !== recordedOpenSteps;
+    recordedOpenSteps = JSON.stringify(openSteps);
     await recordDecision({
       instanceId: header.id,
       envelopeHash: next.envelopeHash,
@@ -372,6 +378,7 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
       outcome: state.ended?.outcome,
       step: proposal.step,
       author: proposal.author,
+      ...(openChanged ? { openSteps } : {}),
     });
     publishSearchAttributes();
     showTasks();

@@ -1,6 +1,7 @@
 /**
- * `GET /tasks`: the steps this party may take now across its active instances, derived from the
- * decided history with the workflow's own rules, minus steps this party already proposed. Steps
+ * `GET /tasks`: the steps this party may take now across its active instances, as each decision
+ * leaves them on the instance (`InstanceDoc.openSteps`, from the workflow's own rules), minus steps
+ * this party already proposed. Steps
  * marked `human` are flagged, with their assignee, form and instructions, and link to the
  * instance's workflow in the Temporal Web UI, where a person can complete them. An app sees only
  * the tasks of roles it may act in.
@@ -12,6 +13,7 @@ import { callerOf, mayActAs } from './auth';
 import { enumParam, limitParam, stringParam } from './query';
 import { instanceWorkflowId } from '../../workflows/messages';
 import { confirmedIn } from '../store/store';
+import type { StepDoc } from '../store/documents';
 
 const SCANNED_INSTANCES = 5_000;
 
@@ -29,21 +31,28 @@ export function taskRoutes(ctx: NodeContext): Router {
     const only = enumParam(req, 'kind', ['human', 'all'] as const) ?? 'all';
     const definition = stringParam(req, 'definition');
     const caller = callerOf(res);
-    const active = await ctx.store.instances
-      .find({ status: 'active', parties: ctx.party, ...(definition ? { 'header.definitionId': definition } : {}) })
+    // Instances with nothing open for this party are left out by the query; those stored before
+    // nodes kept `openSteps` have none, and their open steps are derived from their history.
+    const active = ctx.store.instances
+      .find({ status: 'active', parties: ctx.party, openSteps: { $ne: [] }, ...(definition ? { 'header.definitionId': definition } : {}) })
       .sort({ createdAt: 1, _id: 1 })
-      .limit(SCANNED_INSTANCES)
-      .toArray();
+      .limit(SCANNED_INSTANCES);
     const tasks = [];
-    for (const doc of active) {
+    for await (const doc of active) {
       if (tasks.length >= limit) break;
       const { definition: def } = ctx.definitions.byAgreedHash(doc.header.definitionHash, `instance ${doc._id}`);
-      // Names and order alone: which steps are next evaluates no guard.
-      const history = await ctx.store.history(doc._id, doc, { withData: false });
-      const confirmed = confirmedIn(history);
-      const proposed = new Set(history.filter((s) => s.status === 'pending' && s.author === ctx.party).map((s) => s.step));
-      for (const step of stepsFor(def, doc.header, stateFromConfirmed(def, confirmed, false), ctx.party)) {
-        if (proposed.has(step.id) || !mayActAs(caller, step.actor) || (only === 'human' && !step.human)) continue;
+      let history: StepDoc[] | undefined;
+      // Names and order alone: which steps are open evaluates no guard.
+      const readHistory = async (): Promise<StepDoc[]> => (history ??= await ctx.store.history(doc._id, doc, { withData: false }));
+      const open = doc.openSteps
+        ? def.steps.filter((s) => doc.openSteps!.includes(s.id))
+        : stepsFor(def, doc.header, stateFromConfirmed(def, confirmedIn(await readHistory()), false), ctx.party);
+      const wanted = open.filter((step) => mayActAs(caller, step.actor) && (only === 'all' || step.human));
+      if (wanted.length === 0) continue;
+      // Only an instance with a task for the caller has its history read: for the steps this party proposed already.
+      const proposed = new Set((await readHistory()).filter((s) => s.status === 'pending' && s.author === ctx.party).map((s) => s.step));
+      for (const step of wanted) {
+        if (proposed.has(step.id)) continue;
         tasks.push({
           instanceId: doc._id,
           definition: def.id,

@@ -13,6 +13,7 @@ import { participantsOf, rolesOf } from '../model/instance';
 import { LockstepError } from '../model/errors';
 import { verifyEnvelope, verifyInvitation } from '../envelope/verify';
 import { findStep } from '../process/rules';
+import { openStepIds } from '../process/tasks';
 import { validateStepData } from '../process/step-data';
 import { MAX_STEP_DATA_BYTES } from '../process/json-value';
 import { problemHandler } from '../http/problem';
@@ -97,13 +98,13 @@ export function createExchangeApp(ctx: NodeContext, pins: PinSignaller, chain: P
     const invitation = requireShape<Invitation>(req.body, 'invitation');
     verifyInvitation(ctx.network, invitation);
     const { header } = invitation;
-    ctx.definitions.byAgreedHash(header.definitionHash, `invitation to instance ${header.id}`, header.definitionId);
+    const { definition } = ctx.definitions.byAgreedHash(header.definitionHash, `invitation to instance ${header.id}`, header.definitionId);
     if (!participantsOf(header).includes(ctx.party)) {
       throw new LockstepError('forbidden', `${ctx.party} plays no role in instance ${header.id}`, [{ field: '/header/roles', message: 'not a participant' }]);
     }
     const unknown = participantsOf(header).filter((p) => !ctx.network.parties[p]);
     if (unknown.length > 0) throw new LockstepError('bad_request', `unknown parties: ${unknown.join(', ')}`, [{ field: '/header/roles', message: 'unknown party' }]);
-    const stored = await ctx.store.saveInstance(invitation);
+    const stored = await ctx.store.saveInstance(invitation, openStepIds(definition, header, ctx.party));
     if (stored.status === 'ended') {
       // A repeat (the creator's retry did not know this node had answered): the instance ended
       // here, its workflow has finished; only a workflow's first run may decide its steps.

@@ -13,6 +13,7 @@ import type { NodeContext } from './context';
 import { startInstanceWorkflow } from './workflows';
 import { syncHumanTasks } from '../events/human-tasks';
 import { awaitedSteps } from '../process/rules';
+import { openStepIds } from '../process/tasks';
 import { instanceWorkflowId, proposeUpdate, type ProposeRequest, type ProposeResult } from '../../workflows/messages';
 
 export interface StartRequest {
@@ -46,7 +47,8 @@ export async function startInstance(ctx: NodeContext, request: StartRequest): Pr
   // No pin of the new instance can be in a block that exists already: the head now, or (the
   // chain unreachable) the last block the listener read.
   const sinceBlock = await ctx.sequencer.head().catch(async () => (await ctx.store.checkpoint())?.scannedBlock ?? ctx.network.chain.deployBlock);
-  await ctx.store.saveInstance({ ...sealInvitation(ctx.wallet, header, newSecret()), sinceBlock });
+  const openSteps = openStepIds(loaded.definition, header, ctx.party);
+  await ctx.store.saveInstance({ ...sealInvitation(ctx.wallet, header, newSecret()), sinceBlock }, openSteps);
   await syncHumanTasks(ctx.store, ctx.definitions, ctx.party, header.id);
   await startInstanceWorkflow(ctx, header);
   ctx.log.info({ instanceId: header.id, definition: header.definitionId }, 'instance started');

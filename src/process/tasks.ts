@@ -51,6 +51,15 @@ export function stepsFor(definition: Definition, header: InstanceHeader, state: 
   return nextSteps(definition, header, state).filter((s) => header.roles[s.actor] === party);
 }
 
+/**
+ * The ids of those steps (at the start, by default), as a node keeps them on its instance
+ * document (`InstanceDoc.openSteps`) so that `GET /tasks` reads no history for an instance that
+ * waits on others.
+ */
+export function openStepIds(definition: Definition, header: InstanceHeader, party: string, state: ProcessState = initialState(definition)): string[] {
+  return stepsFor(definition, header, state, party).map((s) => s.id);
+}
+
 /** One spell of a human task being open: from the step becoming available to this party until it is taken, or no longer available. */
 export interface TaskOccurrence {
   step: string;

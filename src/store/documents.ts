@@ -24,6 +24,14 @@ export interface InstanceDoc {
    * instances stored before it was kept: their history is read by the `instanceId` index.
    */
   stepIds?: string[];
+  /**
+   * The steps this party may take now by the decided history (names and order: no guards, no
+   * deadlines), set when the instance is stored and by each decision that changes them, so that
+   * `GET /tasks` passes over an instance that waits on others without reading its history. Absent
+   * on instances stored before it was kept, until their next such decision: `GET /tasks` derives
+   * theirs from the history.
+   */
+  openSteps?: string[];
 }
 
 export interface StepDoc extends StepRecord {

@@ -65,6 +65,8 @@ export interface Decision {
   /** The step's id and author, for the event (the workflow knows them); read from the step when absent. */
   step?: string;
   author?: string;
+  /** This party's open steps after it (`InstanceDoc.openSteps`), when the decision changed them. */
+  openSteps?: string[];
 }
 
 export class Store {
@@ -186,8 +188,11 @@ export class Store {
     await this.events.ensureIndexes();
   }
 
-  /** Idempotent: the same invitation twice is fine; a different one under the same id is refused. */
-  async saveInstance(invitation: Invitation): Promise<InstanceDoc> {
+  /**
+   * Idempotent: the same invitation twice is fine; a different one under the same id is refused.
+   * `openSteps`: this party's steps open at the start (`InstanceDoc.openSteps`).
+   */
+  async saveInstance(invitation: Invitation, openSteps?: string[]): Promise<InstanceDoc> {
     const now = new Date();
     const doc: InstanceDoc = {
       _id: invitation.header.id,
@@ -197,6 +202,7 @@ export class Store {
       ...(invitation.sinceBlock !== undefined ? { sinceBlock: invitation.sinceBlock } : {}),
       parties: participantsOf(invitation.header),
       status: 'active',
+      ...(openSteps ? { openSteps } : {}),
       createdAt: now,
       updatedAt: now,
       ...(this.serialised ? { stepIds: [] } : {}),
@@ -542,8 +548,9 @@ export class Store {
         },
       },
     );
-    if (d.outcome) {
-      await this.instances.updateOne({ _id: d.instanceId }, { $set: { status: 'ended', outcome: d.outcome, updatedAt: new Date() } });
+    if (d.outcome || d.openSteps) {
+      const ended = d.outcome ? { status: 'ended' as const, outcome: d.outcome } : {};
+      await this.instances.updateOne({ _id: d.instanceId }, { $set: { ...ended, ...(d.openSteps ? { openSteps: d.openSteps } : {}), updatedAt: new Date() } });
     }
     await this.events.emit({
       type: d.status === 'confirmed' ? 'step.confirmed' : 'step.rejected',
