@@ -8,7 +8,7 @@ import { parseWebhookAllowList, WebhookTargets } from '../src/events/webhook-tar
 const anyAddress = new WebhookTargets();
 
 test('without an allow list, a webhook may go anywhere but to addresses no receiver has', () => {
-  for (const url of ['http://127.0.0.1:8080/hook', 'https://hooks.example.com/x', 'http://10.1.2.3/', 'http://[::1]:9000/', 'http://192.168.0.10/', 'http://[64:ff9b::808:808]/']) {
+  for (const url of ['http://127.0.0.1:8080/hook', 'https://hooks.example.com/x', 'http://10.1.2.3/', 'http://[::1]:9000/', 'http://192.168.0.10/', 'http://[64:ff9b::808:808]/', 'http://[2001:0:4136:e378:8000:63bf:f7f7:f7f7]/']) {
     expect([url, anyAddress.urlProblem(url)]).toEqual([url, undefined]);
   }
   const refused: [string, RegExp][] = [
@@ -21,9 +21,11 @@ test('without an allow list, a webhook may go anywhere but to addresses no recei
     ['http://255.255.255.255/', /is a broadcast address/],
     ['http://[fd00:ec2::254]/', /is a cloud metadata service/],
     ['http://100.100.100.200/', /is a cloud metadata service/],
-    // IPv4 reached through NAT64 or 6to4 is the IPv4 address.
+    // IPv4 reached through NAT64, 6to4 or Teredo is the IPv4 address.
     ['http://[64:ff9b::a9fe:a9fe]/', /64:ff9b::a9fe:a9fe \(through NAT64: 169\.254\.169\.254\) is a link-local address/],
     ['http://[2002:a9fe:a9fe::1]/', /\(through 6to4: 169\.254\.169\.254\) is a link-local address/],
+    // Teredo: the client's address, bits inverted, in the last 32 bits (~169.254.169.254 = 5601:5601).
+    ['http://[2001:0:4136:e378:8000:63bf:5601:5601]/', /\(through Teredo: 169\.254\.169\.254\) is a link-local address/],
     ['ftp://hooks.example.com/', /over http or https, not ftp/],
     ['https://user:secret@hooks.example.com/', /carries no credentials/],
     ['not a url', /is not a URL/],

@@ -6,7 +6,7 @@
  *
  * - never to an address no receiver has: unspecified, link-local (the metadata services live
  *   there), multicast, broadcast or reserved ranges, nor the cloud metadata addresses outside them,
- *   nor an IPv6 address that reaches one of those through NAT64 or 6to4;
+ *   nor an IPv6 address that reaches one of those through NAT64, 6to4 or Teredo;
  * - with `LOCKSTEP_WEBHOOK_ALLOW` set, only to the host names (`hooks.example.com`,
  *   `*.example.com`) and address ranges (`10.20.0.0/16`, `2001:db8::/32`, `127.0.0.1`) it lists.
  *   A range listed there is allowed even where the first rule would refuse it.
@@ -77,13 +77,13 @@ export class WebhookTargets {
     const inRange = this.allow?.ranges.some(([range, bits]) => range.kind() === parsed.kind() && parsed.match(range, bits)) ?? false;
     if (inRange) return undefined;
     const named = host === address ? `${address}` : `${host} (${address})`;
-    // An IPv4 address reached through NAT64 or 6to4 is that address.
+    // An IPv4 address reached through NAT64, 6to4 or Teredo is that address.
     const embedded = embeddedIPv4(parsed);
     const own = neverReached(parsed);
-    const through = own === undefined && embedded ? neverReached(embedded) : undefined;
+    const through = own === undefined && embedded ? neverReached(embedded.ipv4) : undefined;
     const why = own ?? through;
     if (why) {
-      const via = through ? ` (through ${parsed.range() === '6to4' ? '6to4' : 'NAT64'}: ${embedded!.toString()})` : '';
+      const via = through ? ` (through ${embedded!.through}: ${embedded!.ipv4.toString()})` : '';
       return `${named}${via} is ${why}, which webhooks never go to (a range listed in LOCKSTEP_WEBHOOK_ALLOW would allow it)`;
     }
     if (this.allow && !(host !== address && this.hostAllowed(host))) return `${named} is not in LOCKSTEP_WEBHOOK_ALLOW`;
@@ -120,13 +120,15 @@ function neverReached(address: Address): string | undefined {
   return undefined;
 }
 
-/** The IPv4 address inside a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address. */
-function embeddedIPv4(address: Address): ipaddr.IPv4 | undefined {
+/** The IPv4 address an IPv6 address reaches through NAT64 (64:ff9b::/96), 6to4 (2002::/16) or Teredo (2001::/32), with the mechanism's name. */
+function embeddedIPv4(address: Address): { ipv4: ipaddr.IPv4; through: string } | undefined {
   if (address.kind() !== 'ipv6') return undefined;
   const parts = (address as ipaddr.IPv6).parts;
   const octets = (high: number, low: number) => new ipaddr.IPv4([high >> 8, high & 0xff, low >> 8, low & 0xff]);
-  if (parts[0] === 0x64 && parts[1] === 0xff9b && parts.slice(2, 6).every((p) => p === 0)) return octets(parts[6]!, parts[7]!);
-  if (parts[0] === 0x2002) return octets(parts[1]!, parts[2]!);
+  if (parts[0] === 0x64 && parts[1] === 0xff9b && parts.slice(2, 6).every((p) => p === 0)) return { ipv4: octets(parts[6]!, parts[7]!), through: 'NAT64' };
+  if (parts[0] === 0x2002) return { ipv4: octets(parts[1]!, parts[2]!), through: '6to4' };
+  // Teredo carries its client's address in the last 32 bits, each bit inverted.
+  if (parts[0] === 0x2001 && parts[1] === 0) return { ipv4: octets(parts[6]! ^ 0xffff, parts[7]! ^ 0xffff), through: 'Teredo' };
   return undefined;
 }
 
