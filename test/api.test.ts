@@ -34,7 +34,7 @@ beforeAll(async () => {
     env: {
       LOCKSTEP_API_KEYS: JSON.stringify(KEYS),
       LOCKSTEP_BODY_LIMIT_BYTES: '4096',
-      LOCKSTEP_DEFINITIONS: definitionsWith('approval.yaml'),
+      LOCKSTEP_DEFINITIONS: definitionsWith('approval.yaml', 'race.yaml'),
     },
   });
   acme = net.api('acme').withKey(OPS);
@@ -290,6 +290,38 @@ describe('tasks', () => {
       await mongo.close();
     }
   });
+
+  test('a page at a time: a cursor walk lists every task once, oldest instance first, a page ending inside an instance included', async () => {
+    // Three steps open for acme in each race (host and left are acme's roles), none for globex.
+    const races: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const start = await acme.post('/instances', { definition: 'race', roles: { host: 'acme', left: 'acme', right: 'globex' } });
+      expect(start.status).toBe(201);
+      races.push(start.body.instance.id as string);
+    }
+    const all = (await acme.get('/tasks?limit=500')).body;
+    expect(all.next).toBeNull();
+    const key = (t: any) => `${t.instanceId}/${t.step}`;
+    for (const id of races) expect(all.tasks.filter((t: any) => t.instanceId === id).map((t: any) => t.step)).toEqual(['open', 'note-host', 'note-left']);
+
+    const walked: string[] = [];
+    let cursor: string | null = null;
+    for (let pages = 0; pages < 100; pages++) {
+      const res: any = await acme.get(`/tasks?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(res.status).toBe(200);
+      expect(res.body.tasks.length).toBeLessThanOrEqual(2);
+      walked.push(...res.body.tasks.map(key));
+      cursor = res.body.next;
+      if (!cursor) break;
+    }
+    expect(cursor).toBeNull();
+    expect(walked).toEqual(all.tasks.map(key));
+
+    // A cursor belongs to its query.
+    const first: any = await acme.get('/tasks?limit=1');
+    expectProblem(await acme.get(`/tasks?limit=1&kind=human&cursor=${first.body.next}`), 400, '?cursor');
+    expectProblem(await acme.get('/tasks?cursor=garbage'), 400, '?cursor');
+  });
 });
 
 describe('queries', () => {
@@ -405,7 +437,7 @@ describe('node and definitions', () => {
   test('definitions: list and get', async () => {
     const list = await acme.get('/definitions');
     const bundled = readdirSync(join(repoRoot(), 'definitions')).filter((f) => f.endsWith('.yaml')).map((f) => f.replace(/\.yaml$/, ''));
-    expect(list.body.definitions.map((d: any) => d.id).sort()).toEqual(['approval', ...bundled].sort());
+    expect(list.body.definitions.map((d: any) => d.id).sort()).toEqual(['approval', 'race', ...bundled].sort());
     const one = await acme.get('/definitions/purchase-order');
     expect(one.body.definition.steps.map((s: any) => s.id)).toEqual(['order', 'accept', 'ship', 'pay']);
   });

@@ -165,7 +165,13 @@ export function openApiDocument(definitions: LoadedDefinition[], party: string):
         responses: { '200': ok('a page', { type: 'object', properties: { steps: { type: 'array', items: ref('Step') }, next: { type: ['string', 'null'] } } }), '400': problem('bad parameter'), ...AUTH_ERRORS },
       },
     },
-    '/tasks': { get: { summary: `Steps ${party} may take now, human ones flagged`, parameters: [query('kind', { enum: ['all', 'human'] }, 'only human tasks'), query('definition', { type: 'string' }, 'definition id'), query('limit', { type: 'integer' }, 'max tasks')], responses: { '200': ok('tasks', { type: 'object' }), ...AUTH_ERRORS } } },
+    '/tasks': {
+      get: {
+        summary: `Steps ${party} may take now, human ones flagged; oldest instance first`,
+        parameters: [query('kind', { enum: ['all', 'human'] }, 'only human tasks'), query('definition', { type: 'string' }, 'definition id'), ...paging],
+        responses: { '200': ok('a page', { type: 'object', properties: { tasks: { type: 'array', items: { type: 'object' } }, next: { type: ['string', 'null'] } } }), '400': problem('bad parameter'), ...AUTH_ERRORS },
+      },
+    },
     '/events': { get: { summary: 'The event log, for batch readers (WebSocket: /api/v1/events/ws)', parameters: [query('after', { type: 'integer', minimum: 0 }, 'sequence number to read after'), query('types', { type: 'string' }, 'comma-separated event types'), query('instance', { type: 'string' }, 'instance id'), query('limit', { type: 'integer' }, 'page size')], responses: { '200': ok('events', { type: 'object', properties: { events: { type: 'array', items: ref('Event') }, next: { type: 'integer' } } }), ...AUTH_ERRORS } } },
     '/webhooks': {
       post: { summary: 'Subscribe a URL to events (signed with HMAC-SHA256)', parameters: [idempotencyKey], requestBody: { required: true, content: json(ref('WebhookRequest')) }, responses: { '201': ok('subscribed; the secret is shown once', { type: 'object', properties: { webhook: ref('Webhook'), secret: { type: 'string' } } }), ...WRITE_ERRORS } },

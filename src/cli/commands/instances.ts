@@ -128,12 +128,26 @@ export function instanceCommands(program: Command): void {
       .command('tasks')
       .option('--human', 'only human tasks')
       .option('--definition <id>', 'only instances of this definition')
+      .option('--limit <n>', 'at most this many (oldest instance first)', '100')
       .description('steps this party may take now, across its active instances'),
-  ).action(async (opts: NodeTargetOptions & { human?: boolean; definition?: string }) => {
-    const query = new URLSearchParams({ kind: opts.human ? 'human' : 'all', ...(opts.definition ? { definition: opts.definition } : {}) });
-    const body = await call<{ tasks: Task[] }>(nodeClient(opts), 'listing tasks', (c) => c.get(`/tasks?${query.toString()}`));
-    emit(opts, body.tasks, () =>
-      body.tasks.length === 0 ? 'no tasks' : table([['INSTANCE', 'DEFINITION', 'STEP', 'ROLE', 'KIND'], ...body.tasks.map((t) => [t.instanceId, t.definition, t.step, t.actor, t.human ? `human (${t.human.assignee ?? 'anyone'})` : 'system'])]),
+  ).action(async (opts: NodeTargetOptions & { human?: boolean; definition?: string; limit: string }) => {
+    const limit = Number(opts.limit);
+    if (!Number.isInteger(limit) || limit < 1) throw new CliError(`--limit must be a whole number of 1 or more, got "${opts.limit}"`);
+    const client = nodeClient(opts);
+    const tasks: Task[] = [];
+    let cursor: string | null = null;
+    // Page by page (the API's pages hold at most 500) until the limit or the last page.
+    do {
+      const query = new URLSearchParams({ kind: opts.human ? 'human' : 'all', limit: String(Math.min(limit - tasks.length, 500)), ...(opts.definition ? { definition: opts.definition } : {}), ...(cursor ? { cursor } : {}) });
+      const body: { tasks: Task[]; next: string | null } = await call(client, 'listing tasks', (c) => c.get(`/tasks?${query.toString()}`));
+      tasks.push(...body.tasks);
+      cursor = body.next;
+    } while (cursor && tasks.length < limit);
+    emit(opts, tasks, () =>
+      [
+        tasks.length === 0 ? 'no tasks' : table([['INSTANCE', 'DEFINITION', 'STEP', 'ROLE', 'KIND'], ...tasks.map((t) => [t.instanceId, t.definition, t.step, t.actor, t.human ? `human (${t.human.assignee ?? 'anyone'})` : 'system'])]),
+        ...(cursor ? [`more tasks than --limit ${limit}`] : []),
+      ].join('\n'),
     );
   });
 }
