@@ -7,7 +7,8 @@
  * once more with each peer's step told in the final pin's signal, not in an envelope signal of
  * its own; and the purchase order and the approval once more under `envelope-built-in-task`,
  * each proposal sent through the REST API built in its Update's workflow task and signed and
- * stored by publishStep, the approval's step completed in the Temporal UI sealed by sealStep)
+ * stored by publishStep, the approval's step completed in the Temporal UI sealed by sealStep; and
+ * both once more under `history-bytes-per-run`, as the code of 23 November records them)
  * must replay against the current workflow code. A change that would break running instances fails here; make it with Temporal's
  * patching API, then record new fixtures (two-party-step.test.ts and human-tasks-ui.test.ts
  * write fresh ones to test-output/histories/).
