@@ -116,7 +116,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
     throw new Error(`the key given for ${config.party} is for ${wallet.address}, but the network file says ${me.address}`);
   }
   const definitions = new DefinitionRegistry(loadDefinitions(config.definitionsDir));
-  const store = await Store.connect(network.mongodb.uri, me.database);
+  const store = await Store.connect(network.mongodb.uri, me.database, log);
   const liveness = new NodeLiveness(store.pulse, log);
   await liveness.start();
   const sequencer = new SequencerClient({ rpcUrl: network.chain.rpcUrl, address: network.chain.sequencer, chainId: network.chain.chainId });

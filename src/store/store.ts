@@ -18,6 +18,8 @@ import { isFerretDb, withBoundedCommands, withSerialWrites } from './serial-writ
 import type { ConfirmedStep } from '../process/tasks';
 import { isDuplicateKey, ignoreDuplicate } from './duplicate-key';
 import { LeaderTerm } from './leader-term';
+import { StuckMonitorWatchdog } from './stuck-monitor';
+import type { Logger } from 'pino';
 
 /** How many of each author's next steps a node recognises ahead of time (detects gaps too). */
 export const TAG_WINDOW = 16;
@@ -103,6 +105,8 @@ export class Store {
   private readonly slotLines = new Map<string, Promise<void>>();
   /** While this process leads its party: its memory of the chain records it alone writes (leader-term.ts). */
   private term?: LeaderTerm;
+  /** One per client: reconnects it should its server monitoring stop (stuck-monitor.ts). */
+  private watchdogs: StuckMonitorWatchdog[] = [];
 
   private constructor(
     private readonly client: MongoClient,
@@ -130,7 +134,8 @@ export class Store {
     this.events = new EventLog(db, serialised);
   }
 
-  static async connect(uri: string, database: string): Promise<Store> {
+  /** `log`, where given, hears when a client's server monitoring stopped and it was reconnected (stuck-monitor.ts). */
+  static async connect(uri: string, database: string, log?: Logger): Promise<Store> {
     // A bounded pool: a burst of decisions (50 instances at once) opened about 100 connections per
     // node; operations beyond the pool wait in the driver instead.
     const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, maxPoolSize: MAX_POOL_SIZE });
@@ -145,6 +150,7 @@ export class Store {
     // (inserts) need no line, and must not wait in it or for the main pool (src/node/liveness.ts, leadership.ts).
     const pulse = ferret ? withBoundedCommands(pulseClient.db(database)) : pulseClient.db(database);
     const store = new Store(client, ferret ? withSerialWrites(db) : db, ferret, pulseClient, pulse);
+    store.watchdogs = [watchMonitoring(client, 'store', log), watchMonitoring(pulseClient, 'pulse', log)];
     await store.ensureIndexes();
     return store;
   }
@@ -168,6 +174,7 @@ export class Store {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.watchdogs.map((w) => w.stop()));
     await Promise.all([this.client.close(), this.pulseClient.close()]);
   }
 
@@ -872,4 +879,15 @@ export function confirmedIn(history: readonly StepDoc[]): ConfirmedStep[] {
       ...(s.chain ? { timestamp: s.chain.timestamp } : {}),
       ...(s.data ? ruleData(s.data) : {}),
     }));
+}
+
+/** A started watchdog for `client`, reporting to `log` under `name`. */
+function watchMonitoring(client: MongoClient, name: string, log: Logger | undefined): StuckMonitorWatchdog {
+  const watchdog = new StuckMonitorWatchdog(client, {
+    stuck: (r) => log?.warn({ client: name, ...r }, 'database client stopped hearing from its server (a heartbeat never ended); reconnecting it'),
+    reconnected: (r) => log?.info({ client: name, ...r }, 'database client reconnected'),
+    failed: (r, err) => log?.warn({ client: name, ...r, err }, 'database client could not reconnect yet; trying again shortly'),
+  });
+  watchdog.start();
+  return watchdog;
 }

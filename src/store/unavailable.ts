@@ -1,11 +1,11 @@
 /**
  * Errors that mean "the database cannot be reached or did not answer just now", as opposed to a
  * refusal of the request or a fault in the node: the connection dropped, no server could be
- * selected, the pool had no connection to give, or the node itself gave up on a command (its time
- * bound) or dropped it (a step-down). A request that meets one is worth retrying as it is, so the
+ * selected, the pool had no connection to give, the node is reconnecting its client, or the node
+ * itself gave up on a command (its time bound) or dropped it (a step-down). A request that meets one is worth retrying as it is, so the
  * REST API and the data exchange answer it with 503, not 500.
  */
-import { MongoNetworkError, MongoServerSelectionError } from 'mongodb';
+import { MongoNetworkError, MongoNotConnectedError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb';
 
 /** A command the node abandoned after its time bound, or a write it dropped without sending (serial-writes.ts). */
 export class StoreUnavailableError extends Error {
@@ -20,6 +20,9 @@ export function isStoreUnavailable(error: unknown): boolean {
     error instanceof StoreUnavailableError ||
     error instanceof MongoNetworkError || // the pool cleared after a dropped connection included
     error instanceof MongoServerSelectionError ||
+    // The client is being reconnected (stuck-monitor.ts): closed, or not connected again yet.
+    error instanceof MongoTopologyClosedError ||
+    error instanceof MongoNotConnectedError ||
     (error instanceof Error && error.name === WAIT_QUEUE_TIMEOUT)
   );
 }
