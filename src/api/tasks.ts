@@ -38,6 +38,19 @@ interface TaskView {
   links: { take: string; instance: string; temporalUi?: string };
 }
 
+function taskView(ctx: NodeContext, instanceId: string, definition: string, step: StepDefinition): TaskView {
+  return {
+    instanceId,
+    definition,
+    step: step.id,
+    title: step.title,
+    actor: step.actor,
+    human: step.human ?? null,
+    description: step.description ?? null,
+    links: { take: `/api/v1/instances/${instanceId}/steps`, instance: `/api/v1/instances/${instanceId}`, ...(step.human ? temporalUiLink(ctx, instanceId) : {}) },
+  };
+}
+
 /**
  * Where a page of tasks resumes: the cursor holds the last listed task's instance (its creation
  * time and id) and step, so the next page lists that instance's later steps, then later
@@ -85,20 +98,7 @@ export function taskRoutes(ctx: NodeContext): Router {
       if (wanted.length === 0) continue;
       // Only an instance with a task for the caller has its history read: for the steps this party proposed already.
       const proposed = new Set((await readHistory()).filter((s) => s.status === 'pending' && s.author === ctx.party).map((s) => s.step));
-      for (const step of wanted) {
-        if (proposed.has(step.id)) continue;
-        tasks.push({
-          instanceId: doc._id,
-          definition: def.id,
-          step: step.id,
-          title: step.title,
-          actor: step.actor,
-          human: step.human ?? null,
-          description: step.description ?? null,
-          links: { take: `/api/v1/instances/${doc._id}/steps`, instance: `/api/v1/instances/${doc._id}`, ...(step.human ? temporalUiLink(ctx, doc._id) : {}) },
-          createdAt: doc.createdAt,
-        });
-      }
+      for (const step of wanted) if (!proposed.has(step.id)) tasks.push({ ...taskView(ctx, doc._id, def.id, step), createdAt: doc.createdAt });
     }
     const page = tasks.slice(0, limit);
     const last = page[page.length - 1];
