@@ -5,7 +5,7 @@
  * itself gave up on a command (its time bound) or dropped it (a step-down). A request that meets one is worth retrying as it is, so the
  * REST API and the data exchange answer it with 503, not 500.
  */
-import { MongoNetworkError, MongoNotConnectedError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb';
+import { MongoBulkWriteError, MongoNetworkError, MongoNotConnectedError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb';
 
 /** A command the node abandoned after its time bound, or a write it dropped without sending (serial-writes.ts). */
 export class StoreUnavailableError extends Error {
@@ -23,6 +23,8 @@ export function isStoreUnavailable(error: unknown): boolean {
     // The client is being reconnected (stuck-monitor.ts): closed, or not connected again yet.
     error instanceof MongoTopologyClosedError ||
     error instanceof MongoNotConnectedError ||
-    (error instanceof Error && error.name === WAIT_QUEUE_TIMEOUT)
+    (error instanceof Error && error.name === WAIT_QUEUE_TIMEOUT) ||
+    // A bulk write (insertMany) wraps what failed it: a dropped connection is still one.
+    (error instanceof MongoBulkWriteError && error.errorResponse instanceof Error && isStoreUnavailable(error.errorResponse))
   );
 }
