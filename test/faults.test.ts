@@ -3,12 +3,14 @@
  * node is killed (SIGKILL) and restarted, a peer's data exchange and the chain RPC are cut for a
  * while, and the Temporal dev server and the database are restarted with their files kept. At
  * the end no accepted step is lost or applied twice, every node holds the same history for every
- * instance, and every instance ends as the rules say (see test/support/fault-run.ts).
+ * instance, every instance ends as the rules say (see test/support/fault-run.ts), and no node
+ * answered a request with 500 along the way.
  *
  * The seed is printed; LOCKSTEP_FAULT_SEED=<seed> replays the same plan. `npm run soak` runs the
  * same with more instances and faults (LOCKSTEP_FAULT_PROFILE=soak).
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestNetwork, type TestNetwork } from './support/network';
 import { quietTemporalRuntime } from './support/quiet-runtime';
@@ -50,7 +52,22 @@ test(`seeded run with faults (seed ${SEED}): nothing lost, nothing applied twice
   expect(result.lost).toBe(0);
   expect(result.duplicated).toBe(0);
   expect(result.divergent).toBe(0);
+  // Every fault here passes: a request it meets is answered 503 (retry), never 500 (a fault of the node's own).
+  expect(unhandledErrors()).toEqual([]);
 }, SOAK ? 3_600_000 : 600_000);
+
+/** The errors the nodes answered 500 for ("unhandled error" in their logs), one line each. */
+function unhandledErrors(): string[] {
+  return PARTIES.flatMap((party) =>
+    readFileSync(join(net.dir, `node-${party}.log`), 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('"msg":"unhandled error"'))
+      .map((line) => {
+        const { err } = JSON.parse(line) as { err?: { type?: string; message?: string; stack?: string } };
+        return `${party}: ${err?.type} ${err?.message} (${err?.stack?.split('\n').find((l) => l.includes('/src/'))?.trim()})`;
+      }),
+  );
+}
 
 /** Runs the CLI to its end; resolves with its exit code and output. */
 function cli(args: string[], timeout = 60_000): Promise<{ status: number | null; output: string }> {
