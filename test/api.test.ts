@@ -434,6 +434,36 @@ describe('node and definitions', () => {
     expect(res.body.listener.lag).toBeGreaterThanOrEqual(0);
   });
 
+  test('metrics: Prometheus text without a key; events by type and requests by route counted as they happen; where the chain and the listener stand', async () => {
+    const scrape = async (): Promise<Sample[]> => {
+      const res = await fetch(`${net.stack.network.parties.acme!.apiUrl}/api/v1/metrics`);
+      expect([res.status, res.headers.get('content-type')]).toEqual([200, expect.stringMatching(/^text\/plain; version=0\.0\.4/)]);
+      return parseExposition(await res.text());
+    };
+    const value = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
+      samples.filter((x) => x.name === name && Object.entries({ party: 'acme', ...labels }).every(([k, v]) => x.labels[k] === v)).reduce((sum, x) => sum + x.value, 0);
+
+    const before = await scrape();
+    const id = await startedOrder();
+    await acme.get(`/instances/${id}`);
+    await acme.get('/instances/no-such-instance');
+    const after = await scrape();
+    expect(value(after, 'lockstep_events_total', { type: 'instance.started' }) - value(before, 'lockstep_events_total', { type: 'instance.started' })).toBe(1);
+    expect(value(after, 'lockstep_api_requests_total', { method: 'POST', route: '/api/v1/instances', code: '201' }) - value(before, 'lockstep_api_requests_total', { method: 'POST', route: '/api/v1/instances', code: '201' })).toBe(1);
+    // By the route's pattern, never the instance's id.
+    expect(value(after, 'lockstep_api_requests_total', { method: 'GET', route: '/api/v1/instances/:id', code: '404' }) - value(before, 'lockstep_api_requests_total', { method: 'GET', route: '/api/v1/instances/:id', code: '404' })).toBe(1);
+    expect(after.some((x) => x.labels.route?.includes(id))).toBe(false);
+
+    const status = (await acme.get('/status')).body;
+    expect(value(after, 'lockstep_leading')).toBe(1);
+    expect(value(after, 'lockstep_chain_head_block')).toBeGreaterThan(0);
+    expect(value(after, 'lockstep_listener_scanned_block')).toBeGreaterThan(0);
+    expect(value(after, 'lockstep_listener_scanned_block')).toBeLessThanOrEqual(status.chain.head);
+    expect(value(after, 'lockstep_batcher_ok')).toBe(1);
+    expect(after.some((x) => x.name === 'lockstep_store_writes_queued')).toBe(true); // FerretDB's write line
+    expect(value(after, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+  });
+
   test('definitions: list and get', async () => {
     const list = await acme.get('/definitions');
     const bundled = readdirSync(join(repoRoot(), 'definitions')).filter((f) => f.endsWith('.yaml')).map((f) => f.replace(/\.yaml$/, ''));
@@ -463,3 +493,22 @@ describe('node and definitions', () => {
     expect((await fetch(`${base}/api`, { redirect: 'manual' })).status).toBe(301);
   });
 });
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The samples of a Prometheus text exposition (comments skipped; label values without escapes). */
+function parseExposition(text: string): Sample[] {
+  return text
+    .split('\n')
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => {
+      const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+      if (!match) throw new Error(`not a sample line: ${line}`);
+      const labels = Object.fromEntries([...(match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+      return { name: match[1]!, labels, value: Number(match[3]) };
+    });
+}

@@ -1,7 +1,7 @@
 /**
  * The party's REST API, versioned under /api/v1: definitions, instances and their steps, history
- * queries, tasks, events and webhooks, the node's status, and the OpenAPI document (Swagger UI
- * at /api). Every route but /status and /openapi.json needs an API key; every state-changing one
+ * queries, tasks, events and webhooks, the node's status and metrics (Prometheus), and the OpenAPI
+ * document (Swagger UI at /api). Every route but /status, /metrics and /openapi.json needs an API key; every state-changing one
  * honours Idempotency-Key. The workflow's update validator is the authority on whether a step
  * may be taken; refusals come back as problem+json with the offending field.
  */
@@ -15,6 +15,7 @@ import type { Webhooks } from '../events/webhooks';
 import type { ApiKeys } from './auth';
 import type { IdempotencyKeys } from './idempotency';
 import type { Leadership } from '../node/leadership';
+import type { NodeMetrics } from '../node/metrics';
 import { instanceRoutes } from './instances';
 import { historyRoutes } from './history';
 import { taskRoutes } from './tasks';
@@ -30,6 +31,8 @@ export interface ApiServices {
   webhooks: Webhooks;
   /** Which of the party's processes leads (shown in /status). */
   leadership: Leadership;
+  /** What /metrics serves, and the count of requests answered. */
+  metrics: NodeMetrics;
 }
 
 export function createApiApp(ctx: NodeContext, listener: ChainListener, services: ApiServices): Express {
@@ -40,7 +43,11 @@ export function createApiApp(ctx: NodeContext, listener: ChainListener, services
 
   app.use(swaggerUi());
   const api = express.Router();
+  api.use(services.metrics.countRequests());
   api.use(statusRoutes(ctx, listener, services.leadership));
+  api.get('/metrics', async (_req, res) => {
+    res.type(services.metrics.registry.contentType).send(await services.metrics.registry.metrics());
+  });
   api.get('/openapi.json', (_req, res) => {
     res.json(openApi);
   });

@@ -125,6 +125,7 @@ export function openApiDocument(definitions: LoadedDefinition[], party: string):
 
   const paths: Record<string, Schema> = {
     '/status': { get: { summary: 'Health of this node: Temporal, MongoDB, chain head, listener lag', security: [], responses: { '200': ok('healthy', { type: 'object' }), '503': ok('a dependency is down', { type: 'object' }) } } },
+    '/metrics': { get: { summary: "This process's metrics in Prometheus's text format", security: [], responses: { '200': { description: 'the exposition', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
     '/definitions': { get: { summary: 'Definitions this node holds', responses: { '200': ok('definitions', { type: 'object' }), ...AUTH_ERRORS } } },
     '/definitions/{id}': { get: { summary: 'One definition, with its agreed hash', parameters: [path('id', 'definition id')], responses: { '200': ok('the definition', { type: 'object' }), '404': problem('unknown definition'), ...AUTH_ERRORS } } },
     '/instances': {

@@ -24,6 +24,7 @@ import { DefinitionRegistry } from '../definitions/registry';
 import { loadDefinitions } from '../definitions/load';
 import { Store } from '../store/store';
 import { createApiApp } from '../api/app';
+import { NodeMetrics } from './metrics';
 import { createExchangeApp } from '../exchange/server';
 import { DxClient } from '../exchange/client';
 import { dxServerOptions } from '../exchange/tls';
@@ -225,7 +226,15 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   await leadership.start();
   const sockets = new EventSockets(store.db, store.events, keys, log, config.eventWindow);
 
-  const api = await listen(http.createServer(createApiApp(ctx, listener, { keys, idempotency, webhooks, leadership })), config.apiPort, config.listenHost);
+  const metrics = new NodeMetrics(config.party, {
+    eventsAppended: store.events.appended,
+    leading: () => leadership.isLeader,
+    chainHead: () => listener.head,
+    checkpoint: () => store.checkpoint(),
+    batcher: () => ({ ok: batcher.health.ok, waitingSteps: batcher.waitingSteps() }),
+    storeBacklog: () => serialStatsOf(store.db),
+  });
+  const api = await listen(http.createServer(createApiApp(ctx, listener, { keys, idempotency, webhooks, leadership, metrics })), config.apiPort, config.listenHost);
   sockets.attach(api);
   const dxTransport = config.dxTls ? (config.dxTls.requireClientCert ? 'mutual TLS' : 'TLS') : 'plain HTTP';
   // A TLS-terminating proxy may advertise https for a node that speaks HTTP behind it, so this only warns.
@@ -237,6 +246,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       runtimeStats.stop();
+      metrics.stop();
       shuttingDown = true;
       await sockets.close();
       await close(api);

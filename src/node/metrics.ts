@@ -1,0 +1,89 @@
+/**
+ * What Prometheus scrapes from a node process (`GET /api/v1/metrics`, text exposition format):
+ * the process's own figures (CPU, memory, event-loop delay, collections: prom-client's defaults),
+ * the node's events by type as this process records them (steps proposed, confirmed and rejected,
+ * `pin.failing`, `data.waiting`, `security.refused`, ...), its REST requests by route and status,
+ * and at each scrape whether it leads its party, where the chain and its listener stand, how many
+ * steps wait for a pin transaction and whether those go out, and, on FerretDB, its write line's
+ * backlog. Each process of a party has its own (replicas: sum them in Prometheus); the counters
+ * start at zero when the process does.
+ */
+import type { EventEmitter } from 'node:events';
+import type { RequestHandler } from 'express';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { LockstepEvent } from '../model/event';
+import type { CheckpointDoc } from '../store/documents';
+import type { SerialStats } from '../store/serial-writes';
+
+/** Where the figures read at each scrape come from. */
+export interface MetricSources {
+  /** The event log's in-process notices of the events this process records. */
+  eventsAppended: EventEmitter;
+  leading(): boolean;
+  chainHead(): number;
+  checkpoint(): Promise<CheckpointDoc | null>;
+  batcher(): { ok: boolean; waitingSteps: number };
+  /** The write line's figures on FerretDB; null on MongoDB. */
+  storeBacklog(): SerialStats | null;
+}
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'method' | 'route' | 'code'>;
+  private readonly stopEvents: () => void;
+
+  constructor(party: string, sources: MetricSources) {
+    this.registry.setDefaultLabels({ party });
+    collectDefaultMetrics({ register: this.registry });
+    const events = new Counter({ name: 'lockstep_events_total', help: "Events this process recorded in the node's event log, by type", labelNames: ['type'], registers: [this.registry] });
+    const count = (event: LockstepEvent) => events.inc({ type: event.type });
+    sources.eventsAppended.on('event', count);
+    this.stopEvents = () => sources.eventsAppended.off('event', count);
+    this.requests = new Counter({ name: 'lockstep_api_requests_total', help: 'REST API requests answered, by method, route and status code', labelNames: ['method', 'route', 'code'], registers: [this.registry] });
+
+    const gauge = (name: string, help: string, read: () => number | null | Promise<number | null>) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        async collect() {
+          const value = await read();
+          // Unknown now (no checkpoint yet, not on FerretDB): left out of this scrape rather than shown as 0.
+          if (value === null) this.reset();
+          else this.set(value);
+        },
+      });
+    gauge('lockstep_leading', '1 while this process leads its party (runs the activities, data exchange, batcher, listener and webhooks)', () => (sources.leading() ? 1 : 0));
+    gauge('lockstep_chain_head_block', 'The newest block this process has seen', () => sources.chainHead() || null);
+    gauge('lockstep_listener_scanned_block', 'The last block the chain listener has read', async () => (await sources.checkpoint())?.scannedBlock ?? null);
+    gauge('lockstep_listener_final_block', 'The last block whose pins are final (the confirmation depth below the head)', async () => (await sources.checkpoint())?.confirmedBlock ?? null);
+    gauge('lockstep_batcher_waiting_steps', 'Steps of this party waiting for their pin transaction to be mined', () => sources.batcher().waitingSteps);
+    gauge('lockstep_batcher_ok', "1 while this party's pin transactions go out; 0 while they are refused (see GET /status, batcher)", () => (sources.batcher().ok ? 1 : 0));
+    gauge('lockstep_store_writes_queued', "Writes waiting in the node's FerretDB write line", () => sources.storeBacklog()?.queued ?? null);
+    gauge('lockstep_store_oldest_write_wait_seconds', "How long the oldest write in the node's FerretDB write line has waited", () => {
+      const backlog = sources.storeBacklog();
+      return backlog ? backlog.oldestWaitMs / 1000 : null;
+    });
+  }
+
+  /**
+   * Counts each REST request once answered, by its route's pattern (not its path, which names
+   * instances). Used first in the router it counts for: where it is mounted is read as the
+   * request arrives, since a request that ends in an error leaves the router before it is answered.
+   */
+  countRequests(): RequestHandler {
+    return (req, res, next) => {
+      const mountedAt = req.baseUrl;
+      res.on('finish', () => {
+        const route = req.route as { path?: unknown } | undefined;
+        const pattern = route ? `${mountedAt}${String(route.path)}` : 'unmatched';
+        this.requests.inc({ method: req.method, route: pattern, code: String(res.statusCode) });
+      });
+      next();
+    };
+  }
+
+  stop(): void {
+    this.stopEvents();
+  }
+}
