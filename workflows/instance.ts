@@ -366,8 +366,9 @@ export async function instanceWorkflow(input: InstanceWorkflowInput): Promise<In
     confirmations.delete(next.slot);
     lastPosition = next.position;
     const openSteps = openStepIds(definition, header, party, state);
-    const openChanged = JSON.stringify(openSteps) !== recordedOpenSteps;
-    recordedOpenSteps = JSON.stringify(openSteps);
+    const listed = openSteps.join(' '); // step ids hold no spaces
+    const openChanged = listed !== recordedOpenSteps;
+    recordedOpenSteps = listed;
     await recordDecision({
       instanceId: header.id,
       envelopeHash: next.envelopeHash,
