@@ -303,6 +303,9 @@ describe('tasks', () => {
     expect(all.next).toBeNull();
     const key = (t: any) => `${t.instanceId}/${t.step}`;
     for (const id of races) expect(all.tasks.filter((t: any) => t.instanceId === id).map((t: any) => t.step)).toEqual(['open', 'note-host', 'note-left']);
+    // One instance's.
+    const one = (await acme.get(`/tasks?instance=${races[1]}`)).body;
+    expect([one.tasks.map((t: any) => `${t.instanceId}/${t.step}`), one.next]).toEqual([['open', 'note-host', 'note-left'].map((step) => `${races[1]}/${step}`), null]);
 
     const walked: string[] = [];
     let cursor: string | null = null;

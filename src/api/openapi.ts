@@ -169,7 +169,7 @@ export function openApiDocument(definitions: LoadedDefinition[], party: string):
     '/tasks': {
       get: {
         summary: `Steps ${party} may take now, human ones flagged; oldest instance first`,
-        parameters: [query('kind', { enum: ['all', 'human'] }, 'only human tasks'), query('definition', { type: 'string' }, 'definition id'), ...paging],
+        parameters: [query('kind', { enum: ['all', 'human'] }, 'only human tasks'), query('definition', { type: 'string' }, 'definition id'), query('instance', { type: 'string' }, "one instance's tasks"), ...paging],
         responses: { '200': ok('a page', { type: 'object', properties: { tasks: { type: 'array', items: { type: 'object' } }, next: { type: ['string', 'null'] } } }), '400': problem('bad parameter'), ...AUTH_ERRORS },
       },
     },

@@ -66,13 +66,19 @@ export function taskRoutes(ctx: NodeContext): Router {
   const r = Router();
   r.get('/tasks', async (req, res) => {
     const limit = limitParam(req);
-    const q = { kind: enumParam(req, 'kind', ['human', 'all'] as const) ?? 'all', definition: stringParam(req, 'definition') };
+    const q = { kind: enumParam(req, 'kind', ['human', 'all'] as const) ?? 'all', definition: stringParam(req, 'definition'), instance: stringParam(req, 'instance') };
     const fingerprint = queryFingerprint(q);
     const after = resumeAt(decodeCursor(stringParam(req, 'cursor', /^[A-Za-z0-9_-]{1,1024}$/), fingerprint));
     const caller = callerOf(res);
     // Instances with nothing open for this party are left out by the query; those stored before
     // nodes kept `openSteps` have none, and their open steps are derived from their history.
-    const filter: Filter<InstanceDoc> = { status: 'active', parties: ctx.party, openSteps: { $ne: [] }, ...(q.definition ? { 'header.definitionId': q.definition } : {}) };
+    const filter: Filter<InstanceDoc> = {
+      ...(q.instance ? { _id: q.instance } : {}),
+      status: 'active',
+      parties: ctx.party,
+      openSteps: { $ne: [] },
+      ...(q.definition ? { 'header.definitionId': q.definition } : {}),
+    };
     const active = ctx.store.instances
       .find(after ? { $and: [filter, { $or: [{ createdAt: { $gt: after.createdAt } }, { createdAt: after.createdAt, _id: { [after.step ? '$gte' : '$gt']: after.instanceId } }] }] } : filter)
       .sort({ createdAt: 1, _id: 1 })

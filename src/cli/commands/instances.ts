@@ -128,9 +128,10 @@ export function instanceCommands(program: Command): void {
       .command('tasks')
       .option('--human', 'only human tasks')
       .option('--definition <id>', 'only instances of this definition')
+      .option('--instance <id>', 'only this instance')
       .option('--limit <n>', 'at most this many (oldest instance first)', '100')
       .description('steps this party may take now, across its active instances'),
-  ).action(async (opts: NodeTargetOptions & { human?: boolean; definition?: string; limit: string }) => {
+  ).action(async (opts: NodeTargetOptions & { human?: boolean; definition?: string; instance?: string; limit: string }) => {
     const limit = Number(opts.limit);
     if (!Number.isInteger(limit) || limit < 1) throw new CliError(`--limit must be a whole number of 1 or more, got "${opts.limit}"`);
     const client = nodeClient(opts);
@@ -138,7 +139,7 @@ export function instanceCommands(program: Command): void {
     let cursor: string | null = null;
     // Page by page (the API's pages hold at most 500) until the limit or the last page.
     do {
-      const query = new URLSearchParams({ kind: opts.human ? 'human' : 'all', limit: String(Math.min(limit - tasks.length, 500)), ...(opts.definition ? { definition: opts.definition } : {}), ...(cursor ? { cursor } : {}) });
+      const query = new URLSearchParams({ kind: opts.human ? 'human' : 'all', limit: String(Math.min(limit - tasks.length, 500)), ...(opts.definition ? { definition: opts.definition } : {}), ...(opts.instance ? { instance: opts.instance } : {}), ...(cursor ? { cursor } : {}) });
       const body: { tasks: Task[]; next: string | null } = await call(client, 'listing tasks', (c) => c.get(`/tasks?${query.toString()}`));
       tasks.push(...body.tasks);
       cursor = body.next;
