@@ -450,7 +450,16 @@ describe('node and definitions', () => {
     const id = await startedOrder();
     await acme.get(`/instances/${id}`);
     await acme.get('/instances/no-such-instance');
+    const ordered = acme.post(`/instances/${id}/steps?wait=confirmed&timeout=60`, { step: 'order', input: ORDER });
+    await net.pendingTransactions(1);
+    await net.mine(1);
+    expect((await ordered).body.step.status).toBe('confirmed');
     const after = await scrape();
+    // The step, timed from its proposal to its decision here.
+    const timed = { proposer: 'own', status: 'confirmed' };
+    expect(value(after, 'lockstep_step_decision_seconds_count', timed) - value(before, 'lockstep_step_decision_seconds_count', timed)).toBe(1);
+    expect(value(after, 'lockstep_step_decision_seconds_sum', timed) - value(before, 'lockstep_step_decision_seconds_sum', timed)).toBeGreaterThan(0);
+    expect(value(after, 'lockstep_step_decision_seconds_bucket', { ...timed, le: '+Inf' }) - value(before, 'lockstep_step_decision_seconds_bucket', { ...timed, le: '+Inf' })).toBe(1);
     expect(value(after, 'lockstep_events_total', { type: 'instance.started' }) - value(before, 'lockstep_events_total', { type: 'instance.started' })).toBe(1);
     expect(value(after, 'lockstep_api_requests_total', { method: 'POST', route: '/api/v1/instances', code: '201' }) - value(before, 'lockstep_api_requests_total', { method: 'POST', route: '/api/v1/instances', code: '201' })).toBe(1);
     // By the route's pattern, never the instance's id.

@@ -2,7 +2,8 @@
  * What Prometheus scrapes from a node process (`GET /api/v1/metrics`, text exposition format):
  * the process's own figures (CPU, memory, event-loop delay, collections: prom-client's defaults),
  * the node's events by type as this process records them (steps proposed, confirmed and rejected,
- * `pin.failing`, `data.waiting`, `security.refused`, ...), its REST requests by route and status,
+ * `pin.failing`, `data.waiting`, `security.refused`, ...), how long steps took from their proposal
+ * to their decision here, its REST requests by route and status,
  * and at each scrape whether it leads its party, where the chain and its listener stand, how many
  * steps wait for a pin transaction and whether those go out, and, on FerretDB, its write line's
  * backlog. Each process of a party has its own (replicas: sum them in Prometheus); the counters
@@ -10,7 +11,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { RequestHandler } from 'express';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { LockstepEvent } from '../model/event';
 import type { CheckpointDoc } from '../store/documents';
 import type { SerialStats } from '../store/serial-writes';
@@ -36,7 +37,23 @@ export class NodeMetrics {
     this.registry.setDefaultLabels({ party });
     collectDefaultMetrics({ register: this.registry });
     const events = new Counter({ name: 'lockstep_events_total', help: "Events this process recorded in the node's event log, by type", labelNames: ['type'], registers: [this.registry] });
-    const count = (event: LockstepEvent) => events.inc({ type: event.type });
+    const decidedAfter = new Histogram({
+      name: 'lockstep_step_decision_seconds',
+      help: "From a step's proposal (its author's time) to its decision on this node, for steps this process stored and decided; by who proposed it and the verdict",
+      labelNames: ['proposer', 'status'],
+      buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
+      registers: [this.registry],
+    });
+    const proposals = new ProposalTimes();
+    const count = (event: LockstepEvent) => {
+      events.inc({ type: event.type });
+      if (!event.envelopeHash) return;
+      if (event.type === 'step.proposed') proposals.add(event.envelopeHash, event.data, party);
+      else if (event.type === 'step.confirmed' || event.type === 'step.rejected') {
+        const proposal = proposals.take(event.envelopeHash);
+        if (proposal) decidedAfter.observe({ proposer: proposal.proposer, status: event.type.slice('step.'.length) }, Math.max(0, Date.parse(event.at) - proposal.at) / 1000);
+      }
+    };
     sources.eventsAppended.on('event', count);
     this.stopEvents = () => sources.eventsAppended.off('event', count);
     this.requests = new Counter({ name: 'lockstep_api_requests_total', help: 'REST API requests answered, by method, route and status code', labelNames: ['method', 'route', 'code'], registers: [this.registry] });
@@ -85,5 +102,27 @@ export class NodeMetrics {
 
   stop(): void {
     this.stopEvents();
+  }
+}
+
+/** Steps decided at most this long after they were stored here are timed; older ones are forgotten first. */
+const PROPOSALS_KEPT = 50_000;
+
+/** When each step stored here and not yet decided was proposed, and by whom (bounded: the oldest go first). */
+class ProposalTimes {
+  private readonly times = new Map<string, { at: number; proposer: 'own' | 'peer' }>();
+
+  /** From a `step.proposed` event's data: `{ author, proposedAt }`. */
+  add(envelopeHash: string, data: Record<string, unknown>, party: string): void {
+    const at = typeof data.proposedAt === 'string' ? Date.parse(data.proposedAt) : NaN;
+    if (Number.isNaN(at)) return;
+    if (this.times.size >= PROPOSALS_KEPT) this.times.delete(this.times.keys().next().value!);
+    this.times.set(envelopeHash, { at, proposer: data.author === party ? 'own' : 'peer' });
+  }
+
+  take(envelopeHash: string): { at: number; proposer: 'own' | 'peer' } | undefined {
+    const found = this.times.get(envelopeHash);
+    this.times.delete(envelopeHash);
+    return found;
   }
 }
