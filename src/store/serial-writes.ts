@@ -5,13 +5,14 @@
  * changes: the chain listener recording where a step was sequenced and the data exchange recording
  * its envelope, on the same slot, is exactly that, and a lost field leaves a step undecided.
  *
- * MongoDB does each single-document write atomically, so against it nothing is wrapped. Against
+ * MongoDB does each single-document write atomically, so against it writes need no line. Against
  * FerretDB this process sends its writes to any one document one at a time, through one line
  * (WriteLine): writes to different documents go side by side, a write that may touch documents
  * not known from its arguments goes alone. A second process of the party (a replica) writes only inserts and
  * documents of its own (docs/operations.md, "Replicas"): everything that updates shared
  * documents runs on the leading process alone. The same wrapper bounds every command, read or write, in time
- * (COMMAND_TIMEOUT_MS): a restarted FerretDB can leave the driver waiting for good.
+ * (COMMAND_TIMEOUT_MS): a restarted FerretDB can leave the driver waiting for good, and so can any
+ * server that drops a connection, so on MongoDB every command is bounded too (withBoundedCommands).
  */
 import { ObjectId, type Collection, type Db, type Document } from 'mongodb';
 import { StoreUnavailableError } from './unavailable';
@@ -263,9 +264,10 @@ export function withSerialWrites(db: Db, line = new WriteLine()): Db {
 }
 
 /**
- * The same database with every command bounded in time and no write line: for collections whose
- * every document has one writer (a process's heartbeat, leadership generations), reached through
- * a connection pool of their own (store.ts, `pulse`).
+ * The same database with every command bounded in time and no write line: on MongoDB, whose
+ * writes are atomic, and on either server for collections whose every document has one writer
+ * (a process's heartbeat, leadership generations), reached through a connection pool of their
+ * own (store.ts, `pulse`).
  */
 export function withBoundedCommands(db: Db, timeoutMs = COMMAND_TIMEOUT_MS): Db {
   return wrapCollections(db, () => undefined, timeoutMs);

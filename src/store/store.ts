@@ -146,10 +146,13 @@ export class Store {
     });
     const db = client.db(database);
     const ferret = await isFerretDb(db);
-    // Heartbeats (one document per process, written by it alone) and leadership generations
-    // (inserts) need no line, and must not wait in it or for the main pool (src/node/liveness.ts, leadership.ts).
-    const pulse = ferret ? withBoundedCommands(pulseClient.db(database)) : pulseClient.db(database);
-    const store = new Store(client, ferret ? withSerialWrites(db) : db, ferret, pulseClient, pulse);
+    // Every command is bounded in time (serial-writes.ts, COMMAND_TIMEOUT_MS): the driver can leave
+    // one pending for good after a dropped connection, whichever server it talks to. On FerretDB
+    // writes also wait in a line. Heartbeats (one document per process, written by it alone) and
+    // leadership generations (inserts) need no line, and must not wait in it or for the main pool
+    // (src/node/liveness.ts, leadership.ts).
+    const pulse = withBoundedCommands(pulseClient.db(database));
+    const store = new Store(client, ferret ? withSerialWrites(db) : withBoundedCommands(db), ferret, pulseClient, pulse);
     store.watchdogs = [watchMonitoring(client, 'store', log), watchMonitoring(pulseClient, 'pulse', log)];
     await store.ensureIndexes();
     return store;
