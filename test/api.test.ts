@@ -438,8 +438,8 @@ describe('node and definitions', () => {
   });
 
   test('metrics: Prometheus text without a key; events by type and requests by route counted as they happen; where the chain and the listener stand', async () => {
-    const scrape = async (): Promise<Sample[]> => {
-      const res = await fetch(`${net.stack.network.parties.acme!.apiUrl}/api/v1/metrics`);
+    const scrape = async (party = 'acme'): Promise<Sample[]> => {
+      const res = await fetch(`${net.stack.network.parties[party]!.apiUrl}/api/v1/metrics`);
       expect([res.status, res.headers.get('content-type')]).toEqual([200, expect.stringMatching(/^text\/plain; version=0\.0\.4/)]);
       return parseExposition(await res.text());
     };
@@ -447,6 +447,7 @@ describe('node and definitions', () => {
       samples.filter((x) => x.name === name && Object.entries({ party: 'acme', ...labels }).every(([k, v]) => x.labels[k] === v)).reduce((sum, x) => sum + x.value, 0);
 
     const before = await scrape();
+    const peerBefore = await scrape('globex');
     const id = await startedOrder();
     await acme.get(`/instances/${id}`);
     await acme.get('/instances/no-such-instance');
@@ -455,6 +456,12 @@ describe('node and definitions', () => {
     await net.mine(1);
     expect((await ordered).body.step.status).toBe('confirmed');
     const after = await scrape();
+    // The peer counts what its data exchange answered: the invitation and the step delivered to it.
+    const peerAfter = await scrape('globex');
+    const answered = (samples: Sample[], route: string) =>
+      samples.filter((x) => x.name === 'lockstep_dx_requests_total' && x.labels.party === 'globex' && x.labels.route === route && x.labels.code!.startsWith('2')).reduce((sum, x) => sum + x.value, 0);
+    // (At least once: a sender's retry after a lost answer would be counted again.)
+    for (const route of ['/dx/v1/invitations', '/dx/v1/envelopes']) expect([route, answered(peerAfter, route) - answered(peerBefore, route) >= 1]).toEqual([route, true]);
     // The step, timed from its proposal to its decision here.
     const timed = { proposer: 'own', status: 'confirmed' };
     expect(value(after, 'lockstep_step_decision_seconds_count', timed) - value(before, 'lockstep_step_decision_seconds_count', timed)).toBe(1);

@@ -43,7 +43,7 @@ export function createApiApp(ctx: NodeContext, listener: ChainListener, services
 
   app.use(swaggerUi());
   const api = express.Router();
-  api.use(services.metrics.countRequests());
+  api.use(services.metrics.countRequests('api'));
   api.use(statusRoutes(ctx, listener, services.leadership));
   api.get('/metrics', async (_req, res) => {
     res.type(services.metrics.registry.contentType).send(await services.metrics.registry.metrics());

@@ -87,9 +87,11 @@ export function shedWhenBehind(party: string, backlog: () => SerialStats | null,
  */
 export const EXCHANGE_BODY_LIMIT_BYTES = MAX_STEP_DATA_BYTES + 65_536;
 
-export function createExchangeApp(ctx: NodeContext, pins: PinSignaller, chain: Pick<ChainListener, 'lookBack'>): Express {
+/** `counted`, where given, runs first for every request (the node's metrics count them). */
+export function createExchangeApp(ctx: NodeContext, pins: PinSignaller, chain: Pick<ChainListener, 'lookBack'>, counted?: RequestHandler): Express {
   const app = express();
   app.disable('x-powered-by');
+  if (counted) app.use(counted);
   app.use(requireCertifiedSender());
   app.use(shedWhenBehind(ctx.party, () => serialStatsOf(ctx.store.db), ctx.log));
   app.use(jsonBody(EXCHANGE_BODY_LIMIT_BYTES));

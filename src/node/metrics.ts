@@ -3,7 +3,7 @@
  * the process's own figures (CPU, memory, event-loop delay, collections: prom-client's defaults),
  * the node's events by type as this process records them (steps proposed, confirmed and rejected,
  * `pin.failing`, `data.waiting`, `security.refused`, ...), how long steps took from their proposal
- * to their decision here, its REST requests by route and status,
+ * to their decision here, the requests its REST API and data exchange answered by route and status,
  * and at each scrape whether it leads its party, where the chain and its listener stand, how many
  * steps wait for a pin transaction and whether those go out, and, on FerretDB, its write line's
  * backlog. Each process of a party has its own (replicas: sum them in Prometheus); the counters
@@ -16,10 +16,8 @@ import type { LockstepEvent } from '../model/event';
 import type { CheckpointDoc } from '../store/documents';
 import type { SerialStats } from '../store/serial-writes';
 
-/** Where the figures read at each scrape come from. */
+/** Where the figures read at each scrape come from (`NodeMetrics.watch`). */
 export interface MetricSources {
-  /** The event log's in-process notices of the events this process records. */
-  eventsAppended: EventEmitter;
   leading(): boolean;
   chainHead(): number;
   checkpoint(): Promise<CheckpointDoc | null>;
@@ -30,10 +28,11 @@ export interface MetricSources {
 
 export class NodeMetrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<'method' | 'route' | 'code'>;
+  private readonly requests: Record<'api' | 'dx', Counter<'method' | 'route' | 'code'>>;
   private readonly stopEvents: () => void;
 
-  constructor(party: string, sources: MetricSources) {
+  /** `eventsAppended`: the event log's in-process notices of the events this process records. */
+  constructor(party: string, eventsAppended: EventEmitter) {
     this.registry.setDefaultLabels({ party });
     collectDefaultMetrics({ register: this.registry });
     const events = new Counter({ name: 'lockstep_events_total', help: "Events this process recorded in the node's event log, by type", labelNames: ['type'], registers: [this.registry] });
@@ -54,9 +53,17 @@ export class NodeMetrics {
         if (proposal) decidedAfter.observe({ proposer: proposal.proposer, status: event.type.slice('step.'.length) }, Math.max(0, Date.parse(event.at) - proposal.at) / 1000);
       }
     };
-    sources.eventsAppended.on('event', count);
-    this.stopEvents = () => sources.eventsAppended.off('event', count);
-    this.requests = new Counter({ name: 'lockstep_api_requests_total', help: 'REST API requests answered, by method, route and status code', labelNames: ['method', 'route', 'code'], registers: [this.registry] });
+    eventsAppended.on('event', count);
+    this.stopEvents = () => eventsAppended.off('event', count);
+    const requests = (name: string, help: string) => new Counter({ name, help, labelNames: ['method', 'route', 'code'], registers: [this.registry] });
+    this.requests = {
+      api: requests('lockstep_api_requests_total', 'REST API requests answered, by method, route and status code'),
+      dx: requests('lockstep_dx_requests_total', "Requests from peers answered at this node's data exchange, by method, route and status code"),
+    };
+  }
+
+  /** Adds the figures read at each scrape, once what they read exists. */
+  watch(sources: MetricSources): void {
 
     const gauge = (name: string, help: string, read: () => number | null | Promise<number | null>) =>
       new Gauge({
@@ -84,17 +91,18 @@ export class NodeMetrics {
   }
 
   /**
-   * Counts each REST request once answered, by its route's pattern (not its path, which names
-   * instances). Used first in the router it counts for: where it is mounted is read as the
-   * request arrives, since a request that ends in an error leaves the router before it is answered.
+   * Counts each request to the REST API or the data exchange once answered, by its route's
+   * pattern (not its path, which names instances). Used first in the router it counts for: where
+   * it is mounted is read as the request arrives, since a request that ends in an error leaves the
+   * router before it is answered.
    */
-  countRequests(): RequestHandler {
+  countRequests(surface: 'api' | 'dx'): RequestHandler {
     return (req, res, next) => {
       const mountedAt = req.baseUrl;
       res.on('finish', () => {
         const route = req.route as { path?: unknown } | undefined;
         const pattern = route ? `${mountedAt}${String(route.path)}` : 'unmatched';
-        this.requests.inc({ method: req.method, route: pattern, code: String(res.statusCode) });
+        this.requests[surface].inc({ method: req.method, route: pattern, code: String(res.statusCode) });
       });
       next();
     };

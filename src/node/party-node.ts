@@ -180,7 +180,8 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   await idempotency.ensureIndexes();
   const webhooks = new Webhooks(store.db, store.events, config.webhooks, log);
   await webhooks.ensureIndexes();
-  const dxApp = createExchangeApp(ctx, pins, listener);
+  const metrics = new NodeMetrics(config.party, store.events.appended);
+  const dxApp = createExchangeApp(ctx, pins, listener, metrics.countRequests('dx'));
   const dx = new LeaderPort(config.dxTls ? https.createServer(dxServerOptions(config.dxTls), dxApp) : http.createServer(dxApp), config.dxPort, config.listenHost, 'data exchange', log);
   // One process of the party runs these (replicas: the others serve the REST API and workflow
   // tasks, and take over when the leader's heartbeat stops).
@@ -226,8 +227,7 @@ export async function startPartyNode(config: NodeConfig, network: NetworkFile, p
   await leadership.start();
   const sockets = new EventSockets(store.db, store.events, keys, log, config.eventWindow);
 
-  const metrics = new NodeMetrics(config.party, {
-    eventsAppended: store.events.appended,
+  metrics.watch({
     leading: () => leadership.isLeader,
     chainHead: () => listener.head,
     checkpoint: () => store.checkpoint(),
