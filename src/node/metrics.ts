@@ -64,7 +64,6 @@ export class NodeMetrics {
 
   /** Adds the figures read at each scrape, once what they read exists. */
   watch(sources: MetricSources): void {
-
     const gauge = (name: string, help: string, read: () => number | null | Promise<number | null>) =>
       new Gauge({
         name,
