@@ -35,8 +35,11 @@ export function decodeCursor(cursor: string | undefined, query: string): { v: st
   return { v: body.v, id: body.id };
 }
 
-/** The MongoDB condition "after (v, id)" in the given direction. */
-export function afterCondition(field: string, after: { v: unknown; id: string }, direction: 1 | -1): Record<string, unknown> {
+/**
+ * The MongoDB condition "after (v, id)" in the given direction; `andAt`: the item at (v, id) as
+ * well (a list whose last page ended partway through that item's own entries, GET /tasks).
+ */
+export function afterCondition(field: string, after: { v: unknown; id: string }, direction: 1 | -1, andAt = false): Record<string, unknown> {
   const op = direction === 1 ? '$gt' : '$lt';
-  return { $or: [{ [field]: { [op]: after.v } }, { [field]: after.v, _id: { [op]: after.id } }] };
+  return { $or: [{ [field]: { [op]: after.v } }, { [field]: after.v, _id: { [andAt ? `${op}e` : op]: after.id } }] };
 }

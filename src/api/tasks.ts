@@ -11,7 +11,7 @@ import type { NodeContext } from '../node/context';
 import { stateFromConfirmed, stepsFor } from '../process/tasks';
 import { callerOf, mayActAs } from './auth';
 import { enumParam, limitParam, stringParam } from './query';
-import { decodeCursor, encodeCursor, queryFingerprint } from './pagination';
+import { afterCondition, decodeCursor, encodeCursor, queryFingerprint } from './pagination';
 import type { Filter } from 'mongodb';
 import type { StepDefinition } from '../model/definition';
 import type { InstanceDoc, StepDoc } from '../store/documents';
@@ -80,7 +80,7 @@ export function taskRoutes(ctx: NodeContext): Router {
       ...(q.definition ? { 'header.definitionId': q.definition } : {}),
     };
     const active = ctx.store.instances
-      .find(after ? { $and: [filter, { $or: [{ createdAt: { $gt: after.createdAt } }, { createdAt: after.createdAt, _id: { [after.step ? '$gte' : '$gt']: after.instanceId } }] }] } : filter)
+      .find(after ? { $and: [filter, afterCondition('createdAt', { v: after.createdAt, id: after.instanceId }, 1, after.step !== undefined)] } : filter)
       .sort({ createdAt: 1, _id: 1 })
       .limit(SCANNED_INSTANCES);
     const tasks: (TaskView & { createdAt: Date })[] = [];
